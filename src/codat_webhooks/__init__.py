@@ -1,0 +1,48 @@
+"""codat-webhooks: receive Codat's webhooks authenticated, typed, exactly once, via plugins.
+
+>>> from codat_webhooks import Receiver, hookimpl
+>>> from codat_webhooks.stores import MemoryStore
+>>> class Handlers:
+...     @hookimpl
+...     def on_data_connection_status_changed(self, alert):
+...         print(alert.data.new_status)
+>>> receiver = Receiver(authorization="Bearer s3cret", store=MemoryStore(),
+...                     plugins=[Handlers()], load_entrypoints=False)
+"""
+
+from __future__ import annotations
+
+from .delivery import Delivery, Reply
+from .errors import (
+    CodatWebhookError,
+    ConfigurationError,
+    ConflictError,
+    PayloadError,
+    PayloadTooLargeError,
+    StoreError,
+    VerificationError,
+)
+from .hooks.hookspecs import hookimpl
+from .models import Alert, parse_alert
+from .receiver import Receiver
+from .rules import RuleType
+
+__all__ = [
+    "Alert",
+    "CodatWebhookError",
+    "ConfigurationError",
+    "ConflictError",
+    "Delivery",
+    "PayloadError",
+    "PayloadTooLargeError",
+    "Receiver",
+    "Reply",
+    "RuleType",
+    "StoreError",
+    "VerificationError",
+    "__version__",
+    "hookimpl",
+    "parse_alert",
+]
+
+__version__ = "0.1.0"

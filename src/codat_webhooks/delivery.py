@@ -1,0 +1,71 @@
+"""The two values that cross the receiver's boundary: what came in, and what goes back."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .headers import Headers
+
+__all__ = ["Delivery", "Outcome", "Reply"]
+
+
+class Outcome:
+    """The ``outcome`` strings of the status policy, in one place."""
+
+    PROCESSED = "processed"
+    DUPLICATE = "duplicate"
+    IN_PROGRESS = "in_progress"
+    CONFLICT = "conflict"
+    UNAUTHORIZED = "unauthorized"
+    INVALID = "invalid"
+    TOO_LARGE = "too_large"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    FAILED = "failed"
+    UNAVAILABLE = "unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One HTTP delivery as hooks see it.
+
+    ``key`` is the idempotency key (``webhook-id``, else the body's ``id``, else ``AlertId``,
+    else ``sha256:<body digest>``); ``None`` only on rejections that happen before a key can be
+    derived. ``verified_by`` names the credential that matched, never its value. ``attempt``
+    counts how many times hooks have started for this key, this run included (0 when hooks do
+    not run).
+    """
+
+    key: str | None
+    headers: Headers
+    body: bytes
+    received_at: datetime
+    verified_by: str | None = None
+    attempt: int = 0
+    method: str = "POST"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What to send back: adapters write ``status``, ``headers`` and ``body`` verbatim."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    outcome: str
+    key: str | None = field(default=None)
+
+    @classmethod
+    def build(
+        cls,
+        status: int,
+        outcome: str,
+        key: str | None,
+        detail: str,
+        extra_headers: tuple[tuple[str, str], ...] = (),
+    ) -> Reply:
+        body = json.dumps({"outcome": outcome, "key": key, "detail": detail}).encode()
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        headers.extend(extra_headers)
+        return cls(status, headers, body, outcome, key)

@@ -1,0 +1,59 @@
+"""A small case-insensitive, read-only view of request headers.
+
+Adapters hand us headers as a dict, a list of pairs or an ASGI byte list; HTTP says names are
+case-insensitive. Normalising once here keeps every later lookup a plain dict hit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TypeAlias
+
+__all__ = ["HeaderInput", "Headers", "redact"]
+
+HeaderInput: TypeAlias = Mapping[str, str] | Iterable[tuple[str, str]]
+
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
+REDACTED = "[redacted]"
+
+
+class Headers(Mapping[str, str]):
+    """Header names are matched in any case; a repeated name keeps its first value.
+
+    ``items()`` yields lower-cased names. :attr:`raw` keeps every pair as received, for
+    diagnostics and for storing alongside a delivery.
+    """
+
+    __slots__ = ("_first", "raw")
+
+    def __init__(self, headers: HeaderInput | None = None) -> None:
+        pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
+        self.raw: tuple[tuple[str, str], ...] = tuple((str(k), str(v)) for k, v in pairs)
+        first: dict[str, str] = {}
+        for name, value in self.raw:
+            first.setdefault(name.lower(), value)
+        self._first = first
+
+    def __getitem__(self, name: str) -> str:
+        return self._first[name.lower()]
+
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        return self._first.get(name.lower(), default)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._first
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._first)
+
+    def __len__(self) -> int:
+        return len(self._first)
+
+    def __repr__(self) -> str:
+        return f"Headers({list(redact(self.raw))!r})"
+
+
+def redact(pairs: Iterable[tuple[str, str]]) -> Iterator[tuple[str, str]]:
+    """The pairs with credential values replaced, so they can be logged or stored safely."""
+    for name, value in pairs:
+        yield (name, REDACTED if name.lower() in _SECRET_HEADERS else value)

@@ -1,0 +1,85 @@
+"""Calls hook implementations one by one, sync or async, in pluggy's order.
+
+pluggy itself would call an ``async def`` implementation and move on with an un-awaited
+coroutine, losing both ordering and exceptions. So we walk the implementations ourselves:
+each is called with just the arguments it asks for, awaited if it is a coroutine, and the
+first exception stops the chain. ``call`` never needs an event loop for sync implementations;
+``call_async`` never runs a sync implementation on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pluggy
+
+__all__ = ["Dispatcher"]
+
+logger = logging.getLogger("codat_webhooks")
+
+
+def _run_to_completion(awaitable: Awaitable[Any]) -> Any:
+    """Run a coroutine from sync code, even when this thread already runs an event loop."""
+
+    async def wrapper() -> Any:
+        return await awaitable
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(wrapper())
+    with concurrent.futures.ThreadPoolExecutor(1, "codat-webhooks-async-hook") as pool:
+        return pool.submit(asyncio.run, wrapper()).result()
+
+
+class Dispatcher:
+    """Calls hooks of one plugin manager; see the module docstring for the semantics."""
+
+    def __init__(self, manager: pluggy.PluginManager) -> None:
+        self.manager = manager
+
+    def _implementations(self, name: str) -> list[pluggy.HookImpl]:
+        caller: pluggy.HookCaller = getattr(self.manager.hook, name)
+        return caller.get_hookimpls()[::-1]  # pluggy calls the last registered first
+
+    def call(self, names: tuple[str, ...], kwargs: dict[str, Any]) -> None:
+        """Call every implementation of each hook in ``names``, stopping at the first error."""
+        for name in names:
+            for impl in self._implementations(name):
+                result = impl.function(*[kwargs[arg] for arg in impl.argnames])
+                if inspect.isawaitable(result):
+                    _run_to_completion(result)
+
+    async def call_async(self, names: tuple[str, ...], kwargs: dict[str, Any]) -> None:
+        """As :meth:`call`, awaiting async implementations and threading sync ones."""
+        from asgiref.sync import sync_to_async
+
+        for name in names:
+            for impl in self._implementations(name):
+                args = [kwargs[arg] for arg in impl.argnames]
+                function: Callable[..., Any] = impl.function
+                if inspect.iscoroutinefunction(function):
+                    await function(*args)
+                    continue
+                result = await sync_to_async(function, thread_sensitive=False)(*args)
+                if inspect.isawaitable(result):
+                    await result
+
+    def notify(self, name: str, kwargs: dict[str, Any]) -> None:
+        """Call an informational hook; its errors are logged, never propagated."""
+        try:
+            self.call((name,), kwargs)
+        except Exception:
+            logger.exception("%s hook raised; ignored", name)
+
+    async def notify_async(self, name: str, kwargs: dict[str, Any]) -> None:
+        try:
+            await self.call_async((name,), kwargs)
+        except Exception:
+            logger.exception("%s hook raised; ignored", name)
+

@@ -1,0 +1,65 @@
+"""Field types and the base model shared by legacy alerts and new-service events.
+
+Codat's payloads disagree with themselves: IDs arrive as ``""`` or all zeros, timestamps carry
+seven fractional digits or no zone, and keys switch between PascalCase and camelCase. These
+helpers absorb that once, so each model declares only names and types.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
+
+__all__ = ["CodatId", "CodatModel", "UtcDatetime", "codat_field"]
+
+
+def _blank_id_to_none(value: Any) -> Any:
+    """Codat sends ``""`` (and, in old examples, the nil UUID) where there is no ID."""
+    if isinstance(value, str) and not value.strip().strip("0-"):
+        return None
+    if isinstance(value, uuid.UUID) and value.int == 0:
+        return None
+    return value
+
+
+def _assume_utc(value: datetime | None) -> datetime | None:
+    """Codat's timestamps are UTC; a few omit the zone, which would make them naive."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
+CodatId = Annotated[uuid.UUID | None, BeforeValidator(_blank_id_to_none)]
+"""A Codat GUID, or ``None`` when Codat sent nothing, an empty string or all zeros."""
+
+UtcDatetime = Annotated[datetime | None, AfterValidator(_assume_utc)]
+"""An aware datetime; zone-less strings are taken as UTC."""
+
+
+def _swap_first_case(name: str) -> str:
+    first = name[:1]
+    return (first.lower() if first.isupper() else first.upper()) + name[1:]
+
+
+def codat_field(alias: str, *also: str, default: Any = None) -> Any:
+    """A field read from Codat's key in either initial case, and written back as ``alias``."""
+    choices = dict.fromkeys((alias, _swap_first_case(alias), *also))
+    return Field(
+        default=default,
+        validation_alias=AliasChoices(*choices),
+        serialization_alias=alias,
+    )
+
+
+class CodatModel(BaseModel):
+    """Frozen, keeps unknown keys (Codat adds fields without notice), accepts names or aliases."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="allow",
+        validate_by_name=True,
+        validate_by_alias=True,
+    )

@@ -1,0 +1,67 @@
+"""Raw bytes to models, with every failure turned into a :class:`PayloadError`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..errors import PayloadError
+from ..rules import RuleType
+from .legacy import ALERT_CLASSES, RULE_TYPE_KEYS, Alert
+
+__all__ = ["describe_validation_error", "load_object", "parse_alert", "rule_type_of"]
+
+
+def load_object(body: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
+    """Decode a body that must be a JSON object; anything else is a 400-class ``PayloadError``."""
+    if isinstance(body, Mapping):
+        return body
+    try:
+        obj = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise PayloadError(f"body is not valid JSON: {exc}", status_hint=400) from None
+    except TypeError:
+        raise PayloadError("body must be bytes, str or a mapping", status_hint=400) from None
+    if not isinstance(obj, dict):
+        raise PayloadError(
+            f"body is JSON {type(obj).__name__}, not an object", status_hint=400
+        ) from None
+    return obj
+
+
+def rule_type_of(obj: Mapping[str, Any]) -> str | None:
+    """The rule-type string under whichever key this sender used, if it is a string."""
+    for key in RULE_TYPE_KEYS:
+        value = obj.get(key)
+        if value is not None:
+            return value if isinstance(value, str) else None
+    return None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """A short, value-free summary: field locations and what was wrong, never the input."""
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        location = ".".join(str(part) for part in error["loc"]) or "body"
+        parts.append(f"{location}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def parse_alert(body: bytes | str | Mapping[str, Any]) -> Alert:
+    """Parse a legacy alert into the model for its rule type (``Alert`` itself when unknown).
+
+    Raises :class:`PayloadError` (``status_hint`` 400) when the body is not a JSON object and
+    (422) when it is an object without a rule type or with fields of the wrong type.
+    """
+    obj = load_object(body)
+    rule_type = rule_type_of(obj)
+    if rule_type is None:
+        raise PayloadError("JSON object has no RuleType (or Type) string")
+    model = ALERT_CLASSES.get(RuleType.parse(rule_type), Alert)  # type: ignore[arg-type]
+    try:
+        return model.model_validate(obj)
+    except ValidationError as exc:
+        raise PayloadError(f"{rule_type!r} alert is invalid: {describe_validation_error(exc)}") from None

@@ -1,0 +1,9 @@
+"""Built-in plugins, registered through the same hooks third-party plugins use."""
+
+from __future__ import annotations
+
+from .log import LogPlugin
+
+__all__ = ["BUILTIN_PLUGINS", "LogPlugin"]
+
+BUILTIN_PLUGINS: tuple[tuple[str, object], ...] = (("codat_webhooks.log", LogPlugin()),)

@@ -1,0 +1,369 @@
+"""The sans-I/O receiver: ``(method, headers, body)`` in, :class:`Reply` out.
+
+Pipeline: check method and size -> verify credentials over the raw bytes -> decode and parse
+-> claim the idempotency key -> call hooks -> complete (or release) -> reply. Lower layers raise
+typed errors; this module alone turns them into HTTP statuses (see :meth:`Receiver._error_reply`
+and the status table in the docs). Adapters add only the reading and writing of bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from typing import Any
+
+import pluggy
+
+from .delivery import Delivery, Outcome, Reply
+from .errors import (
+    CodatWebhookError,
+    ConfigurationError,
+    ConflictError,
+    PayloadError,
+    PayloadTooLargeError,
+    StoreError,
+)
+from .headers import HeaderInput, Headers, redact
+from .hooks.dispatch import Dispatcher
+from .hooks.manager import make_plugin_manager
+from .leases import LeaseKeeper
+from .models._parse import load_object
+from .routing import Route, key_from_body, route
+from .stores.base import CODAT_RETRY_WINDOW, ClaimStatus, Entry, Store
+from .verify import Authenticator, Credentials, SecretCredentials
+
+__all__ = ["ALLOWED_METHODS", "DEFAULT_DB_PATH", "Receiver"]
+
+logger = logging.getLogger("codat_webhooks")
+
+ALLOWED_METHODS = ("POST", "PUT")  # PUT: a Svix transformation can change the method
+DEFAULT_DB_PATH = "codat-webhooks.sqlite3"
+KEY_HEADERS = ("webhook-id", "svix-id")
+
+
+@dataclass(slots=True)
+class _Admitted:
+    """A delivery that passed every check that needs no store: ready to claim."""
+
+    delivery: Delivery
+    route: Route
+    entry: Entry
+
+
+class _Rejected(Exception):
+    """Internal: carries a rejection out of :meth:`Receiver._admit` with what to do about it."""
+
+    def __init__(
+        self, error: CodatWebhookError, delivery: Delivery, park: Entry | None = None
+    ) -> None:
+        super().__init__(error.reason)
+        self.error = error
+        self.delivery = delivery
+        self.park = park
+
+
+class Receiver:
+    """Authenticates, validates, deduplicates and dispatches Codat webhook deliveries.
+
+    Thread-safe and reusable: create one per process and share it between requests. See the
+    contract in the documentation for every argument; the non-obvious ones:
+
+    ``lease``
+        Seconds a claim lives without renewal. Running hooks renew it, so it only bounds how
+        long a crashed worker blocks redelivery.
+    ``retry_after``
+        Seconds sent in ``Retry-After`` when a hook failed or the store was unavailable.
+    ``plugin_manager``
+        A ready manager (from :func:`codat_webhooks.hooks.manager.make_plugin_manager`) to use
+        instead of building one from ``plugins`` and ``load_entrypoints``.
+    """
+
+    def __init__(
+        self,
+        authorization: Credentials = None,
+        signing_secrets: SecretCredentials = None,
+        tolerance: float = 300,
+        store: Store | None = None,
+        plugins: Sequence[object] = (),
+        load_entrypoints: bool = True,
+        max_body_bytes: int = 1_048_576,
+        insecure: bool = False,
+        *,
+        lease: float = 60.0,
+        retry_after: int = 30,
+        plugin_manager: pluggy.PluginManager | None = None,
+    ) -> None:
+        if max_body_bytes <= 0:
+            raise ConfigurationError("max_body_bytes must be positive")
+        if lease <= 0:
+            raise ConfigurationError("lease must be a positive number of seconds")
+        self.authenticator = Authenticator(
+            authorization, signing_secrets, tolerance=tolerance, insecure=insecure
+        )
+        if store is None:
+            from .stores.sqlite import SQLiteStore
+
+            store = SQLiteStore(DEFAULT_DB_PATH)
+        if store.retention < CODAT_RETRY_WINDOW:
+            logger.warning(
+                "store retention %.0fs is shorter than Codat's 28-hour retry window: "
+                "late retries of processed alerts will run the hooks again",
+                store.retention,
+            )
+        self.store = store
+        self.plugin_manager = plugin_manager or make_plugin_manager(
+            plugins, load_entrypoints=load_entrypoints
+        )
+        self.dispatcher = Dispatcher(self.plugin_manager)
+        self.max_body_bytes = max_body_bytes
+        self.lease = float(lease)
+        self.retry_after = retry_after
+        self._leases = LeaseKeeper(store, self.lease)
+
+    # --- public entry points -----------------------------------------------------------------
+
+    def handle(
+        self, method: str, headers: HeaderInput, body: bytes, *, force: bool = False
+    ) -> Reply:
+        """Process one delivery synchronously; async hook implementations are run to completion.
+
+        ``force`` re-runs the hooks of an already processed key (used by ``replay --force``).
+        """
+        try:
+            admitted = self._admit(method, headers, body)
+        except _Rejected as rejected:
+            if rejected.park is not None:
+                try:
+                    self.store.park(rejected.park, reason=rejected.error.reason)
+                except StoreError as exc:
+                    return self._unavailable(rejected.park.key, exc)
+            self.dispatcher.notify("on_rejected", self._rejected_kwargs(rejected))
+            return self._error_reply(rejected.error, rejected.delivery.key)
+        if admitted is None:
+            return self._method_not_allowed()
+
+        key = admitted.entry.key
+        try:
+            claim = self.store.claim(admitted.entry, lease=self.lease, force=force)
+        except StoreError as exc:
+            return self._unavailable(key, exc)
+        if claim.status is not ClaimStatus.CLAIMED:
+            reply, note = self._not_claimed(admitted, claim.status, claim.retry_after)
+            if note is not None:
+                self.dispatcher.notify(*note)
+            return reply
+
+        delivery = replace(admitted.delivery, attempt=claim.attempts)
+        kwargs = self._hook_kwargs(admitted.route, delivery)
+        with self._leases.hold(key, claim.token):
+            try:
+                self.dispatcher.call(admitted.route.hooks, kwargs)
+            except Exception as exc:
+                self.dispatcher.notify("on_handler_error", {**kwargs, "error": exc})
+                self._release(key, claim.token, exc)
+                return self._failed(key)
+        self._complete(key, claim.token)
+        return Reply.build(200, Outcome.PROCESSED, key, "processed")
+
+    async def handle_async(
+        self, method: str, headers: HeaderInput, body: bytes, *, force: bool = False
+    ) -> Reply:
+        """As :meth:`handle`, for event loops: sync hooks and blocking stores run in threads."""
+        try:
+            admitted = self._admit(method, headers, body)
+        except _Rejected as rejected:
+            if rejected.park is not None:
+                try:
+                    await self._store_call(
+                        self.store.park, rejected.park, reason=rejected.error.reason
+                    )
+                except StoreError as exc:
+                    return self._unavailable(rejected.park.key, exc)
+            await self.dispatcher.notify_async("on_rejected", self._rejected_kwargs(rejected))
+            return self._error_reply(rejected.error, rejected.delivery.key)
+        if admitted is None:
+            return self._method_not_allowed()
+
+        key = admitted.entry.key
+        try:
+            claim = await self._store_call(
+                self.store.claim, admitted.entry, lease=self.lease, force=force
+            )
+        except StoreError as exc:
+            return self._unavailable(key, exc)
+        if claim.status is not ClaimStatus.CLAIMED:
+            reply, note = self._not_claimed(admitted, claim.status, claim.retry_after)
+            if note is not None:
+                await self.dispatcher.notify_async(*note)
+            return reply
+
+        delivery = replace(admitted.delivery, attempt=claim.attempts)
+        kwargs = self._hook_kwargs(admitted.route, delivery)
+        with self._leases.hold(key, claim.token):
+            try:
+                await self.dispatcher.call_async(admitted.route.hooks, kwargs)
+            except Exception as exc:
+                await self.dispatcher.notify_async("on_handler_error", {**kwargs, "error": exc})
+                await self._store_call(self._release, key, claim.token, exc)
+                return self._failed(key)
+        await self._store_call(self._complete, key, claim.token)
+        return Reply.build(200, Outcome.PROCESSED, key, "processed")
+
+    def close(self) -> None:
+        """Stop the lease renewer and close the store."""
+        self._leases.close()
+        self.store.close()
+
+    # --- steps that need no I/O --------------------------------------------------------------
+
+    def _admit(self, method: str, headers: HeaderInput, body: bytes) -> _Admitted | None:
+        """Method, size, credentials, JSON and model checks; ``None`` means a wrong method."""
+        if method.upper() not in ALLOWED_METHODS:
+            return None
+        received_at = datetime.now(timezone.utc)
+        hdrs = headers if isinstance(headers, Headers) else Headers(headers)
+        header_key = next((hdrs[name] for name in KEY_HEADERS if name in hdrs), None)
+        delivery = Delivery(header_key, hdrs, body, received_at, method=method.upper())
+        if len(body) > self.max_body_bytes:
+            error = PayloadTooLargeError(
+                f"body of {len(body)} bytes exceeds max_body_bytes={self.max_body_bytes}"
+            )
+            raise _Rejected(error, delivery)
+        try:
+            verified_by = self.authenticator.verify(hdrs, body)
+        except CodatWebhookError as exc:
+            raise _Rejected(exc, delivery) from None
+        delivery = replace(delivery, verified_by=verified_by)
+        fingerprint = hashlib.sha256(body).hexdigest()
+        try:
+            obj = load_object(body)
+        except PayloadError as exc:
+            key = header_key or f"sha256:{fingerprint}"
+            delivery = replace(delivery, key=key)
+            raise _Rejected(exc, delivery, self._entry(delivery, fingerprint)) from None
+        key = header_key or key_from_body(obj) or f"sha256:{fingerprint}"
+        delivery = replace(delivery, key=key)
+        try:
+            routed = route(obj)
+        except PayloadError as exc:
+            raise _Rejected(exc, delivery, self._entry(delivery, fingerprint)) from None
+        entry = self._entry(delivery, fingerprint, routed.kind, routed.company_id)
+        return _Admitted(delivery, routed, entry)
+
+    @staticmethod
+    def _entry(
+        delivery: Delivery,
+        fingerprint: str,
+        kind: str | None = None,
+        company_id: str | None = None,
+    ) -> Entry:
+        assert delivery.key is not None
+        return Entry(
+            key=delivery.key,
+            fingerprint=fingerprint,
+            body=delivery.body,
+            headers=tuple(redact(delivery.headers.raw)),
+            kind=kind,
+            company_id=company_id,
+        )
+
+    @staticmethod
+    def _hook_kwargs(routed: Route, delivery: Delivery) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"delivery": delivery, routed.argument: routed.payload}
+        kwargs.setdefault("alert", routed.payload)  # on_handler_error names it ``alert``
+        return kwargs
+
+    @staticmethod
+    def _rejected_kwargs(rejected: _Rejected) -> dict[str, Any]:
+        return {"delivery": rejected.delivery, "error": rejected.error}
+
+    # --- store calls -------------------------------------------------------------------------
+
+    async def _store_call(self, function: Any, *args: Any, **kwargs: Any) -> Any:
+        if not self.store.blocking:
+            return function(*args, **kwargs)
+        from asgiref.sync import sync_to_async
+
+        return await sync_to_async(function, thread_sensitive=False)(*args, **kwargs)
+
+    def _release(self, key: str, token: int, exc: BaseException) -> None:
+        try:
+            self.store.release(key, token, error=f"{type(exc).__name__}: {exc}")
+        except StoreError as store_exc:
+            logger.error("could not release %s (%s); its lease will expire", key, store_exc)
+
+    def _complete(self, key: str, token: int) -> None:
+        # The hooks ran: answering 200 is right even if recording that fails, because a retry
+        # would run them again. The claim then expires with its lease.
+        try:
+            if not self.store.complete(key, token):
+                logger.warning("%s completed after its lease was taken over", key)
+        except StoreError as exc:
+            logger.error("processed %s but could not record it: %s", key, exc)
+
+    # --- replies: the status policy ----------------------------------------------------------
+
+    def _not_claimed(
+        self, admitted: _Admitted, status: ClaimStatus, retry_after: float
+    ) -> tuple[Reply, tuple[str, dict[str, Any]] | None]:
+        """The reply for a claim we did not get, and the informational hook to call, if any."""
+        key = admitted.entry.key
+        if status is ClaimStatus.DUPLICATE:
+            reply = Reply.build(200, Outcome.DUPLICATE, key, "already processed")
+            return reply, ("on_duplicate", {"delivery": admitted.delivery})
+        if status is ClaimStatus.IN_PROGRESS:
+            seconds = str(max(1, math.ceil(retry_after)))
+            reply = Reply.build(
+                503,
+                Outcome.IN_PROGRESS,
+                key,
+                "this key is being processed; retry later",
+                (("Retry-After", seconds),),
+            )
+            return reply, None
+        error = ConflictError("this key was already received with a different body")
+        note = ("on_rejected", {"delivery": admitted.delivery, "error": error})
+        return self._error_reply(error, key), note
+
+    @staticmethod
+    def _error_reply(error: CodatWebhookError, key: str | None) -> Reply:
+        detail = {
+            401: "authentication failed",
+            413: "body too large",
+        }.get(error.status_hint, error.reason)
+        return Reply.build(error.status_hint, error.outcome, key, detail)
+
+    def _unavailable(self, key: str | None, exc: StoreError) -> Reply:
+        logger.error("store unavailable for %s: %s", key, exc)
+        return Reply.build(
+            503,
+            Outcome.UNAVAILABLE,
+            key,
+            "store unavailable; retry later",
+            (("Retry-After", str(self.retry_after)),),
+        )
+
+    def _failed(self, key: str) -> Reply:
+        return Reply.build(
+            503,
+            Outcome.FAILED,
+            key,
+            "a handler failed; retry later",
+            (("Retry-After", str(self.retry_after)),),
+        )
+
+    @staticmethod
+    def _method_not_allowed() -> Reply:
+        return Reply.build(
+            405,
+            Outcome.METHOD_NOT_ALLOWED,
+            None,
+            "use POST or PUT",
+            (("Allow", ", ".join(ALLOWED_METHODS)),),
+        )
+
+

@@ -1,0 +1,185 @@
+"""The idempotency store protocol that every backend implements, and its value types.
+
+A store keeps one record per delivery key. ``claim`` is the heart: it atomically decides whether
+this worker may run the hooks (``CLAIMED``, with a fencing token), must answer ``DUPLICATE``,
+``IN_PROGRESS`` (someone holds a live lease) or ``CONFLICT`` (same key, different body bytes).
+Every backend passes the same contract suite, ``tests/stores/contract.py``.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+__all__ = [
+    "DEFAULT_RETENTION",
+    "CODAT_RETRY_WINDOW",
+    "Claim",
+    "ClaimStatus",
+    "Entry",
+    "Record",
+    "State",
+    "Store",
+]
+
+DEFAULT_RETENTION = 15 * 24 * 3600.0
+"""15 days: Codat retries for about 28 hours and can replay up to 14 days back."""
+
+CODAT_RETRY_WINDOW = 28 * 3600.0
+"""How long Codat's new service keeps retrying one message."""
+
+
+class State(str, enum.Enum):
+    """Where a delivery stands."""
+
+    PROCESSING = "processing"
+    """Claimed; hooks are running under a lease."""
+    DONE = "done"
+    """Every hook returned; later deliveries of the key are duplicates."""
+    FAILED = "failed"
+    """A hook raised and the claim was released; the next delivery runs the hooks again."""
+    PARKED = "parked"
+    """Authenticated but invalid; kept so nothing is lost, replayable after a fix."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class ClaimStatus(str, enum.Enum):
+    CLAIMED = "claimed"
+    DUPLICATE = "duplicate"
+    IN_PROGRESS = "in_progress"
+    CONFLICT = "conflict"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """What the receiver knows about a delivery when it claims or parks it.
+
+    ``headers`` must already be redacted (see :func:`codat_webhooks.headers.redact`).
+    """
+
+    key: str
+    fingerprint: str
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
+    kind: str | None = None
+    company_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    status: ClaimStatus
+    token: int = 0
+    """Fencing token of a ``CLAIMED`` claim; pass it to renew, complete and release."""
+    attempts: int = 0
+    """How many times the hooks have been started for this key, this one included."""
+    retry_after: float = 0.0
+    """For ``IN_PROGRESS``: seconds until the current lease runs out."""
+
+    @property
+    def claimed(self) -> bool:
+        return self.status is ClaimStatus.CLAIMED
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """Everything a store keeps about one key, for the CLI and for replays."""
+
+    key: str
+    state: State
+    fingerprint: str
+    attempts: int
+    first_seen: float
+    last_seen: float
+    kind: str | None = None
+    company_id: str | None = None
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = field(default=())
+    last_error: str | None = None
+    token: int = 0
+    lease_expires: float = 0.0
+
+
+class Store(abc.ABC):
+    """Backend-independent idempotency and dead-letter storage.
+
+    Times are Unix seconds from the wall clock, because several machines share one store.
+    Every method raises :class:`codat_webhooks.errors.StoreError` when the backend cannot be
+    reached or fails, and nothing else for operational failures.
+    """
+
+    blocking: bool = True
+    """Whether calls do I/O; the async path runs blocking stores in a worker thread."""
+
+    def __init__(self, *, retention: float = DEFAULT_RETENTION) -> None:
+        if retention <= 0:
+            from ..errors import ConfigurationError
+
+            raise ConfigurationError("retention must be a positive number of seconds")
+        self.retention = float(retention)
+
+    @abc.abstractmethod
+    def claim(self, entry: Entry, *, lease: float, force: bool = False) -> Claim:
+        """Atomically try to take ``entry.key`` for processing for ``lease`` seconds.
+
+        Claims a new key, a ``FAILED`` or ``PARKED`` one, or a ``PROCESSING`` one whose lease ran
+        out (a dead worker); a ``DONE`` one only with ``force``. A different ``fingerprint`` for a
+        known key is a ``CONFLICT`` (``force`` does not override that).
+        """
+
+    @abc.abstractmethod
+    def renew(self, key: str, token: int, *, lease: float) -> bool:
+        """Extend a live claim; ``False`` if the token no longer holds it (fenced out)."""
+
+    @abc.abstractmethod
+    def complete(self, key: str, token: int) -> bool:
+        """Mark the key ``DONE``; ``False`` (and no change) if the token was fenced out."""
+
+    @abc.abstractmethod
+    def release(self, key: str, token: int, *, error: str) -> bool:
+        """Mark the key ``FAILED`` so the next delivery claims it; ``False`` if fenced out."""
+
+    @abc.abstractmethod
+    def park(self, entry: Entry, *, reason: str) -> None:
+        """Keep an authenticated but unprocessable delivery as ``PARKED`` (a dead letter).
+
+        Parking a key that is ``DONE`` or ``PROCESSING`` changes nothing but ``last_seen``.
+        """
+
+    @abc.abstractmethod
+    def get(self, key: str) -> Record | None:
+        """The record for ``key``, or ``None``."""
+
+    @abc.abstractmethod
+    def find(
+        self,
+        *,
+        states: Sequence[State] = (),
+        kind: str | None = None,
+        company_id: str | None = None,
+        since: float | None = None,
+        limit: int | None = None,
+    ) -> list[Record]:
+        """Records matching every given filter, newest ``last_seen`` first."""
+
+    @abc.abstractmethod
+    def purge(self, *, older_than: float | None = None) -> int:
+        """Delete records last seen more than ``older_than`` seconds ago (default: retention).
+
+        Never deletes a ``PROCESSING`` record whose lease is alive. Returns the number removed.
+        """
+
+    def close(self) -> None:  # noqa: B027 - optional for stores that hold nothing
+        """Release connections; the store must not be used afterwards."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

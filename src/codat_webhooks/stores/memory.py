@@ -1,0 +1,170 @@
+"""An in-process store: exact semantics of the protocol, for tests and single-process apps.
+
+Nothing survives a restart and nothing is shared between processes, so production services
+with several workers want :class:`SQLiteStore`, :class:`RedisStore` or :class:`PostgresStore`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from .base import DEFAULT_RETENTION, Claim, ClaimStatus, Entry, Record, State, Store
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore(Store):
+    """A dict behind one lock; ``clock`` lets tests move time instead of sleeping."""
+
+    blocking = False
+
+    def __init__(
+        self, *, retention: float = DEFAULT_RETENTION, clock: Callable[[], float] = time.time
+    ) -> None:
+        super().__init__(retention=retention)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._records: dict[str, Record] = {}
+
+    def claim(self, entry: Entry, *, lease: float, force: bool = False) -> Claim:
+        now = self._clock()
+        with self._lock:
+            record = self._records.get(entry.key)
+            if record is not None and now - record.last_seen > self.retention:
+                record = None  # expired: behaves as if purged
+            if record is None:
+                self._records[entry.key] = Record(
+                    key=entry.key,
+                    state=State.PROCESSING,
+                    fingerprint=entry.fingerprint,
+                    attempts=1,
+                    first_seen=now,
+                    last_seen=now,
+                    kind=entry.kind,
+                    company_id=entry.company_id,
+                    body=entry.body,
+                    headers=entry.headers,
+                    token=1,
+                    lease_expires=now + lease,
+                )
+                return Claim(ClaimStatus.CLAIMED, token=1, attempts=1)
+            if record.fingerprint != entry.fingerprint:
+                return Claim(ClaimStatus.CONFLICT, attempts=record.attempts)
+            if record.state is State.DONE and not force:
+                self._records[entry.key] = dataclasses.replace(record, last_seen=now)
+                return Claim(ClaimStatus.DUPLICATE, attempts=record.attempts)
+            if record.state is State.PROCESSING and record.lease_expires > now:
+                return Claim(
+                    ClaimStatus.IN_PROGRESS,
+                    attempts=record.attempts,
+                    retry_after=record.lease_expires - now,
+                )
+            claimed = dataclasses.replace(
+                record,
+                state=State.PROCESSING,
+                attempts=record.attempts + 1,
+                last_seen=now,
+                token=record.token + 1,
+                lease_expires=now + lease,
+                kind=entry.kind or record.kind,
+                company_id=entry.company_id or record.company_id,
+                body=entry.body or record.body,
+                headers=entry.headers or record.headers,
+            )
+            self._records[entry.key] = claimed
+            return Claim(ClaimStatus.CLAIMED, token=claimed.token, attempts=claimed.attempts)
+
+    def _update_held(self, key: str, token: int, **changes: object) -> bool:
+        with self._lock:
+            record = self._records.get(key)
+            if record is None or record.token != token or record.state is not State.PROCESSING:
+                return False
+            self._records[key] = dataclasses.replace(record, **changes)  # type: ignore[arg-type]
+            return True
+
+    def renew(self, key: str, token: int, *, lease: float) -> bool:
+        return self._update_held(key, token, lease_expires=self._clock() + lease)
+
+    def complete(self, key: str, token: int) -> bool:
+        now = self._clock()
+        return self._update_held(
+            key, token, state=State.DONE, last_seen=now, lease_expires=0.0, last_error=None
+        )
+
+    def release(self, key: str, token: int, *, error: str) -> bool:
+        now = self._clock()
+        return self._update_held(
+            key, token, state=State.FAILED, last_seen=now, lease_expires=0.0, last_error=error
+        )
+
+    def park(self, entry: Entry, *, reason: str) -> None:
+        now = self._clock()
+        with self._lock:
+            record = self._records.get(entry.key)
+            if record is None:
+                self._records[entry.key] = Record(
+                    key=entry.key,
+                    state=State.PARKED,
+                    fingerprint=entry.fingerprint,
+                    attempts=1,
+                    first_seen=now,
+                    last_seen=now,
+                    kind=entry.kind,
+                    company_id=entry.company_id,
+                    body=entry.body,
+                    headers=entry.headers,
+                    last_error=reason,
+                )
+            elif record.state in (State.PARKED, State.FAILED):
+                self._records[entry.key] = dataclasses.replace(
+                    record,
+                    state=State.PARKED,
+                    attempts=record.attempts + 1,
+                    last_seen=now,
+                    last_error=reason,
+                )
+            else:
+                self._records[entry.key] = dataclasses.replace(record, last_seen=now)
+
+    def get(self, key: str) -> Record | None:
+        with self._lock:
+            return self._records.get(key)
+
+    def find(
+        self,
+        *,
+        states: Sequence[State] = (),
+        kind: str | None = None,
+        company_id: str | None = None,
+        since: float | None = None,
+        limit: int | None = None,
+    ) -> list[Record]:
+        with self._lock:
+            records = list(self._records.values())
+        matches = [
+            record
+            for record in records
+            if (not states or record.state in states)
+            and (kind is None or record.kind == kind)
+            and (company_id is None or record.company_id == company_id)
+            and (since is None or record.last_seen >= since)
+        ]
+        matches.sort(key=lambda record: record.last_seen, reverse=True)
+        return matches[:limit] if limit is not None else matches
+
+    def purge(self, *, older_than: float | None = None) -> int:
+        now = self._clock()
+        cutoff = now - (self.retention if older_than is None else older_than)
+        with self._lock:
+            doomed = [
+                key
+                for key, record in self._records.items()
+                if record.last_seen < cutoff
+                and not (record.state is State.PROCESSING and record.lease_expires > now)
+            ]
+            for key in doomed:
+                del self._records[key]
+        return len(doomed)

@@ -1,0 +1,229 @@
+"""Proving a delivery came from Codat, over the raw bytes, before anything is decoded.
+
+Two mechanisms, configurable together:
+
+* the legacy static ``Authorization`` header set in the Codat Portal, compared in constant time;
+* Svix / Standard Webhooks signatures: HMAC-SHA256 over ``"{id}.{timestamp}.{body}"``, keyed by
+  a ``whsec_`` secret, in ``webhook-*`` (or ``svix-*``) headers, with a two-sided timestamp window.
+
+Policy when both are configured: a request that carries a signature header must have a valid
+signature (a forged signature cannot be rescued by a leaked Authorization value); a request with
+no signature header must carry a matching Authorization value.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeAlias
+
+from .errors import ConfigurationError, VerificationError
+from .headers import Headers
+
+__all__ = [
+    "SIGNATURE_HEADER_SETS",
+    "Authenticator",
+    "AuthorizationCheck",
+    "Credentials",
+    "SignatureCheck",
+    "decode_signing_secret",
+    "named_credentials",
+]
+
+Credentials: TypeAlias = "str | Sequence[str] | Mapping[str, str] | None"
+SecretCredentials: TypeAlias = "str | bytes | Sequence[str | bytes] | Mapping[str, str | bytes] | None"
+
+SIGNATURE_HEADER_SETS: tuple[tuple[str, str, str], ...] = (
+    ("webhook-id", "webhook-timestamp", "webhook-signature"),
+    ("svix-id", "svix-timestamp", "svix-signature"),
+)
+"""(id, timestamp, signature) header names, Standard Webhooks first, then Svix's own."""
+
+SECRET_PREFIX = "whsec_"
+
+
+def named_credentials(value: Any, prefix: str) -> dict[str, Any]:
+    """Give every credential a name, so logs and ``verified_by`` never need the value itself.
+
+    A single value is called ``prefix``; a list gives ``prefix-1``, ``prefix-2``, ...; a dict
+    keeps the caller's names.
+    """
+    if value is None:
+        return {}
+    if isinstance(value, str | bytes):
+        named = {prefix: value}
+    elif isinstance(value, Mapping):
+        named = {str(name): secret for name, secret in value.items()}
+    elif isinstance(value, Sequence):
+        named = {f"{prefix}-{index}": secret for index, secret in enumerate(value, 1)}
+    else:
+        raise ConfigurationError(f"{prefix} must be a string, a list or a dict")
+    for name, secret in named.items():
+        if not isinstance(secret, str | bytes) or not secret:
+            raise ConfigurationError(f"credential {name!r} must be a non-empty string")
+    return named
+
+
+def decode_signing_secret(secret: str | bytes) -> bytes:
+    """The HMAC key for a secret: ``whsec_``/base64 strings are decoded, ``bytes`` used raw.
+
+    Un-prefixed strings are base64 too, as in the official Svix libraries, so a secret copied
+    without its prefix still works.
+    """
+    if isinstance(secret, bytes):
+        return secret
+    encoded = secret.removeprefix(SECRET_PREFIX)
+    try:
+        key = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigurationError(
+            "a signing secret must be 'whsec_' + base64 (pass bytes for a raw key)"
+        ) from None
+    if not key:
+        raise ConfigurationError("a signing secret must not be empty")
+    return key
+
+
+def _header_bytes(value: str) -> bytes:
+    return value.strip().encode("utf-8", "surrogateescape")
+
+
+class AuthorizationCheck:
+    """Compares the ``Authorization`` header with every configured value in constant time."""
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self._values = [(name, _header_bytes(value)) for name, value in values.items()]
+
+    def __call__(self, headers: Headers) -> str:
+        received = headers.get("authorization")
+        if received is None:
+            raise VerificationError("missing Authorization header")
+        candidate = _header_bytes(received)
+        matched = None
+        for name, expected in self._values:  # no early exit: timing must not reveal which
+            if hmac.compare_digest(candidate, expected) and matched is None:
+                matched = name
+        if matched is None:
+            raise VerificationError("Authorization header matches no configured value")
+        return matched
+
+
+class SignatureCheck:
+    """Verifies Svix / Standard Webhooks signatures against one or more secrets."""
+
+    def __init__(
+        self,
+        secrets: Mapping[str, str | bytes],
+        *,
+        tolerance: float = 300,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if tolerance < 0:
+            raise ConfigurationError("tolerance must be >= 0 seconds")
+        self._macs = [
+            (name, hmac.new(decode_signing_secret(secret), digestmod=hashlib.sha256))
+            for name, secret in secrets.items()
+        ]
+        self._tolerance = tolerance
+        self._clock = clock
+
+    @staticmethod
+    def applies(headers: Headers) -> bool:
+        """Whether the request carries a signature header at all."""
+        return any(names[2] in headers for names in SIGNATURE_HEADER_SETS)
+
+    def __call__(self, headers: Headers, body: bytes) -> str:
+        msg_id, timestamp, signature_header = self._read(headers)
+        self._check_timestamp(timestamp)
+        signatures = [
+            part[3:].encode("ascii", "replace")
+            for part in signature_header.split()
+            if part.startswith("v1,")
+        ]
+        if not signatures:
+            raise VerificationError("signature header has no 'v1,' signature")
+        signed = f"{msg_id}.{timestamp}.".encode() + body
+        matched = None
+        for name, mac in self._macs:
+            digest = mac.copy()
+            digest.update(signed)
+            expected = base64.b64encode(digest.digest())
+            for candidate in signatures:
+                if hmac.compare_digest(expected, candidate) and matched is None:
+                    matched = name
+        if matched is None:
+            raise VerificationError("no signature matches a configured signing secret")
+        return matched
+
+    @staticmethod
+    def _read(headers: Headers) -> tuple[str, str, str]:
+        for id_name, timestamp_name, signature_name in SIGNATURE_HEADER_SETS:
+            signature = headers.get(signature_name)
+            if signature is None:
+                continue
+            msg_id = headers.get(id_name)
+            timestamp = headers.get(timestamp_name)
+            if not msg_id:
+                raise VerificationError(f"missing {id_name} header")
+            if not timestamp:
+                raise VerificationError(f"missing {timestamp_name} header")
+            return msg_id, timestamp.strip(), signature
+        raise VerificationError("missing webhook-signature header")
+
+    def _check_timestamp(self, timestamp: str) -> None:
+        if not timestamp.isdigit() or len(timestamp) > 12:
+            raise VerificationError("malformed signature timestamp")
+        skew = int(timestamp) - self._clock()
+        if skew < -self._tolerance:
+            raise VerificationError(f"signature timestamp is stale by {-skew:.0f}s")
+        if skew > self._tolerance:
+            raise VerificationError(f"signature timestamp is {skew:.0f}s in the future")
+
+
+class Authenticator:
+    """Applies the combined policy of the module docstring; returns the matching credential name.
+
+    Returns ``None`` only when running ``insecure`` with no credentials configured.
+    """
+
+    def __init__(
+        self,
+        authorization: Credentials = None,
+        signing_secrets: SecretCredentials = None,
+        *,
+        tolerance: float = 300,
+        insecure: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        values = named_credentials(authorization, "authorization")
+        secrets = named_credentials(signing_secrets, "signing-secret")
+        if not values and not secrets and not insecure:
+            raise ConfigurationError(
+                "no credentials: pass authorization= (the Authorization header value set in the "
+                "Codat Portal) and/or signing_secrets= (the endpoint's whsec_ secret), or "
+                "insecure=True to accept unauthenticated deliveries (local testing only)"
+            )
+        if any(not isinstance(value, str) for value in values.values()):
+            raise ConfigurationError("authorization values must be strings")
+        self._authorization = AuthorizationCheck(values) if values else None
+        self._signatures = (
+            SignatureCheck(secrets, tolerance=tolerance, clock=clock) if secrets else None
+        )
+
+    @property
+    def secured(self) -> bool:
+        return self._authorization is not None or self._signatures is not None
+
+    def verify(self, headers: Headers, body: bytes) -> str | None:
+        """Raise :class:`VerificationError` unless the request proves its origin."""
+        if self._signatures is not None and SignatureCheck.applies(headers):
+            return self._signatures(headers, body)
+        if self._authorization is not None:
+            return self._authorization(headers)
+        if self._signatures is not None:
+            raise VerificationError("missing webhook-signature header")
+        return None
