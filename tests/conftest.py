@@ -1,0 +1,40 @@
+"""Fixtures shared by the whole suite. Service fixtures (Redis, PostgreSQL) live next to the
+tests that need them; the public fixtures come from ``codat_webhooks.testing.pytest_plugin``."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+SAMPLES_DIR = Path(__file__).parent / "samples"
+SEED_FILES = sorted(SAMPLES_DIR.glob("*.json"))
+
+REQUIRE_SERVICES = os.environ.get("CODAT_WEBHOOKS_REQUIRE_SERVICES") == "1"
+"""Set by .ci/run: a test whose server binary is missing fails instead of skipping."""
+
+
+def missing_service(what: str) -> None:
+    """Skip locally, fail in CI, when a server binary the test needs is not installed."""
+    message = f"{what} is not installed (scripts/test installs it)"
+    if REQUIRE_SERVICES:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(params=SEED_FILES, ids=[path.stem for path in SEED_FILES])
+def seed_body(request: pytest.FixtureRequest) -> bytes:
+    """Each of the 13 seed payloads, byte for byte as in Codat's rule-types page."""
+    path: Path = request.param
+    return path.read_bytes()
+
+
+@pytest.fixture
+def seed_bodies() -> dict[str, bytes]:
+    return {path.stem: path.read_bytes() for path in SEED_FILES}
+
+
+def load_seed(name: str) -> dict[str, object]:
+    return json.loads((SAMPLES_DIR / f"{name}.json").read_bytes())  # type: ignore[no-any-return]
