@@ -82,4 +82,3 @@ class Dispatcher:
             await self.call_async((name,), kwargs)
         except Exception:
             logger.exception("%s hook raised; ignored", name)
-

@@ -115,9 +115,7 @@ def on_push_operation_timed_out(alert: PushOperationTimedOutAlert, delivery: Del
 
 
 @hookspec
-def on_account_categories_updated(
-    alert: AccountCategoriesUpdatedAlert, delivery: Delivery
-) -> None:
+def on_account_categories_updated(alert: AccountCategoriesUpdatedAlert, delivery: Delivery) -> None:
     """Suggested or confirmed account categories changed (``Account Categories Updated``).
 
     ``alert.data``: ``modified_date`` (aware datetime).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from types import ModuleType
 
 import pluggy
 
@@ -13,7 +14,7 @@ from .hookspecs import PROJECT_NAME
 __all__ = ["ENTRY_POINT_GROUP", "SPEC_MODULES", "make_plugin_manager"]
 
 ENTRY_POINT_GROUP = PROJECT_NAME
-SPEC_MODULES: list[object] = [hookspecs]
+SPEC_MODULES: list[ModuleType] = [hookspecs]
 """Every module of hookspecs; the manager, the docs and the consistency tests read this list."""
 
 
