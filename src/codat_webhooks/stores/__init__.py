@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from .base import Claim, ClaimStatus, Entry, Record, State, Store
 from .memory import MemoryStore
+from .sqlite import SQLiteStore
 
 if TYPE_CHECKING:
-    from .sqlite import SQLiteStore
     from .postgres import PostgresStore
     from .redis import RedisStore
 
@@ -28,10 +28,6 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     """Import optional backends on first use, so their drivers stay optional extras."""
-    if name == "SQLiteStore":
-        from .sqlite import SQLiteStore
-
-        return SQLiteStore
     if name == "RedisStore":
         from .redis import RedisStore
 

@@ -3,7 +3,7 @@
 A store keeps one record per delivery key. ``claim`` is the heart: it atomically decides whether
 this worker may run the hooks (``CLAIMED``, with a fencing token), must answer ``DUPLICATE``,
 ``IN_PROGRESS`` (someone holds a live lease) or ``CONFLICT`` (same key, different body bytes).
-Every backend passes the same contract suite, ``tests/stores/contract.py``.
+Every backend passes the same contract suite, ``tests/stores/test_store_contract.py``.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 __all__ = [
-    "DEFAULT_RETENTION",
     "CODAT_RETRY_WINDOW",
+    "DEFAULT_RETENTION",
     "Claim",
     "ClaimStatus",
     "Entry",

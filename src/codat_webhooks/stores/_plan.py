@@ -1,0 +1,105 @@
+"""The claim and park decisions of the protocol as pure functions over one record.
+
+SQL stores read the row under a lock, ask these functions what the answer is and what to
+write, and write it back, so they decide exactly as :class:`MemoryStore` does without
+repeating its rules. (Redis decides inside Lua scripts, for atomicity without a lock.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from .base import Claim, ClaimStatus, Entry, Record, State
+
+__all__ = ["decode_headers", "encode_headers", "plan_claim", "plan_park"]
+
+
+def plan_claim(
+    record: Record | None,
+    entry: Entry,
+    *,
+    now: float,
+    lease: float,
+    force: bool,
+    retention: float,
+) -> tuple[Claim, Record | None]:
+    """The answer to a claim, and the record to store (``None``: store nothing)."""
+    if record is not None and now - record.last_seen > retention:
+        record = None  # expired: behaves as if purged
+    if record is None:
+        fresh = Record(
+            key=entry.key,
+            state=State.PROCESSING,
+            fingerprint=entry.fingerprint,
+            attempts=1,
+            first_seen=now,
+            last_seen=now,
+            kind=entry.kind,
+            company_id=entry.company_id,
+            body=entry.body,
+            headers=entry.headers,
+            token=1,
+            lease_expires=now + lease,
+        )
+        return Claim(ClaimStatus.CLAIMED, token=1, attempts=1), fresh
+    if record.fingerprint != entry.fingerprint:
+        return Claim(ClaimStatus.CONFLICT, attempts=record.attempts), None
+    if record.state is State.DONE and not force:
+        touched = dataclasses.replace(record, last_seen=now)
+        return Claim(ClaimStatus.DUPLICATE, attempts=record.attempts), touched
+    if record.state is State.PROCESSING and record.lease_expires > now:
+        retry_after = record.lease_expires - now
+        return Claim(
+            ClaimStatus.IN_PROGRESS, attempts=record.attempts, retry_after=retry_after
+        ), None
+    claimed = dataclasses.replace(
+        record,
+        state=State.PROCESSING,
+        attempts=record.attempts + 1,
+        last_seen=now,
+        token=record.token + 1,
+        lease_expires=now + lease,
+        kind=entry.kind or record.kind,
+        company_id=entry.company_id or record.company_id,
+        body=entry.body or record.body,
+        headers=entry.headers or record.headers,
+    )
+    return Claim(ClaimStatus.CLAIMED, token=claimed.token, attempts=claimed.attempts), claimed
+
+
+def plan_park(record: Record | None, entry: Entry, *, now: float, reason: str) -> Record:
+    """The record after parking ``entry``: new, re-parked, or only touched if done/processing."""
+    if record is None:
+        return Record(
+            key=entry.key,
+            state=State.PARKED,
+            fingerprint=entry.fingerprint,
+            attempts=1,
+            first_seen=now,
+            last_seen=now,
+            kind=entry.kind,
+            company_id=entry.company_id,
+            body=entry.body,
+            headers=entry.headers,
+            last_error=reason,
+        )
+    if record.state in (State.PARKED, State.FAILED):
+        return dataclasses.replace(
+            record,
+            state=State.PARKED,
+            attempts=record.attempts + 1,
+            last_seen=now,
+            last_error=reason,
+        )
+    return dataclasses.replace(record, last_seen=now)
+
+
+def encode_headers(headers: tuple[tuple[str, str], ...]) -> str:
+    return json.dumps([list(pair) for pair in headers], separators=(",", ":"))
+
+
+def decode_headers(text: str | None) -> tuple[tuple[str, str], ...]:
+    if not text:
+        return ()
+    return tuple((str(name), str(value)) for name, value in json.loads(text))

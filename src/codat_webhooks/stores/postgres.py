@@ -1,0 +1,308 @@
+"""A store in PostgreSQL, for services that already run one (extra ``postgres``, psycopg 3).
+
+A new key is claimed by a single ``INSERT ... ON CONFLICT DO NOTHING``; a known key is read
+with ``SELECT ... FOR UPDATE`` and decided by the same rules as every other store, so two
+workers on two machines serialise on the row lock. Completion, renewal and release are one
+``UPDATE`` each, fenced on the claim's token.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import psycopg_pool
+from psycopg import sql
+
+from ..errors import ConfigurationError, StoreError
+from ._plan import decode_headers, encode_headers, plan_claim, plan_park
+from .base import DEFAULT_RETENTION, Claim, Entry, Record, State, Store
+
+__all__ = ["PostgresStore"]
+
+_COLUMNS = (
+    "key",
+    "state",
+    "fingerprint",
+    "attempts",
+    "first_seen",
+    "last_seen",
+    "kind",
+    "company_id",
+    "body",
+    "headers",
+    "last_error",
+    "token",
+    "lease_expires",
+)
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS {table} (
+    key TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    first_seen DOUBLE PRECISION NOT NULL,
+    last_seen DOUBLE PRECISION NOT NULL,
+    kind TEXT,
+    company_id TEXT,
+    body BYTEA NOT NULL,
+    headers TEXT NOT NULL,
+    last_error TEXT,
+    token BIGINT NOT NULL,
+    lease_expires DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX IF NOT EXISTS {index} ON {table} (last_seen)
+"""
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,50}$")
+_ATTEMPTS = 5  # a row deleted by purge between our INSERT and SELECT: look again
+
+
+def _record(row: Sequence[Any]) -> Record:
+    (key, state, fingerprint, attempts, first_seen, last_seen, kind, company_id, body, headers,
+     last_error, token, lease_expires) = row  # fmt: skip
+    return Record(
+        key=key,
+        state=State(state),
+        fingerprint=fingerprint,
+        attempts=attempts,
+        first_seen=first_seen,
+        last_seen=last_seen,
+        kind=kind,
+        company_id=company_id,
+        body=bytes(body),
+        headers=decode_headers(headers),
+        last_error=last_error,
+        token=token,
+        lease_expires=lease_expires,
+    )
+
+
+def _row(record: Record) -> tuple[Any, ...]:
+    return (
+        record.key,
+        record.state.value,
+        record.fingerprint,
+        record.attempts,
+        record.first_seen,
+        record.last_seen,
+        record.kind,
+        record.company_id,
+        record.body,
+        encode_headers(record.headers),
+        record.last_error,
+        record.token,
+        record.lease_expires,
+    )
+
+
+class PostgresStore(Store):
+    """Exactly-once across every process and machine that shares one PostgreSQL table.
+
+    ``dsn_or_pool`` is a connection string (a small pool is made from it) or a ready
+    ``psycopg_pool.ConnectionPool`` whose connections are in autocommit mode. The table is
+    created on first use; call :meth:`create_schema` to create it at deploy time instead.
+    ``timeout`` bounds the wait for a connection, so a down server costs a quick 503.
+    """
+
+    blocking = True
+
+    def __init__(
+        self,
+        dsn_or_pool: str | psycopg_pool.ConnectionPool,
+        *,
+        retention: float = DEFAULT_RETENTION,
+        table: str = "codat_webhooks_deliveries",
+        timeout: float = 5.0,
+        pool_size: int = 4,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(retention=retention)
+        if not _IDENTIFIER.match(table):
+            raise ConfigurationError(f"table name {table!r} is not a plain SQL identifier")
+        if isinstance(dsn_or_pool, str):
+            self.pool = psycopg_pool.ConnectionPool(
+                dsn_or_pool,
+                min_size=1,
+                max_size=pool_size,
+                timeout=timeout,
+                kwargs={"autocommit": True, "connect_timeout": max(1, round(timeout))},
+                open=False,
+            )
+            self.pool.open(wait=False)  # connect lazily: a down server must not stop startup
+            self._owns_pool = True
+        else:
+            self.pool = dsn_or_pool
+            self._owns_pool = False
+        self.table = table
+        self._clock = clock
+        self._schema_ready = False
+        ident = sql.Identifier(table)
+        columns = sql.SQL(", ").join(map(sql.Identifier, _COLUMNS))
+        placeholders = sql.SQL(", ").join(sql.Placeholder() * len(_COLUMNS))
+        self._sql_schema = sql.SQL(_SCHEMA).format(
+            table=ident, index=sql.Identifier(f"{table}_last_seen")
+        )
+        self._sql_select = sql.SQL("SELECT {} FROM {}").format(columns, ident)
+        self._sql_insert = sql.SQL(
+            "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT (key) DO NOTHING RETURNING token"
+        ).format(ident, columns, placeholders)
+        self._sql_update = sql.SQL("UPDATE {} SET ({}) = ({}) WHERE key = %s").format(
+            ident, columns, placeholders
+        )
+        self._sql_renew = sql.SQL(
+            "UPDATE {} SET lease_expires = %s"
+            " WHERE key = %s AND token = %s AND state = 'processing'"
+        ).format(ident)
+        self._sql_complete = sql.SQL(
+            "UPDATE {} SET state = 'done', last_seen = %s, lease_expires = 0, last_error = NULL"
+            " WHERE key = %s AND token = %s AND state = 'processing'"
+        ).format(ident)
+        self._sql_release = sql.SQL(
+            "UPDATE {} SET state = 'failed', last_seen = %s, lease_expires = 0, last_error = %s"
+            " WHERE key = %s AND token = %s AND state = 'processing'"
+        ).format(ident)
+        self._sql_delete = sql.SQL(
+            "DELETE FROM {} WHERE last_seen < %s AND NOT (state = 'processing'"
+            " AND lease_expires > %s)"
+        ).format(ident)
+
+    # --- connections -------------------------------------------------------------------------
+
+    @contextmanager
+    def _conn(self) -> Iterator[psycopg.Connection[Any]]:
+        try:
+            with self.pool.connection() as conn:
+                if not self._schema_ready:
+                    self._create_schema(conn)
+                yield conn
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            raise StoreError(f"PostgreSQL store: {type(exc).__name__}: {exc}") from exc
+
+    def _create_schema(self, conn: psycopg.Connection[Any]) -> None:
+        with conn.transaction():
+            # Two workers starting at once would race on CREATE TABLE IF NOT EXISTS.
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.table,))
+            conn.execute(self._sql_schema)
+        self._schema_ready = True
+
+    def create_schema(self) -> None:
+        """Create the table and its index now (idempotent); otherwise the first call does."""
+        self._schema_ready = False
+        with self._conn():
+            pass
+
+    # --- the protocol ------------------------------------------------------------------------
+
+    def claim(self, entry: Entry, *, lease: float, force: bool = False) -> Claim:
+        with self._conn() as conn:
+            for _ in range(_ATTEMPTS):
+                now = self._clock()
+                claim, fresh = plan_claim(
+                    None, entry, now=now, lease=lease, force=force, retention=self.retention
+                )
+                assert fresh is not None
+                if conn.execute(self._sql_insert, _row(fresh)).fetchone() is not None:
+                    return claim
+                with conn.transaction():
+                    row = conn.execute(
+                        self._sql_select + sql.SQL(" WHERE key = %s FOR UPDATE"), (entry.key,)
+                    ).fetchone()
+                    if row is None:
+                        continue  # purged in between: insert again
+                    claim, store = plan_claim(
+                        _record(row),
+                        entry,
+                        now=now,
+                        lease=lease,
+                        force=force,
+                        retention=self.retention,
+                    )
+                    if store is not None:
+                        conn.execute(self._sql_update, (*_row(store), entry.key))
+                    return claim
+        raise StoreError(f"could not claim {entry.key!r}: the row kept disappearing")
+
+    def _update_held(self, query: sql.Composed, key: str, token: int, *values: object) -> bool:
+        with self._conn() as conn:
+            return conn.execute(query, (*values, key, token)).rowcount == 1
+
+    def renew(self, key: str, token: int, *, lease: float) -> bool:
+        return self._update_held(self._sql_renew, key, token, self._clock() + lease)
+
+    def complete(self, key: str, token: int) -> bool:
+        return self._update_held(self._sql_complete, key, token, self._clock())
+
+    def release(self, key: str, token: int, *, error: str) -> bool:
+        return self._update_held(self._sql_release, key, token, self._clock(), error)
+
+    def park(self, entry: Entry, *, reason: str) -> None:
+        with self._conn() as conn:
+            for _ in range(_ATTEMPTS):
+                now = self._clock()
+                fresh = plan_park(None, entry, now=now, reason=reason)
+                if conn.execute(self._sql_insert, _row(fresh)).fetchone() is not None:
+                    return
+                with conn.transaction():
+                    row = conn.execute(
+                        self._sql_select + sql.SQL(" WHERE key = %s FOR UPDATE"), (entry.key,)
+                    ).fetchone()
+                    if row is None:
+                        continue
+                    parked = plan_park(_record(row), entry, now=now, reason=reason)
+                    conn.execute(self._sql_update, (*_row(parked), entry.key))
+                    return
+        raise StoreError(f"could not park {entry.key!r}: the row kept disappearing")
+
+    def get(self, key: str) -> Record | None:
+        with self._conn() as conn:
+            row = conn.execute(self._sql_select + sql.SQL(" WHERE key = %s"), (key,)).fetchone()
+        return None if row is None else _record(row)
+
+    def find(
+        self,
+        *,
+        states: Sequence[State] = (),
+        kind: str | None = None,
+        company_id: str | None = None,
+        since: float | None = None,
+        limit: int | None = None,
+    ) -> list[Record]:
+        clauses: list[sql.Composable] = []
+        params: list[Any] = []
+        if states:
+            clauses.append(sql.SQL("state = ANY(%s)"))
+            params.append([State(state).value for state in states])
+        for column, value in (("kind", kind), ("company_id", company_id)):
+            if value is not None:
+                clauses.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
+                params.append(value)
+        if since is not None:
+            clauses.append(sql.SQL("last_seen >= %s"))
+            params.append(since)
+        query = self._sql_select
+        if clauses:
+            query += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses)
+        query += sql.SQL(" ORDER BY last_seen DESC")
+        if limit is not None:
+            query += sql.SQL(" LIMIT %s")
+            params.append(limit)
+        with self._conn() as conn:
+            rows = conn.execute(query, params).fetchall()
+        return [_record(row) for row in rows]
+
+    def purge(self, *, older_than: float | None = None) -> int:
+        now = self._clock()
+        cutoff = now - (self.retention if older_than is None else older_than)
+        with self._conn() as conn:
+            return conn.execute(self._sql_delete, (cutoff, now)).rowcount
+
+    def close(self) -> None:
+        if self._owns_pool:
+            self.pool.close()
+
+    def __repr__(self) -> str:
+        return f"PostgresStore(table={self.table!r})"

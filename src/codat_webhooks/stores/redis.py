@@ -1,0 +1,367 @@
+"""A store in Redis, for workers spread over several machines (extra ``redis``).
+
+Each operation is one Lua script, so it is atomic on the server without locks or WATCH
+retries. A key's record is a hash holding its fencing token; a sorted set indexed by
+``last_seen`` serves ``find`` and ``purge``. Finished records expire after ``retention`` by
+themselves (``PEXPIRE``), so a forgotten ``purge`` cannot fill the server.
+
+Times come from this process's wall clock, so machines sharing a store should run NTP; a skew
+much smaller than the lease (60 s by default) does no harm.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, cast
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from ..errors import ConfigurationError, StoreError
+from ._plan import decode_headers, encode_headers
+from .base import DEFAULT_RETENTION, Claim, ClaimStatus, Entry, Record, State, Store
+
+__all__ = ["RedisStore"]
+
+# Optional strings are stored with a "=" in front, so "absent" (None) and "" stay distinct.
+# Helpers shared by the scripts: touch() indexes the key by last_seen and sets its expiry.
+_PRELUDE = """
+local rec, index = KEYS[1], KEYS[2]
+local function touch(now, member, ttl)
+  redis.call('ZADD', index, now, member)
+  redis.call('PEXPIRE', rec, ttl)
+end
+"""
+
+_CLAIM = (
+    _PRELUDE
+    + """
+-- ARGV: now, lease_expires, cutoff, force, fingerprint, body, headers, kind, company_id,
+--       ttl_ms, member, index_floor
+local now = tonumber(ARGV[1])
+local cur = redis.call('HMGET', rec, 'state', 'fingerprint', 'attempts', 'token',
+                       'lease_expires', 'last_seen')
+local state = cur[1]
+if state and tonumber(cur[6]) < tonumber(ARGV[3]) then state = false end
+if not state then
+  redis.call('DEL', rec)
+  redis.call('HSET', rec, 'state', 'processing', 'fingerprint', ARGV[5], 'attempts', 1,
+             'first_seen', ARGV[1], 'last_seen', ARGV[1], 'body', ARGV[6], 'headers', ARGV[7],
+             'token', 1, 'lease_expires', ARGV[2])
+  if ARGV[8] ~= '' then redis.call('HSET', rec, 'kind', ARGV[8]) end
+  if ARGV[9] ~= '' then redis.call('HSET', rec, 'company_id', ARGV[9]) end
+  touch(ARGV[1], ARGV[11], ARGV[10])
+  redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. ARGV[12])
+  return {'claimed', 1, 1, '0'}
+end
+local attempts = tonumber(cur[3])
+if cur[2] ~= ARGV[5] then return {'conflict', 0, attempts, '0'} end
+if state == 'done' and ARGV[4] ~= '1' then
+  redis.call('HSET', rec, 'last_seen', ARGV[1])
+  touch(ARGV[1], ARGV[11], ARGV[10])
+  return {'duplicate', 0, attempts, '0'}
+end
+local lease_expires = tonumber(cur[5])
+if state == 'processing' and lease_expires > now then
+  return {'in_progress', 0, attempts, tostring(lease_expires - now)}
+end
+local token = tonumber(cur[4]) + 1
+attempts = attempts + 1
+redis.call('HSET', rec, 'state', 'processing', 'attempts', attempts, 'last_seen', ARGV[1],
+           'token', token, 'lease_expires', ARGV[2])
+if ARGV[6] ~= '' then redis.call('HSET', rec, 'body', ARGV[6]) end
+if ARGV[7] ~= '' then redis.call('HSET', rec, 'headers', ARGV[7]) end
+if ARGV[8] ~= '' and ARGV[8] ~= '=' then redis.call('HSET', rec, 'kind', ARGV[8]) end
+if ARGV[9] ~= '' and ARGV[9] ~= '=' then redis.call('HSET', rec, 'company_id', ARGV[9]) end
+touch(ARGV[1], ARGV[11], ARGV[10])
+return {'claimed', token, attempts, '0'}
+"""
+)
+
+_RENEW = """
+-- KEYS: rec; ARGV: token, lease_expires, ttl_ms
+local cur = redis.call('HMGET', KEYS[1], 'state', 'token')
+if cur[1] ~= 'processing' or tonumber(cur[2]) ~= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'lease_expires', ARGV[2])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return 1
+"""
+
+_FINISH = (
+    _PRELUDE
+    + """
+-- ARGV: token, state, now, last_error ('' = none), ttl_ms, member
+local cur = redis.call('HMGET', rec, 'state', 'token')
+if cur[1] ~= 'processing' or tonumber(cur[2]) ~= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', rec, 'state', ARGV[2], 'last_seen', ARGV[3], 'lease_expires', '0')
+if ARGV[4] == '' then
+  redis.call('HDEL', rec, 'last_error')
+else
+  redis.call('HSET', rec, 'last_error', ARGV[4])
+end
+touch(ARGV[3], ARGV[6], ARGV[5])
+return 1
+"""
+)
+
+_PARK = (
+    _PRELUDE
+    + """
+-- ARGV: now, fingerprint, body, headers, kind, company_id, reason, ttl_ms, member
+local cur = redis.call('HMGET', rec, 'state', 'attempts')
+if not cur[1] then
+  redis.call('HSET', rec, 'state', 'parked', 'fingerprint', ARGV[2], 'attempts', 1,
+             'first_seen', ARGV[1], 'last_seen', ARGV[1], 'body', ARGV[3], 'headers', ARGV[4],
+             'last_error', ARGV[7], 'token', 0, 'lease_expires', '0')
+  if ARGV[5] ~= '' then redis.call('HSET', rec, 'kind', ARGV[5]) end
+  if ARGV[6] ~= '' then redis.call('HSET', rec, 'company_id', ARGV[6]) end
+elseif cur[1] == 'parked' or cur[1] == 'failed' then
+  redis.call('HSET', rec, 'state', 'parked', 'attempts', tonumber(cur[2]) + 1,
+             'last_seen', ARGV[1], 'last_error', ARGV[7])
+else
+  redis.call('HSET', rec, 'last_seen', ARGV[1])
+end
+touch(ARGV[1], ARGV[9], ARGV[8])
+return 1
+"""
+)
+
+_PURGE = """
+-- KEYS: index; ARGV: cutoff, now, record key prefix, offset, batch
+local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1],
+                           'LIMIT', ARGV[4], ARGV[5])
+local removed, kept = 0, 0
+for _, member in ipairs(members) do
+  local rec = ARGV[3] .. member
+  local cur = redis.call('HMGET', rec, 'state', 'lease_expires')
+  if cur[1] == 'processing' and tonumber(cur[2]) > tonumber(ARGV[2]) then
+    kept = kept + 1
+  else
+    if cur[1] then removed = removed + 1 end
+    redis.call('DEL', rec)
+    redis.call('ZREM', KEYS[1], member)
+  end
+end
+return {removed, #members, kept}
+"""
+
+_BATCH = 500
+
+
+def _opt(value: str | None) -> str:
+    return "" if value is None else "=" + value
+
+
+def _unopt(value: bytes | None) -> str | None:
+    return None if value is None else value.decode()[1:]
+
+
+def _record(key: str, fields: dict[bytes, bytes]) -> Record:
+    return Record(
+        key=key,
+        state=State(fields[b"state"].decode()),
+        fingerprint=fields[b"fingerprint"].decode(),
+        attempts=int(fields[b"attempts"]),
+        first_seen=float(fields[b"first_seen"]),
+        last_seen=float(fields[b"last_seen"]),
+        kind=_unopt(fields.get(b"kind")),
+        company_id=_unopt(fields.get(b"company_id")),
+        body=fields.get(b"body", b""),
+        headers=decode_headers(fields.get(b"headers", b"").decode()),
+        last_error=_unopt(fields.get(b"last_error")),
+        token=int(fields.get(b"token", b"0")),
+        lease_expires=float(fields.get(b"lease_expires", b"0")),
+    )
+
+
+class RedisStore(Store):
+    """Exactly-once across every process and machine that shares one Redis.
+
+    ``url_or_client`` is a ``redis://`` URL or a ready ``redis.Redis`` (which must not use
+    ``decode_responses``: bodies are bytes). ``prefix`` namespaces the keys, so several
+    receivers or test runs can share a server. ``timeout`` bounds each server round trip; a
+    down server then costs a 503 quickly instead of holding the request.
+    """
+
+    blocking = True
+
+    def __init__(
+        self,
+        url_or_client: str | redis.Redis,
+        *,
+        retention: float = DEFAULT_RETENTION,
+        prefix: str = "codat-webhooks:",
+        timeout: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(retention=retention)
+        if isinstance(url_or_client, str):
+            # One quick retry reconnects a pooled socket the server closed (e.g. a restart);
+            # redis-py's default backs off for seconds, longer than a webhook should wait.
+            client = redis.Redis.from_url(
+                url_or_client,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
+            )
+        else:
+            client = url_or_client
+        if client.get_connection_kwargs().get("decode_responses"):
+            raise ConfigurationError("RedisStore needs a client without decode_responses=True")
+        self.client = client
+        self.prefix = prefix
+        self._owns_client = isinstance(url_or_client, str)
+        self._clock = clock
+        self._index = f"{prefix}index"
+        self._claim = client.register_script(_CLAIM)
+        self._renew = client.register_script(_RENEW)
+        self._finish = client.register_script(_FINISH)
+        self._park = client.register_script(_PARK)
+        self._purge = client.register_script(_PURGE)
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
+        """Same as ``RedisStore(url, ...)``; reads better next to ``redis.Redis.from_url``."""
+        return cls(url, **kwargs)
+
+    def _rec(self, key: str) -> str:
+        return f"{self.prefix}d:{key}"
+
+    def _ttl_ms(self, seconds: float) -> int:
+        return max(1, math.ceil(max(self.retention, seconds) * 1000))
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except redis.RedisError as exc:
+            raise StoreError(f"Redis store: {type(exc).__name__}: {exc}") from exc
+
+    # --- the protocol ------------------------------------------------------------------------
+
+    def claim(self, entry: Entry, *, lease: float, force: bool = False) -> Claim:
+        now = self._clock()
+        args = (
+            repr(now),
+            repr(now + lease),
+            repr(now - self.retention),
+            "1" if force else "0",
+            entry.fingerprint,
+            entry.body,
+            encode_headers(entry.headers) if entry.headers else "",
+            _opt(entry.kind),
+            _opt(entry.company_id),
+            self._ttl_ms(lease),
+            entry.key,
+            repr(now - 2 * self.retention),
+        )
+        with self._errors():
+            status, token, attempts, retry_after = self._claim(
+                keys=[self._rec(entry.key), self._index], args=args
+            )
+        return Claim(
+            ClaimStatus(status.decode()),
+            token=int(token),
+            attempts=int(attempts),
+            retry_after=float(retry_after),
+        )
+
+    def renew(self, key: str, token: int, *, lease: float) -> bool:
+        args = (token, repr(self._clock() + lease), self._ttl_ms(lease))
+        with self._errors():
+            return bool(self._renew(keys=[self._rec(key)], args=args))
+
+    def _finish_held(self, key: str, token: int, state: State, error: str | None) -> bool:
+        args = (token, state.value, repr(self._clock()), _opt(error), self._ttl_ms(0), key)
+        with self._errors():
+            return bool(self._finish(keys=[self._rec(key), self._index], args=args))
+
+    def complete(self, key: str, token: int) -> bool:
+        return self._finish_held(key, token, State.DONE, None)
+
+    def release(self, key: str, token: int, *, error: str) -> bool:
+        return self._finish_held(key, token, State.FAILED, error)
+
+    def park(self, entry: Entry, *, reason: str) -> None:
+        args = (
+            repr(self._clock()),
+            entry.fingerprint,
+            entry.body,
+            encode_headers(entry.headers),
+            _opt(entry.kind),
+            _opt(entry.company_id),
+            _opt(reason),
+            self._ttl_ms(0),
+            entry.key,
+        )
+        with self._errors():
+            self._park(keys=[self._rec(entry.key), self._index], args=args)
+
+    def get(self, key: str) -> Record | None:
+        with self._errors():
+            fields = cast("dict[bytes, bytes]", self.client.hgetall(self._rec(key)))
+        return _record(key, fields) if fields else None
+
+    def find(
+        self,
+        *,
+        states: Sequence[State] = (),
+        kind: str | None = None,
+        company_id: str | None = None,
+        since: float | None = None,
+        limit: int | None = None,
+    ) -> list[Record]:
+        wanted = {State(state) for state in states}
+        low = "-inf" if since is None else repr(since)
+        found: list[Record] = []
+        offset = 0
+        with self._errors():
+            while limit is None or len(found) < limit:
+                members = cast(
+                    "list[bytes]",
+                    self.client.zrevrangebyscore(
+                        self._index, "+inf", low, start=offset, num=_BATCH
+                    ),
+                )
+                if not members:
+                    break
+                offset += len(members)
+                pipe = self.client.pipeline(transaction=False)
+                for member in members:
+                    pipe.hgetall(self._rec(member.decode()))
+                for member, fields in zip(members, pipe.execute(), strict=True):
+                    if not fields:
+                        continue  # expired by TTL; purge drops it from the index
+                    record = _record(member.decode(), fields)
+                    if (
+                        (not wanted or record.state in wanted)
+                        and (kind is None or record.kind == kind)
+                        and (company_id is None or record.company_id == company_id)
+                    ):
+                        found.append(record)
+        found.sort(key=lambda record: record.last_seen, reverse=True)
+        return found[:limit] if limit is not None else found
+
+    def purge(self, *, older_than: float | None = None) -> int:
+        now = self._clock()
+        cutoff = now - (self.retention if older_than is None else older_than)
+        removed = kept = 0
+        with self._errors():
+            while True:
+                args = (repr(cutoff), repr(now), f"{self.prefix}d:", kept, _BATCH)
+                gone, scanned, live = self._purge(keys=[self._index], args=args)
+                removed += int(gone)
+                kept += int(live)
+                if int(scanned) < _BATCH:
+                    return removed
+
+    def close(self) -> None:
+        if self._owns_client:
+            self.client.close()
+
+    def __repr__(self) -> str:
+        return f"RedisStore(prefix={self.prefix!r})"

@@ -1,0 +1,276 @@
+"""The default store: one SQLite file that every worker process on a machine shares.
+
+WAL mode lets readers run beside the one writer; ``BEGIN IMMEDIATE`` takes the write lock
+before a claim reads the row, so two processes can never both decide a key is theirs. Each
+thread (and each forked process) opens its own connection, because a sqlite3 connection must
+not be shared across threads or across ``fork``.
+
+``synchronous=NORMAL``: in WAL mode a commit survives any crash of the process; only a power
+loss or kernel crash can roll back the last few commits. The worst that does here is run a
+hook again for an alert that was just processed (Codat redelivers anyway), which is the same
+failure as a crash before completing. ``FULL`` would fsync twice per delivery.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import ConfigurationError, StoreError
+from ._plan import decode_headers, encode_headers, plan_claim, plan_park
+from .base import DEFAULT_RETENTION, Claim, Entry, Record, State, Store
+
+__all__ = ["SQLiteStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS deliveries (
+    key TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    first_seen REAL NOT NULL,
+    last_seen REAL NOT NULL,
+    kind TEXT,
+    company_id TEXT,
+    body BLOB NOT NULL,
+    headers TEXT NOT NULL,
+    last_error TEXT,
+    token INTEGER NOT NULL,
+    lease_expires REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deliveries_last_seen ON deliveries (last_seen);
+"""
+_COLUMNS = (
+    "key, state, fingerprint, attempts, first_seen, last_seen, kind, company_id, body, headers,"
+    " last_error, token, lease_expires"
+)
+_SELECT = f"SELECT {_COLUMNS} FROM deliveries"  # noqa: S608 - constant column list
+_UPSERT = f"INSERT OR REPLACE INTO deliveries ({_COLUMNS}) VALUES ({', '.join('?' * 13)})"  # noqa: S608
+_UPDATE_HELD = "UPDATE deliveries SET {} WHERE key = ? AND token = ? AND state = 'processing'"
+
+Row = tuple[object, ...]
+
+
+def _record(row: Row) -> Record:
+    (key, state, fingerprint, attempts, first_seen, last_seen, kind, company_id, body, headers,
+     last_error, token, lease_expires) = row  # fmt: skip
+    return Record(
+        key=str(key),
+        state=State(state),
+        fingerprint=str(fingerprint),
+        attempts=int(attempts),  # type: ignore[call-overload]
+        first_seen=float(first_seen),  # type: ignore[arg-type]
+        last_seen=float(last_seen),  # type: ignore[arg-type]
+        kind=None if kind is None else str(kind),
+        company_id=None if company_id is None else str(company_id),
+        body=bytes(body),  # type: ignore[call-overload]
+        headers=decode_headers(str(headers)),
+        last_error=None if last_error is None else str(last_error),
+        token=int(token),  # type: ignore[call-overload]
+        lease_expires=float(lease_expires),  # type: ignore[arg-type]
+    )
+
+
+def _row(record: Record) -> Row:
+    return (
+        record.key,
+        record.state.value,
+        record.fingerprint,
+        record.attempts,
+        record.first_seen,
+        record.last_seen,
+        record.kind,
+        record.company_id,
+        record.body,
+        encode_headers(record.headers),
+        record.last_error,
+        record.token,
+        record.lease_expires,
+    )
+
+
+class SQLiteStore(Store):
+    """Exactly-once across the threads and processes of one machine that share ``path``.
+
+    ``timeout`` is how long a call waits for another process's write lock before it gives up
+    with :class:`StoreError` (so the receiver answers 503 and Codat retries).
+    """
+
+    blocking = True
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        retention: float = DEFAULT_RETENTION,
+        timeout: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(retention=retention)
+        text = os.fspath(path)
+        if text == ":memory:" or text.startswith("file:") or "mode=memory" in text:
+            raise ConfigurationError(
+                "SQLiteStore needs a file path that every thread and process can open; "
+                "use MemoryStore for an in-process store"
+            )
+        self.path = Path(text)
+        self.timeout = float(timeout)
+        self._clock = clock
+        self._local = threading.local()
+        self._all: list[tuple[int, sqlite3.Connection]] = []
+        self._all_lock = threading.Lock()
+        self._closed = False
+        with self._errors():
+            self._connection()  # create the file and schema now, so a bad path fails at start
+
+    # --- connections -------------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        pid = os.getpid()
+        cached: tuple[int, sqlite3.Connection] | None = getattr(self._local, "conn", None)
+        if cached is not None and cached[0] == pid:
+            return cached[1]
+        if self._closed:
+            raise StoreError("the store is closed")
+        # A connection inherited through fork is never touched: it belongs to the parent.
+        conn = sqlite3.connect(
+            self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.executescript(_SCHEMA)
+        self._local.conn = (pid, conn)
+        with self._all_lock:
+            self._all.append((pid, conn))
+        return conn
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self.path}: {exc}") from exc
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A transaction that holds the database write lock from its first statement."""
+        with self._errors():
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _read(self, key: str, conn: sqlite3.Connection) -> Record | None:
+        row = conn.execute(f"{_SELECT} WHERE key = ?", (key,)).fetchone()
+        return None if row is None else _record(row)
+
+    # --- the protocol ------------------------------------------------------------------------
+
+    def claim(self, entry: Entry, *, lease: float, force: bool = False) -> Claim:
+        with self._write() as conn:
+            now = self._clock()
+            record = self._read(entry.key, conn)
+            claim, store = plan_claim(
+                record, entry, now=now, lease=lease, force=force, retention=self.retention
+            )
+            if store is not None:
+                conn.execute(_UPSERT, _row(store))
+        return claim
+
+    def _update_held(self, key: str, token: int, assignments: str, *values: object) -> bool:
+        with self._errors():
+            cursor = self._connection().execute(
+                _UPDATE_HELD.format(assignments), (*values, key, token)
+            )
+            return cursor.rowcount == 1
+
+    def renew(self, key: str, token: int, *, lease: float) -> bool:
+        return self._update_held(key, token, "lease_expires = ?", self._clock() + lease)
+
+    def complete(self, key: str, token: int) -> bool:
+        return self._update_held(
+            key,
+            token,
+            "state = 'done', last_seen = ?, lease_expires = 0, last_error = NULL",
+            self._clock(),
+        )
+
+    def release(self, key: str, token: int, *, error: str) -> bool:
+        return self._update_held(
+            key,
+            token,
+            "state = 'failed', last_seen = ?, lease_expires = 0, last_error = ?",
+            self._clock(),
+            error,
+        )
+
+    def park(self, entry: Entry, *, reason: str) -> None:
+        with self._write() as conn:
+            record = self._read(entry.key, conn)
+            conn.execute(_UPSERT, _row(plan_park(record, entry, now=self._clock(), reason=reason)))
+
+    def get(self, key: str) -> Record | None:
+        with self._errors():
+            return self._read(key, self._connection())
+
+    def find(
+        self,
+        *,
+        states: Sequence[State] = (),
+        kind: str | None = None,
+        company_id: str | None = None,
+        since: float | None = None,
+        limit: int | None = None,
+    ) -> list[Record]:
+        clauses: list[str] = []
+        params: list[object] = []
+        if states:
+            clauses.append(f"state IN ({', '.join('?' * len(states))})")
+            params.extend(State(state).value for state in states)
+        for column, value in (("kind", kind), ("company_id", company_id)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            clauses.append("last_seen >= ?")
+            params.append(since)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"{_SELECT}{where} ORDER BY last_seen DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        with self._errors():
+            rows = self._connection().execute(sql, params).fetchall()
+        return [_record(row) for row in rows]
+
+    def purge(self, *, older_than: float | None = None) -> int:
+        now = self._clock()
+        cutoff = now - (self.retention if older_than is None else older_than)
+        with self._write() as conn:
+            cursor = conn.execute(
+                "DELETE FROM deliveries WHERE last_seen < ?"
+                " AND NOT (state = 'processing' AND lease_expires > ?)",
+                (cutoff, now),
+            )
+            return cursor.rowcount
+
+    def close(self) -> None:
+        self._closed = True
+        pid = os.getpid()
+        with self._all_lock:
+            connections, self._all = self._all, []
+        for owner, conn in connections:
+            if owner == pid:  # never close what a forked child inherited from its parent
+                conn.close()
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r})"

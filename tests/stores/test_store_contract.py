@@ -1,0 +1,324 @@
+"""The store contract: every backend must answer exactly as MemoryStore does.
+
+Runs once per backend (memory, sqlite, redis, postgres) on a fake clock, so lease expiry and
+retention are reached by moving time, not by sleeping.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+import pytest
+
+from codat_webhooks.stores import Claim, ClaimStatus, Entry, State, Store
+
+if TYPE_CHECKING:
+    from conftest import FakeClock
+
+LEASE = 10.0
+HEADERS = (("Content-Type", "application/json"), ("Authorization", "[redacted]"))
+
+
+def entry(key: str = "alert-1", fingerprint: str = "f" * 64, **fields: object) -> Entry:
+    values: dict[str, object] = {
+        "body": b'{"AlertId": "alert-1", "x": "\xc3\xa9"}\xff\x00',  # not even valid UTF-8
+        "headers": HEADERS,
+        "kind": "Data sync completed",
+        "company_id": "company-a",
+    }
+    values.update(fields)
+    return Entry(key, fingerprint, **values)  # type: ignore[arg-type]
+
+
+def claim(store: Store, item: Entry | None = None, **options: object) -> Claim:
+    return store.claim(item or entry(), lease=LEASE, **options)  # type: ignore[arg-type]
+
+
+# --- claim ------------------------------------------------------------------------------------
+
+
+def test_first_claim_takes_the_key_and_keeps_everything(store: Store, clock: FakeClock) -> None:
+    result = claim(store)
+    assert (result.status, result.token, result.attempts) == (ClaimStatus.CLAIMED, 1, 1)
+    assert result.claimed
+    record = store.get("alert-1")
+    assert record is not None
+    assert record.state is State.PROCESSING
+    assert record.fingerprint == "f" * 64
+    assert record.body == entry().body
+    assert record.headers == HEADERS
+    assert (record.kind, record.company_id) == ("Data sync completed", "company-a")
+    assert record.first_seen == record.last_seen == clock.now
+    assert record.lease_expires == pytest.approx(clock.now + LEASE)
+    assert (record.attempts, record.token, record.last_error) == (1, 1, None)
+
+
+def test_unknown_key_has_no_record(store: Store) -> None:
+    assert store.get("never-seen") is None
+
+
+def test_claim_while_the_lease_is_alive_is_in_progress(store: Store, clock: FakeClock) -> None:
+    claim(store)
+    clock.advance(3)
+    result = claim(store)
+    assert result.status is ClaimStatus.IN_PROGRESS
+    assert not result.claimed
+    assert result.retry_after == pytest.approx(LEASE - 3)
+    assert result.attempts == 1
+
+
+def test_claim_after_complete_is_a_duplicate_that_refreshes_last_seen(
+    store: Store, clock: FakeClock
+) -> None:
+    token = claim(store).token
+    assert store.complete("alert-1", token)
+    clock.advance(5)
+    result = claim(store)
+    assert (result.status, result.attempts) == (ClaimStatus.DUPLICATE, 1)
+    record = store.get("alert-1")
+    assert record is not None
+    assert (record.state, record.last_seen, record.lease_expires) == (State.DONE, clock.now, 0.0)
+
+
+def test_same_key_other_body_is_a_conflict_in_every_state(store: Store) -> None:
+    other = entry(fingerprint="0" * 64)
+    token = claim(store).token
+    assert claim(store, other).status is ClaimStatus.CONFLICT
+    store.complete("alert-1", token)
+    assert claim(store, other).status is ClaimStatus.CONFLICT
+    assert claim(store, other, force=True).status is ClaimStatus.CONFLICT
+    record = store.get("alert-1")
+    assert record is not None
+    assert record.fingerprint == "f" * 64
+
+
+def test_force_reclaims_a_done_key(store: Store) -> None:
+    store.complete("alert-1", claim(store).token)
+    result = claim(store, force=True)
+    assert (result.status, result.token, result.attempts) == (ClaimStatus.CLAIMED, 2, 2)
+
+
+def test_force_does_not_take_a_live_lease(store: Store) -> None:
+    claim(store)
+    assert claim(store, force=True).status is ClaimStatus.IN_PROGRESS
+
+
+# --- release, lease expiry, renewal, fencing --------------------------------------------------
+
+
+def test_release_marks_failed_and_the_next_delivery_runs_again(
+    store: Store, clock: FakeClock
+) -> None:
+    token = claim(store).token
+    clock.advance(1)
+    assert store.release("alert-1", token, error="RuntimeError: boom")
+    record = store.get("alert-1")
+    assert record is not None
+    assert (record.state, record.last_error, record.last_seen) == (
+        State.FAILED,
+        "RuntimeError: boom",
+        clock.now,
+    )
+    result = claim(store)
+    assert (result.status, result.token, result.attempts) == (ClaimStatus.CLAIMED, 2, 2)
+    assert store.complete("alert-1", result.token)
+    record = store.get("alert-1")
+    assert record is not None
+    assert (record.state, record.last_error, record.attempts) == (State.DONE, None, 2)
+
+
+def test_expired_lease_is_taken_over_and_the_old_token_is_fenced_out(
+    store: Store, clock: FakeClock
+) -> None:
+    first = claim(store)
+    clock.advance(LEASE + 1)
+    second = claim(store)
+    assert (second.status, second.token, second.attempts) == (ClaimStatus.CLAIMED, 2, 2)
+    assert not store.renew("alert-1", first.token, lease=LEASE)
+    assert not store.complete("alert-1", first.token)
+    assert not store.release("alert-1", first.token, error="late")
+    record = store.get("alert-1")
+    assert record is not None
+    assert (record.state, record.token, record.last_error) == (State.PROCESSING, 2, None)
+    assert store.complete("alert-1", second.token)
+    assert claim(store).status is ClaimStatus.DUPLICATE
+
+
+def test_a_worker_whose_lease_expired_may_still_finish_if_nobody_took_over(
+    store: Store, clock: FakeClock
+) -> None:
+    token = claim(store).token
+    clock.advance(LEASE + 1)
+    assert store.complete("alert-1", token)
+    assert claim(store).status is ClaimStatus.DUPLICATE
+
+
+def test_renew_extends_a_held_lease(store: Store, clock: FakeClock) -> None:
+    token = claim(store).token
+    clock.advance(LEASE * 0.8)
+    assert store.renew("alert-1", token, lease=LEASE)
+    record = store.get("alert-1")
+    assert record is not None
+    assert record.lease_expires == pytest.approx(clock.now + LEASE)
+    clock.advance(LEASE * 0.8)  # past the first lease, within the renewed one
+    assert claim(store).status is ClaimStatus.IN_PROGRESS
+    clock.advance(LEASE)
+    assert claim(store).status is ClaimStatus.CLAIMED
+
+
+def test_renew_complete_release_need_a_held_claim(store: Store) -> None:
+    assert not store.renew("nobody", 1, lease=LEASE)
+    assert not store.complete("nobody", 1)
+    assert not store.release("nobody", 1, error="x")
+    token = claim(store).token
+    assert not store.complete("alert-1", token + 1)
+    assert store.complete("alert-1", token)
+    assert not store.renew("alert-1", token, lease=LEASE)
+    assert not store.complete("alert-1", token)
+    assert not store.release("alert-1", token, error="x")
+    record = store.get("alert-1")
+    assert record is not None
+    assert record.state is State.DONE
+
+
+def test_reclaim_with_a_bare_entry_keeps_what_was_stored(store: Store) -> None:
+    token = claim(store).token
+    store.release("alert-1", token, error="boom")
+    assert claim(store, Entry("alert-1", "f" * 64)).claimed
+    record = store.get("alert-1")
+    assert record is not None
+    assert (record.body, record.headers) == (entry().body, HEADERS)
+    assert (record.kind, record.company_id) == ("Data sync completed", "company-a")
+
+
+def test_only_one_of_many_threads_gets_the_claim(store: Store) -> None:
+    barrier = threading.Barrier(8)
+    results: list[ClaimStatus] = []
+
+    def contend() -> None:
+        barrier.wait()
+        results.append(claim(store).status)
+
+    threads = [threading.Thread(target=contend) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == sorted([ClaimStatus.CLAIMED] + [ClaimStatus.IN_PROGRESS] * 7)
+
+
+# --- retention --------------------------------------------------------------------------------
+
+
+def test_records_past_retention_behave_as_absent(store: Store, clock: FakeClock) -> None:
+    store.complete("alert-1", claim(store).token)
+    clock.advance(store.retention + 1)
+    assert claim(store, entry(fingerprint="0" * 64)).status is ClaimStatus.CLAIMED
+    record = store.get("alert-1")
+    assert record is not None
+    assert (record.attempts, record.token, record.fingerprint) == (1, 1, "0" * 64)
+    assert record.first_seen == clock.now
+
+
+def test_duplicates_keep_a_record_alive(store: Store, clock: FakeClock) -> None:
+    store.complete("alert-1", claim(store).token)
+    for _ in range(3):
+        clock.advance(store.retention * 0.6)
+        assert claim(store).status is ClaimStatus.DUPLICATE
+
+
+# --- park (dead letters) ----------------------------------------------------------------------
+
+
+def test_park_keeps_an_invalid_delivery_and_counts_repeats(store: Store, clock: FakeClock) -> None:
+    store.park(entry("bad-1", kind=None, company_id=None), reason="no rule type")
+    clock.advance(2)
+    store.park(entry("bad-1", kind=None, company_id=None), reason="still no rule type")
+    record = store.get("bad-1")
+    assert record is not None
+    assert (record.state, record.attempts, record.last_error) == (
+        State.PARKED,
+        2,
+        "still no rule type",
+    )
+    assert (record.kind, record.company_id) == (None, None)
+    assert record.body == entry().body
+    assert record.last_seen == record.first_seen + 2
+    result = claim(store, entry("bad-1"))  # replayed after a fix
+    assert (result.status, result.attempts) == (ClaimStatus.CLAIMED, 3)
+
+
+def test_park_after_failure_parks(store: Store) -> None:
+    store.release("alert-1", claim(store).token, error="boom")
+    store.park(entry(), reason="gave up")
+    record = store.get("alert-1")
+    assert record is not None
+    assert (record.state, record.attempts, record.last_error) == (State.PARKED, 2, "gave up")
+
+
+@pytest.mark.parametrize("finish", [True, False], ids=["done", "processing"])
+def test_park_never_overrides_done_or_processing(
+    store: Store, clock: FakeClock, finish: bool
+) -> None:
+    token = claim(store).token
+    if finish:
+        store.complete("alert-1", token)
+    clock.advance(1)
+    store.park(entry(), reason="late junk")
+    record = store.get("alert-1")
+    assert record is not None
+    assert record.state is (State.DONE if finish else State.PROCESSING)
+    assert (record.attempts, record.last_error, record.last_seen) == (1, None, clock.now)
+
+
+# --- find and purge ---------------------------------------------------------------------------
+
+
+def _populate(store: Store, clock: FakeClock) -> None:
+    """done-1 (a, sync) < failed-2 (b, sync) < parked-3 < processing-4 (a, push), 10 s apart."""
+    store.complete("done-1", claim(store, entry("done-1")).token)
+    clock.advance(10)
+    token = claim(store, entry("failed-2", company_id="company-b")).token
+    store.release("failed-2", token, error="boom")
+    clock.advance(10)
+    store.park(entry("parked-3", kind=None, company_id=None), reason="invalid")
+    clock.advance(10)
+    claim(store, entry("processing-4", kind="Push Operation Timed Out"))
+
+
+def _keys(records: list[object]) -> list[str]:
+    return [record.key for record in records]  # type: ignore[attr-defined]
+
+
+def test_find_filters_and_orders_newest_first(store: Store, clock: FakeClock) -> None:
+    _populate(store, clock)
+    assert _keys(store.find()) == ["processing-4", "parked-3", "failed-2", "done-1"]
+    assert _keys(store.find(states=[State.FAILED, State.PARKED])) == ["parked-3", "failed-2"]
+    assert _keys(store.find(kind="Data sync completed")) == ["failed-2", "done-1"]
+    assert _keys(store.find(company_id="company-a")) == ["processing-4", "done-1"]
+    assert _keys(store.find(since=clock.now - 10)) == ["processing-4", "parked-3"]
+    assert _keys(store.find(limit=3)) == ["processing-4", "parked-3", "failed-2"]
+    assert _keys(store.find(states=[State.DONE], company_id="company-b")) == []
+
+
+def test_purge_removes_old_records_but_never_a_live_lease(store: Store, clock: FakeClock) -> None:
+    _populate(store, clock)
+    assert store.purge(older_than=15) == 2  # done-1 and failed-2
+    assert _keys(store.find()) == ["processing-4", "parked-3"]
+    clock.advance(LEASE / 2)
+    assert store.purge(older_than=0) == 1  # parked-3; processing-4 still holds its lease
+    assert _keys(store.find()) == ["processing-4"]
+    clock.advance(LEASE)
+    assert store.purge(older_than=0) == 1  # its worker died: the lease ran out
+    assert store.find() == []
+    assert claim(store, entry("done-1")).attempts == 1
+
+
+def test_purge_defaults_to_the_retention(store: Store, clock: FakeClock) -> None:
+    store.complete("alert-1", claim(store).token)
+    clock.advance(store.retention - 1)
+    assert store.purge() == 0
+    clock.advance(2)
+    assert store.purge() == 1
+    assert store.get("alert-1") is None
