@@ -220,3 +220,30 @@ def test_builtin_log_plugin_reports_rejections(caplog: pytest.LogCaptureFixture)
     receiver.handle("POST", {"Authorization": "y"}, sample_body("Sync Started"))
     assert "Authorization header matches no configured value" in caplog.text
     assert "Authorization: y" not in caplog.text
+
+
+def test_nonblocking_sync_implementations_run_on_the_loop_without_a_thread_hop() -> None:
+    from codat_webhooks.hooks import nonblocking
+
+    threads: dict[str, int] = {}
+
+    class Cheap:
+        @hookimpl
+        @nonblocking
+        def on_alert(self) -> None:
+            threads["nonblocking"] = threading.get_ident()
+
+    class Plain:
+        @hookimpl
+        def on_alert(self) -> None:
+            threads["plain"] = threading.get_ident()
+
+    receiver = make_receiver(Cheap(), Plain())
+
+    async def main() -> int:
+        await receiver.handle_async("POST", {}, sample_body("Sync Started"))
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(main())
+    assert threads["nonblocking"] == loop_thread
+    assert threads["plain"] != loop_thread

@@ -46,6 +46,9 @@ class Delivery:
     method: str = "POST"
 
 
+_json_str = json.JSONEncoder(ensure_ascii=True).encode
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     """What to send back: adapters write ``status``, ``headers`` and ``body`` verbatim."""
@@ -65,7 +68,11 @@ class Reply:
         detail: str,
         extra_headers: tuple[tuple[str, str], ...] = (),
     ) -> Reply:
-        body = json.dumps({"outcome": outcome, "key": key, "detail": detail}).encode()
+        # Formatted rather than json.dumps({...}): this runs for every delivery; only the two
+        # free-text values need escaping, and json.dumps of a str does exactly that.
+        body = (
+            f'{{"outcome": "{outcome}", "key": {_json_str(key)}, "detail": {_json_str(detail)}}}'
+        ).encode()
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
         headers.extend(extra_headers)
         return cls(status, headers, body, outcome, key)

@@ -28,10 +28,10 @@ class Headers(Mapping[str, str]):
 
     def __init__(self, headers: HeaderInput | None = None) -> None:
         pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
-        self.raw: tuple[tuple[str, str], ...] = tuple((str(k), str(v)) for k, v in pairs)
+        self.raw: tuple[tuple[str, str], ...] = tuple([(str(k), str(v)) for k, v in pairs])
         first: dict[str, str] = {}
-        for name, value in self.raw:
-            first.setdefault(name.lower(), value)
+        for name, value in reversed(self.raw):  # reversed: the first occurrence wins
+            first[name.lower()] = value
         self._first = first
 
     def __getitem__(self, name: str) -> str:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from .errors import StoreError
 from .stores.base import Store
@@ -30,22 +28,22 @@ class LeaseKeeper:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
-    @contextmanager
-    def hold(self, key: str, token: int) -> Iterator[None]:
-        """Renew the claim ``(key, token)`` in the background for the duration of the block."""
-        claim = (key, token)
+    def track(self, key: str, token: int) -> None:
+        """Start renewing the claim ``(key, token)`` in the background until :meth:`untrack`.
+
+        A plain call pair rather than a context manager: this sits on every delivery's path.
+        """
         with self._lock:
-            self._held[claim] = time.monotonic()
+            self._held[(key, token)] = time.monotonic()
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="codat-webhooks-leases", daemon=True
                 )
                 self._thread.start()
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._held.pop(claim, None)
+
+    def untrack(self, key: str, token: int) -> None:
+        with self._lock:
+            self._held.pop((key, token), None)
 
     def _run(self) -> None:
         interval = max(self._lease / 4, 0.01)

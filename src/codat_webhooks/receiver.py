@@ -12,7 +12,7 @@ import hashlib
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -42,16 +42,30 @@ logger = logging.getLogger("codat_webhooks")
 
 ALLOWED_METHODS = ("POST", "PUT")  # PUT: a Svix transformation can change the method
 DEFAULT_DB_PATH = "codat-webhooks.sqlite3"
-KEY_HEADERS = ("webhook-id", "svix-id")
 
 
 @dataclass(slots=True)
 class _Admitted:
     """A delivery that passed every check that needs no store: ready to claim."""
 
-    delivery: Delivery
+    headers: Headers
+    body: bytes
+    received_at: datetime
+    verified_by: str | None
+    method: str
     route: Route
     entry: Entry
+
+    def delivery(self, attempt: int = 0) -> Delivery:
+        return Delivery(
+            self.entry.key,
+            self.headers,
+            self.body,
+            self.received_at,
+            self.verified_by,
+            attempt,
+            self.method,
+        )
 
 
 class _Rejected(Exception):
@@ -157,15 +171,16 @@ class Receiver:
                 self.dispatcher.notify(*note)
             return reply
 
-        delivery = replace(admitted.delivery, attempt=claim.attempts)
-        kwargs = self._hook_kwargs(admitted.route, delivery)
-        with self._leases.hold(key, claim.token):
-            try:
-                self.dispatcher.call(admitted.route.hooks, kwargs)
-            except Exception as exc:
-                self.dispatcher.notify("on_handler_error", {**kwargs, "error": exc})
-                self._release(key, claim.token, exc)
-                return self._failed(key)
+        kwargs = self._hook_kwargs(admitted.route, admitted.delivery(claim.attempts))
+        self._leases.track(key, claim.token)
+        try:
+            self.dispatcher.call(admitted.route.hooks, kwargs)
+        except Exception as exc:
+            self.dispatcher.notify("on_handler_error", {**kwargs, "error": exc})
+            self._release(key, claim.token, exc)
+            return self._failed(key)
+        finally:
+            self._leases.untrack(key, claim.token)
         self._complete(key, claim.token)
         return Reply.build(200, Outcome.PROCESSED, key, "processed")
 
@@ -201,17 +216,42 @@ class Receiver:
                 await self.dispatcher.notify_async(*note)
             return reply
 
-        delivery = replace(admitted.delivery, attempt=claim.attempts)
-        kwargs = self._hook_kwargs(admitted.route, delivery)
-        with self._leases.hold(key, claim.token):
-            try:
-                await self.dispatcher.call_async(admitted.route.hooks, kwargs)
-            except Exception as exc:
-                await self.dispatcher.notify_async("on_handler_error", {**kwargs, "error": exc})
-                await self._store_call(self._release, key, claim.token, exc)
-                return self._failed(key)
+        kwargs = self._hook_kwargs(admitted.route, admitted.delivery(claim.attempts))
+        self._leases.track(key, claim.token)
+        try:
+            await self.dispatcher.call_async(admitted.route.hooks, kwargs)
+        except Exception as exc:
+            await self.dispatcher.notify_async("on_handler_error", {**kwargs, "error": exc})
+            await self._store_call(self._release, key, claim.token, exc)
+            return self._failed(key)
+        finally:
+            self._leases.untrack(key, claim.token)
         await self._store_call(self._complete, key, claim.token)
         return Reply.build(200, Outcome.PROCESSED, key, "processed")
+
+    def reject_too_large(self, method: str, headers: HeaderInput, size: int | None) -> Reply:
+        """The reply for a body an adapter stopped reading because it exceeds ``max_body_bytes``.
+
+        Adapters must not buffer an oversize body just to have :meth:`handle` measure it, so
+        they call this instead: ``on_rejected`` runs with a :class:`PayloadTooLargeError` and
+        the reply is the same 413 (405 for a wrong method) that :meth:`handle` would give.
+        ``size`` is the declared ``Content-Length``, or ``None`` for a cut-off chunked body.
+        """
+        rejected = self._too_large(method, headers, size)
+        if rejected is None:
+            return self._method_not_allowed()
+        self.dispatcher.notify("on_rejected", self._rejected_kwargs(rejected))
+        return self._error_reply(rejected.error, rejected.delivery.key)
+
+    async def reject_too_large_async(
+        self, method: str, headers: HeaderInput, size: int | None
+    ) -> Reply:
+        """As :meth:`reject_too_large`, for event loops."""
+        rejected = self._too_large(method, headers, size)
+        if rejected is None:
+            return self._method_not_allowed()
+        await self.dispatcher.notify_async("on_rejected", self._rejected_kwargs(rejected))
+        return self._error_reply(rejected.error, rejected.delivery.key)
 
     def close(self) -> None:
         """Stop the lease renewer and close the store."""
@@ -221,54 +261,70 @@ class Receiver:
     # --- steps that need no I/O --------------------------------------------------------------
 
     def _admit(self, method: str, headers: HeaderInput, body: bytes) -> _Admitted | None:
-        """Method, size, credentials, JSON and model checks; ``None`` means a wrong method."""
-        if method.upper() not in ALLOWED_METHODS:
+        """Method, size, credentials, JSON and model checks; ``None`` means a wrong method.
+
+        Runs once per request on the hot path, so each value is computed once and the
+        :class:`Delivery` for a rejection is only built when there is one.
+        """
+        method = method.upper()
+        if method not in ALLOWED_METHODS:
             return None
         received_at = datetime.now(timezone.utc)
-        hdrs = headers if isinstance(headers, Headers) else Headers(headers)
-        header_key = next((hdrs[name] for name in KEY_HEADERS if name in hdrs), None)
-        delivery = Delivery(header_key, hdrs, body, received_at, method=method.upper())
+        hdrs = headers if type(headers) is Headers else Headers(headers)
+        header_key = hdrs.get("webhook-id") or hdrs.get("svix-id")
         if len(body) > self.max_body_bytes:
             error = PayloadTooLargeError(
                 f"body of {len(body)} bytes exceeds max_body_bytes={self.max_body_bytes}"
             )
-            raise _Rejected(error, delivery)
+            raise _Rejected(error, Delivery(header_key, hdrs, body, received_at, method=method))
         try:
             verified_by = self.authenticator.verify(hdrs, body)
         except CodatWebhookError as exc:
+            delivery = Delivery(header_key, hdrs, body, received_at, method=method)
             raise _Rejected(exc, delivery) from None
-        delivery = replace(delivery, verified_by=verified_by)
         fingerprint = hashlib.sha256(body).hexdigest()
         try:
             obj = load_object(body)
         except PayloadError as exc:
             key = header_key or f"sha256:{fingerprint}"
-            delivery = replace(delivery, key=key)
+            delivery = Delivery(key, hdrs, body, received_at, verified_by, method=method)
             raise _Rejected(exc, delivery, self._entry(delivery, fingerprint)) from None
         key = header_key or key_from_body(obj) or f"sha256:{fingerprint}"
-        delivery = replace(delivery, key=key)
         try:
             routed = route(obj)
         except PayloadError as exc:
+            delivery = Delivery(key, hdrs, body, received_at, verified_by, method=method)
             raise _Rejected(exc, delivery, self._entry(delivery, fingerprint)) from None
-        entry = self._entry(delivery, fingerprint, routed.kind, routed.company_id)
-        return _Admitted(delivery, routed, entry)
+        entry = Entry(
+            key=key,
+            fingerprint=fingerprint,
+            body=body,
+            headers=tuple(redact(hdrs.raw)),
+            kind=routed.kind,
+            company_id=routed.company_id,
+        )
+        return _Admitted(hdrs, body, received_at, verified_by, method, routed, entry)
+
+    def _too_large(self, method: str, headers: HeaderInput, size: int | None) -> _Rejected | None:
+        if method.upper() not in ALLOWED_METHODS:
+            return None
+        hdrs = headers if isinstance(headers, Headers) else Headers(headers)
+        header_key = hdrs.get("webhook-id") or hdrs.get("svix-id")
+        received_at = datetime.now(timezone.utc)
+        delivery = Delivery(header_key, hdrs, b"", received_at, method=method.upper())
+        measured = "a chunked body" if size is None else f"body of {size} bytes"
+        error = PayloadTooLargeError(f"{measured} exceeds max_body_bytes={self.max_body_bytes}")
+        return _Rejected(error, delivery)
 
     @staticmethod
-    def _entry(
-        delivery: Delivery,
-        fingerprint: str,
-        kind: str | None = None,
-        company_id: str | None = None,
-    ) -> Entry:
+    def _entry(delivery: Delivery, fingerprint: str) -> Entry:
+        """The record of a rejected, authenticated delivery, to park it."""
         assert delivery.key is not None
         return Entry(
             key=delivery.key,
             fingerprint=fingerprint,
             body=delivery.body,
             headers=tuple(redact(delivery.headers.raw)),
-            kind=kind,
-            company_id=company_id,
         )
 
     @staticmethod
@@ -314,7 +370,7 @@ class Receiver:
         key = admitted.entry.key
         if status is ClaimStatus.DUPLICATE:
             reply = Reply.build(200, Outcome.DUPLICATE, key, "already processed")
-            return reply, ("on_duplicate", {"delivery": admitted.delivery})
+            return reply, ("on_duplicate", {"delivery": admitted.delivery()})
         if status is ClaimStatus.IN_PROGRESS:
             seconds = str(max(1, math.ceil(retry_after)))
             reply = Reply.build(
@@ -326,7 +382,7 @@ class Receiver:
             )
             return reply, None
         error = ConflictError("this key was already received with a different body")
-        note = ("on_rejected", {"delivery": admitted.delivery, "error": error})
+        note = ("on_rejected", {"delivery": admitted.delivery(), "error": error})
         return self._error_reply(error, key), note
 
     @staticmethod
@@ -365,5 +421,3 @@ class Receiver:
             "use POST or PUT",
             (("Allow", ", ".join(ALLOWED_METHODS)),),
         )
-
-

@@ -1,9 +1,9 @@
 """The legacy rule types: the one table where Codat's rule-type strings and hook names live.
 
 Codat has spelled its rule types many ways over the years (``synchronised``/``synchronized``,
-``To Error``/``to Error``, a trailing ``()``, and PascalCase names while legacy bodies travelled over
-the new service in 2024). Everything else in the library asks this module, so a new spelling is a
-one-line change here.
+``To Error``/``to Error``, a trailing ``()``, and PascalCase names while legacy bodies travelled
+over the new service in 2024). Everything else in the library asks this module, so a new spelling
+is a one-line change here.
 """
 
 from __future__ import annotations

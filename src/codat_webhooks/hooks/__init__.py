@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .dispatch import nonblocking
 from .hookspecs import hookimpl, hookspec
 
-__all__ = ["hookimpl", "hookspec"]
+__all__ = ["hookimpl", "hookspec", "nonblocking"]

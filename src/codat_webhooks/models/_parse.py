@@ -17,14 +17,14 @@ __all__ = ["describe_validation_error", "load_object", "parse_alert", "rule_type
 
 def load_object(body: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
     """Decode a body that must be a JSON object; anything else is a 400-class ``PayloadError``."""
-    if isinstance(body, Mapping):
-        return body
+    if not isinstance(body, bytes | str | bytearray):
+        if isinstance(body, Mapping):
+            return body
+        raise PayloadError("body must be bytes, str or a mapping", status_hint=400)
     try:
         obj = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
         raise PayloadError(f"body is not valid JSON: {exc}", status_hint=400) from None
-    except TypeError:
-        raise PayloadError("body must be bytes, str or a mapping", status_hint=400) from None
     if not isinstance(obj, dict):
         raise PayloadError(
             f"body is JSON {type(obj).__name__}, not an object", status_hint=400
@@ -64,4 +64,6 @@ def parse_alert(body: bytes | str | Mapping[str, Any]) -> Alert:
     try:
         return model.model_validate(obj)
     except ValidationError as exc:
-        raise PayloadError(f"{rule_type!r} alert is invalid: {describe_validation_error(exc)}") from None
+        raise PayloadError(
+            f"{rule_type!r} alert is invalid: {describe_validation_error(exc)}"
+        ) from None

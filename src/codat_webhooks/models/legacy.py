@@ -72,6 +72,8 @@ class Alert(CodatModel):
     @field_validator("data", mode="before")
     @classmethod
     def _data_is_an_object(cls, value: Any) -> Any:
+        if type(value) is dict:
+            return value
         if value is None:
             return {}
         if not isinstance(value, Mapping | CodatModel):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 
 from ..delivery import Delivery
+from ..hooks.dispatch import nonblocking
 from ..hooks.hookspecs import hookimpl
+from ..models.events import Event
 from ..models.legacy import Alert
 
 __all__ = ["LogPlugin"]
@@ -14,22 +16,39 @@ logger = logging.getLogger("codat_webhooks")
 
 
 class LogPlugin:
-    """Registered by default; silence it with the logging configuration, not by removing it."""
+    """Registered by default; silence it with the logging configuration, not by removing it.
+
+    Every method is :func:`nonblocking`: a log call must not cost each async delivery a hop
+    to a worker thread.
+    """
 
     @hookimpl(trylast=True)
+    @nonblocking
     def on_alert(self, alert: Alert, delivery: Delivery) -> None:
-        logger.debug("processed %s %r (attempt %d)", delivery.key, alert.rule_type, delivery.attempt)
+        logger.debug(
+            "processed %s %r (attempt %d)", delivery.key, alert.rule_type, delivery.attempt
+        )
 
     @hookimpl
+    @nonblocking
     def on_duplicate(self, delivery: Delivery) -> None:
         logger.info("duplicate %s ignored", delivery.key)
 
     @hookimpl
+    @nonblocking
     def on_rejected(self, delivery: Delivery, error: Exception) -> None:
         logger.warning("rejected %s: %s", delivery.key or "(no key)", error)
 
-    @hookimpl
-    def on_handler_error(self, alert: Alert, delivery: Delivery, error: Exception) -> None:
-        logger.error(
-            "hook failed for %s %r; Codat will retry", delivery.key, alert.rule_type, exc_info=error
+    @hookimpl(trylast=True)
+    @nonblocking
+    def on_event(self, event: Event, delivery: Delivery) -> None:
+        logger.debug(
+            "processed %s %r (attempt %d)", delivery.key, event.event_type, delivery.attempt
         )
+
+    @hookimpl
+    @nonblocking
+    def on_handler_error(self, alert: Alert | Event, delivery: Delivery, error: Exception) -> None:
+        # ``alert`` is an Event when an event hook failed: name its type either way.
+        kind = getattr(alert, "rule_type", None) or getattr(alert, "event_type", None)
+        logger.error("hook failed for %s %r; Codat will retry", delivery.key, kind, exc_info=error)
