@@ -23,7 +23,7 @@ from .errors import (
     VerificationError,
 )
 from .hooks.hookspecs import hookimpl
-from .models import Alert, parse_alert
+from .models import Alert, Event, parse_alert, parse_event
 from .receiver import Receiver
 from .rules import RuleType
 
@@ -33,6 +33,7 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "Delivery",
+    "Event",
     "PayloadError",
     "PayloadTooLargeError",
     "Receiver",
@@ -43,6 +44,7 @@ __all__ = [
     "__version__",
     "hookimpl",
     "parse_alert",
+    "parse_event",
 ]
 
 __version__ = "0.1.0"

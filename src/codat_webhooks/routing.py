@@ -1,19 +1,46 @@
 """From a decoded body to the model and the hooks that handle it.
 
 The single place that decides which body shape a delivery has and which hooks it reaches; the
-receiver stays ignorant of rule types and event types.
+receiver stays ignorant of rule types and event types. The decisions, in order:
+
+1. A ``RuleType`` (or ``Type``) key: a **legacy alert**, whatever else the body holds.
+2. An ``eventType`` naming a transitional PascalCase legacy type (``DataConnectionStatusChanged``,
+   ``AccountCategoriesUpdated``, ... anything :meth:`RuleType.parse` recognises): a **legacy
+   alert** that travelled over the new service. Codat sent legacy-shaped bodies under these names
+   in 2024 (and still does for ``AccountCategoriesUpdated``), so a legacy-shaped body is parsed
+   as it is. Should one arrive as an envelope instead, it is read as that legacy alert too: a
+   ``payload`` holding legacy envelope keys (``CompanyId``, ``Data``, ...) *is* the alert;
+   any other ``payload`` becomes the alert's ``Data``, with ``referenceCompany.id`` (or
+   ``companyId``) as ``CompanyId`` and the envelope ``id`` as ``AlertId``. Either way the legacy
+   per-rule hook and ``on_alert`` run, so handlers written for the rule keep working.
+3. Any other ``eventType``: a **new-service event** -> its per-event hook (or
+   ``on_unknown_event``), then ``on_event``.
+4. Anything else is a 422 (parked, so it can be replayed). That includes the envelope-less
+   ``bankFeeds.sourceAccount.*`` bodies Codat sent before 2025-01-10
+   (``{companyId, connectionId, sourceAccount}``): with no event type they cannot tell
+   ``connected`` from ``disconnected``, and guessing from ``sourceAccount.status`` would run the
+   wrong handler. Codat stopped sending them, so parking the stragglers is the safe answer.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import PayloadError
 from .models._fields import CodatModel
-from .models._parse import parse_alert
+from .models._parse import parse_alert, rule_type_of
+from .models.events import event_type_of, parse_event
+from .models.legacy import RULE_TYPE_KEYS, Alert
+from .rules import RuleType
 
-__all__ = ["Route", "key_from_body", "route"]
+__all__ = ["Route", "key_from_body", "legacy_body_from_event", "route"]
+
+_LEGACY_ENVELOPE_KEYS = frozenset(
+    {"AlertId", "CompanyId", "ClientId", "DataConnectionId", "RuleId", "Message", "Data"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +67,59 @@ def key_from_body(obj: Mapping[str, Any]) -> str | None:
 
 def route(obj: Mapping[str, Any]) -> Route:
     """Parse ``obj`` into its model and pick its hooks; raises :class:`PayloadError` (422)."""
-    alert = parse_alert(obj)
+    if not any(key in obj for key in RULE_TYPE_KEYS if key != "type"):
+        event_type = event_type_of(obj)
+        if event_type is not None:
+            if RuleType.parse(event_type) is not None:
+                return _alert_route(parse_alert(legacy_body_from_event(obj, event_type)))
+            return _event_route(obj)
+        if any(obj.get(key) is not None for key in ("eventType", "EventType", "event_type")):
+            raise PayloadError("eventType must be a string")
+    if rule_type_of(obj) is None:
+        raise PayloadError(
+            "JSON object is neither a legacy alert (no RuleType) nor an event (no eventType)"
+        )
+    return _alert_route(parse_alert(obj))
+
+
+def legacy_body_from_event(obj: Mapping[str, Any], event_type: str) -> dict[str, Any]:
+    """The legacy alert body carried by a transitional PascalCase event (rule 2 above)."""
+    payload = obj.get("payload")
+    if not isinstance(payload, Mapping):
+        body = {key: value for key, value in obj.items() if key != "payload"}
+    elif _LEGACY_ENVELOPE_KEYS.intersection(payload):
+        body = {key: value for key, value in obj.items() if key != "payload"} | dict(payload)
+    else:
+        body = {key: value for key, value in obj.items() if key != "payload"}
+        body["Data"] = dict(payload)
+        company = _company_in(payload)
+        if company is not None:
+            body.setdefault("CompanyId", company)
+    alert_id = obj.get("id")
+    if _is_uuid(alert_id):
+        body.setdefault("AlertId", alert_id)
+    body.setdefault("RuleType", event_type)
+    return body
+
+
+def _company_in(payload: Mapping[str, Any]) -> Any:
+    reference = payload.get("referenceCompany")
+    if isinstance(reference, Mapping) and reference.get("id"):
+        return reference.get("id")
+    return payload.get("companyId")
+
+
+def _is_uuid(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _alert_route(alert: Alert) -> Route:
     kind = alert.kind
     first = kind.hook if kind is not None else "on_unknown_alert"
     return Route(
@@ -51,3 +130,16 @@ def route(obj: Mapping[str, Any]) -> Route:
         company_id=str(alert.company_id) if alert.company_id else None,
     )
 
+
+def _event_route(obj: Mapping[str, Any]) -> Route:
+    event = parse_event(obj)
+    kind = event.kind
+    first = kind.hook if kind is not None else "on_unknown_event"
+    company_id = event.company_id
+    return Route(
+        payload=event,
+        hooks=(first, "on_event"),
+        argument="event",
+        kind=event.event_type,
+        company_id=str(company_id) if company_id else None,
+    )

@@ -35,7 +35,9 @@ __all__ = [
 ]
 
 Credentials: TypeAlias = "str | Sequence[str] | Mapping[str, str] | None"
-SecretCredentials: TypeAlias = "str | bytes | Sequence[str | bytes] | Mapping[str, str | bytes] | None"
+SecretCredentials: TypeAlias = (
+    "str | bytes | Sequence[str | bytes] | Mapping[str, str | bytes] | None"
+)
 
 SIGNATURE_HEADER_SETS: tuple[tuple[str, str, str], ...] = (
     ("webhook-id", "webhook-timestamp", "webhook-signature"),
@@ -43,7 +45,7 @@ SIGNATURE_HEADER_SETS: tuple[tuple[str, str, str], ...] = (
 )
 """(id, timestamp, signature) header names, Standard Webhooks first, then Svix's own."""
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the public prefix of every secret, not a secret
 
 
 def named_credentials(value: Any, prefix: str) -> dict[str, Any]:
@@ -89,7 +91,7 @@ def decode_signing_secret(secret: str | bytes) -> bytes:
 
 
 def _header_bytes(value: str) -> bytes:
-    return value.strip().encode("utf-8", "surrogateescape")
+    return value.strip().encode("utf-8", "surrogatepass")
 
 
 class AuthorizationCheck:
@@ -146,7 +148,9 @@ class SignatureCheck:
         ]
         if not signatures:
             raise VerificationError("signature header has no 'v1,' signature")
-        signed = f"{msg_id}.{timestamp}.".encode() + body
+        # surrogatepass: a str header can hold lone surrogates (never from a real socket); they
+        # must fail to match, not raise. Valid text encodes exactly as Svix's libraries do.
+        signed = f"{msg_id}.{timestamp}.".encode("utf-8", "surrogatepass") + body
         matched = None
         for name, mac in self._macs:
             digest = mac.copy()
@@ -175,7 +179,8 @@ class SignatureCheck:
         raise VerificationError("missing webhook-signature header")
 
     def _check_timestamp(self, timestamp: str) -> None:
-        if not timestamp.isdigit() or len(timestamp) > 12:
+        # isascii(): str.isdigit() is also true for "²" and other digits int() cannot parse.
+        if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
             raise VerificationError("malformed signature timestamp")
         skew = int(timestamp) - self._clock()
         if skew < -self._tolerance:

@@ -8,13 +8,13 @@ from types import ModuleType
 import pluggy
 
 from ..errors import ConfigurationError
-from . import hookspecs
+from . import event_specs, hookspecs
 from .hookspecs import PROJECT_NAME
 
 __all__ = ["ENTRY_POINT_GROUP", "SPEC_MODULES", "make_plugin_manager"]
 
 ENTRY_POINT_GROUP = PROJECT_NAME
-SPEC_MODULES: list[ModuleType] = [hookspecs]
+SPEC_MODULES: list[ModuleType] = [hookspecs, event_specs]
 """Every module of hookspecs; the manager, the docs and the consistency tests read this list."""
 
 

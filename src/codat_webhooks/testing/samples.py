@@ -1,6 +1,7 @@
 """Realistic sample bodies, each with fresh IDs so two samples never share a key.
 
-The ``Data`` values follow Codat's documented examples; the envelope is rebuilt per call.
+Legacy ``Data`` values and new-service payloads follow Codat's documented examples (the rule-types
+page, the migration guide, the OAS); the envelope is rebuilt per call.
 """
 
 from __future__ import annotations
@@ -11,9 +12,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import PayloadError
+from ..events import EventType
 from ..rules import RuleType
 
-__all__ = ["LEGACY_DATA", "legacy_sample", "sample_body"]
+__all__ = [
+    "LEGACY_DATA",
+    "event_body",
+    "event_sample",
+    "event_type_string",
+    "legacy_sample",
+    "sample_body",
+]
 
 _LEGACY_DATA: dict[RuleType, dict[str, Any] | None] = {
     RuleType.DATA_CONNECTION_STATUS_CHANGED: {
@@ -122,3 +131,178 @@ def legacy_sample(
 def sample_body(rule: RuleType | str, **kwargs: Any) -> bytes:
     """:func:`legacy_sample` serialised the way Codat sends it (compact UTF-8 JSON)."""
     return json.dumps(legacy_sample(rule, **kwargs), separators=(",", ":")).encode()
+
+
+# --- New-service events ---------------------------------------------------------------------
+
+_GENERATED = "2026-11-24T14:15:27Z"
+
+
+def _reference_company(company_id: str) -> dict[str, Any]:
+    return {
+        "id": company_id,
+        "name": "Toft stores",
+        "description": "Looking to get a loan for refurb.",
+        "links": {"portal": f"https://app.codat.io/companies/{company_id}/summary"},
+        "tags": {"region": "uk"},
+    }
+
+
+def _connection(company_id: str, connection_id: str, status: str) -> dict[str, Any]:
+    return {
+        "id": connection_id,
+        "integrationId": "bf083d72-62c7-493e-aec9-81b4dbba7e2c",
+        "integrationKey": "gbol",
+        "sourceId": "bdd831ce-eebd-4896-89a7-20e5ee8989ee",
+        "platformName": "Xero",
+        "linkUrl": f"https://link-api.codat.io/companies/{company_id}/connections/"
+        f"{connection_id}/start",
+        "status": status,
+        "lastSync": "2026-11-24T10:22:43.6464237Z",
+        "created": "2026-11-20T09:53:29Z",
+        "sourceType": "Accounting",
+        "dataConnectionErrors": [],
+    }
+
+
+_CONNECTION_STATUS = {
+    EventType.CONNECTION_CREATED: "PendingAuth",
+    EventType.CONNECTION_CONNECTED: "Linked",
+    EventType.CONNECTION_DISCONNECTED: "Deauthorized",
+    EventType.CONNECTION_RECONNECTED: "Linked",
+    EventType.CONNECTION_FAILED: "PendingAuth",
+    EventType.CONNECTION_DELETED: "Unlinked",
+}
+
+
+def _event_payload(kind: EventType, company_id: str, connection_id: str) -> dict[str, Any]:
+    """The documented payload of ``kind`` (Codat's docs and OAS examples), fresh IDs filled."""
+    reference = {"referenceCompany": _reference_company(company_id)}
+    if kind in (EventType.COMPANY_CREATED, EventType.COMPANY_DELETED):
+        return {
+            "id": company_id,
+            "name": "Toft stores",
+            "description": "Looking to get a loan for refurb.",
+            "redirect": f"https://link.codat.io/company/{company_id}",
+            "lastSync": "2026-11-24T12:30:00.000Z",
+            "created": "2026-11-20T11:30:00Z",
+            "createdByUserName": "Joe Bloggs",
+            "products": ["lending", "spend-insights"],
+            "tags": {"region": "uk"},
+        }
+    if kind in (EventType.COMPANY_PRODUCT_ADDED, EventType.COMPANY_PRODUCT_REMOVED):
+        return reference | {"productIdentifier": "lending"}
+    if kind in _CONNECTION_STATUS:
+        return reference | {
+            "connection": _connection(company_id, connection_id, _CONNECTION_STATUS[kind])
+        }
+    if kind in (EventType.READ_COMPLETED, EventType.READ_COMPLETED_INITIAL):
+        return reference | {
+            "modifiedFromDate": "2026-11-23T12:00:00.00Z",
+            "dataTypes": [
+                {
+                    "connectionId": connection_id,
+                    "dataType": "invoices",
+                    "recordsModified": True,
+                    "status": "Complete",
+                    "issues": [],
+                }
+            ],
+        }
+    if kind in (EventType.WRITE_SUCCESSFUL, EventType.WRITE_UNSUCCESSFUL):
+        success = kind is EventType.WRITE_SUCCESSFUL
+        return reference | {
+            "id": str(uuid.uuid4()),
+            "type": "Create",
+            "connectionId": connection_id,
+            "requestedOnDate": "2026-11-24T00:00:00.000Z",
+            "completedOnDate": "2026-11-24T00:00:05.000Z",
+            "status": "Success" if success else "Failed",
+            "record": {"id": "inv_sedi984199smdjsua9124"} if success else None,
+            "attachmentId": None,
+        }
+    if kind is EventType.CLIENT_RATE_LIMIT_REACHED:
+        return {"dailyQuota": 1000, "quotaRemaining": 0, "expiryDate": "2026-11-25T00:00:00Z"}
+    if kind is EventType.CLIENT_RATE_LIMIT_RESET:
+        return {"dailyQuota": 1000, "quotaRemaining": 1000, "expiryDate": "2026-11-26T00:00:00Z"}
+    if kind in (
+        EventType.BANK_FEEDS_SOURCE_ACCOUNT_CONNECTED,
+        EventType.BANK_FEEDS_SOURCE_ACCOUNT_DISCONNECTED,
+    ):
+        connected = kind is EventType.BANK_FEEDS_SOURCE_ACCOUNT_CONNECTED
+        return reference | {
+            "companyId": company_id,
+            "connectionId": connection_id,
+            "sourceAccount": {
+                "id": "acc-002",
+                "accountName": "account-081",
+                "sortCode": "123456",
+                "accountType": "Credit",
+                "accountNumber": "12345670",
+                "currency": "GBP",
+                "balance": 99.99,
+                "modifiedDate": "2026-11-24T14:14:14.1057478Z",
+                "status": "connected" if connected else "disconnected",
+            },
+        }
+    if kind in (EventType.EXPENSES_SYNC_SUCCESSFUL, EventType.EXPENSES_SYNC_UNSUCCESSFUL):
+        return reference | {"syncId": str(uuid.uuid4()), "transactions": [{"id": "txn-001"}]}
+    return reference | {"reportId": str(uuid.uuid4())}  # report events
+
+
+def event_type_string(
+    kind: EventType, *, data_type: str = "invoices", report_type: str = "spendAnalysis"
+) -> str:
+    """The concrete ``eventType`` Codat sends for ``kind`` (placeholders filled in).
+
+    Spend Insights spells its report events ``reports.``, Lending ``report.``; the sample follows.
+    """
+    value: str = str(kind)
+    if kind in (EventType.WRITE_SUCCESSFUL, EventType.WRITE_UNSUCCESSFUL):
+        return value.replace("{dataType}", data_type)
+    if kind in (EventType.REPORT_GENERATE_SUCCESSFUL, EventType.REPORT_GENERATE_UNSUCCESSFUL):
+        prefix = "reports" if report_type == "spendAnalysis" else "report"
+        return value.replace("report.{reportType}", f"{prefix}.{report_type}")
+    return value
+
+
+def event_sample(
+    event_type: EventType | str,
+    *,
+    company_id: str | uuid.UUID | None = None,
+    event_id: str | uuid.UUID | None = None,
+    data_type: str = "invoices",
+    report_type: str = "spendAnalysis",
+    overrides: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A new-service event body for ``event_type`` (an :class:`EventType` or any string Codat
+    sends, such as ``"bills.write.unsuccessful"``), with fresh IDs.
+
+    ``overrides`` set envelope keys (``"generatedDate"``) or, with a ``payload.`` prefix, payload
+    keys (``"payload.status"``). An unknown string gives an event with an empty payload, for
+    testing ``on_unknown_event``.
+    """
+    if isinstance(event_type, EventType):
+        kind: EventType | None = event_type
+        type_string = event_type_string(event_type, data_type=data_type, report_type=report_type)
+    else:
+        kind, type_string = EventType.parse(event_type), event_type
+    company = str(company_id or uuid.uuid4())
+    payload = _event_payload(kind, company, str(uuid.uuid4())) if kind else {}
+    body: dict[str, Any] = {
+        "id": str(event_id or uuid.uuid4()),
+        "eventType": type_string,
+        "generatedDate": _GENERATED,
+        "payload": payload,
+    }
+    for name, value in (overrides or {}).items():
+        if name.startswith("payload."):
+            body["payload"][name[8:]] = value
+        else:
+            body[name] = value
+    return body
+
+
+def event_body(event_type: EventType | str, **kwargs: Any) -> bytes:
+    """:func:`event_sample` serialised the way Codat sends it (compact UTF-8 JSON)."""
+    return json.dumps(event_sample(event_type, **kwargs), separators=(",", ":")).encode()

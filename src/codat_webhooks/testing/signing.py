@@ -1,4 +1,8 @@
-"""Produce the headers Codat's new (Svix) service sends, for tests and ``codat-webhooks trigger``."""
+"""Produce the headers Codat's new (Svix) service sends: for tests and ``codat-webhooks trigger``.
+
+The result verifies with the official ``svix`` and ``standardwebhooks`` libraries as well as ours
+(the test suite checks both directions).
+"""
 
 from __future__ import annotations
 
@@ -29,7 +33,8 @@ def sign(
     msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
     stamp = str(int(time.time() if timestamp is None else timestamp))
     key = decode_signing_secret(secret)
-    digest = hmac.new(key, f"{msg_id}.{stamp}.".encode() + body, hashlib.sha256).digest()
+    signed = f"{msg_id}.{stamp}.".encode("utf-8", "surrogatepass") + body  # as verify.py does
+    digest = hmac.new(key, signed, hashlib.sha256).digest()
     return {
         f"{prefix}-id": msg_id,
         f"{prefix}-timestamp": stamp,

@@ -1,0 +1,369 @@
+"""New-service events: the ``{id, eventType, generatedDate, payload}`` envelope and payloads.
+
+Every field is optional, for the same reason as in the legacy models: Codat adds, renames and
+omits fields without notice, and a receiver that rejects a real event loses it. IDs that Codat
+documents as GUIDs are ``uuid.UUID | None`` (``""`` and all zeros become ``None``); IDs that come
+from the accounting platform (record IDs, source accounts) stay strings.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+
+from ..errors import PayloadError
+from ..events import EventMatch, EventType
+from ._fields import CodatId, CodatModel, UtcDatetime, codat_field
+from ._parse import describe_validation_error, load_object
+
+__all__ = [
+    "EVENT_CLASSES",
+    "ClientRateLimitEvent",
+    "ClientRateLimitPayload",
+    "CompanyEvent",
+    "CompanyLinks",
+    "CompanyPayload",
+    "CompanyProductEvent",
+    "CompanyProductPayload",
+    "CompanyReference",
+    "Connection",
+    "ConnectionEvent",
+    "ConnectionPayload",
+    "DataTypeReadSummary",
+    "Event",
+    "ExpensesSyncEvent",
+    "ExpensesSyncPayload",
+    "ExpensesTransaction",
+    "ReadCompletedEvent",
+    "ReadCompletedPayload",
+    "ReportEvent",
+    "ReportPayload",
+    "SourceAccount",
+    "SourceAccountEvent",
+    "SourceAccountPayload",
+    "WriteEvent",
+    "WritePayload",
+    "WriteRecord",
+    "event_type_of",
+    "parse_event",
+]
+
+EVENT_TYPE_KEYS = ("eventType", "EventType", "event_type")
+"""Where the event type may sit (the envelope's documented key is ``eventType``)."""
+
+
+# --- Shared pieces --------------------------------------------------------------------------
+
+
+class CompanyLinks(CodatModel):
+    portal: str | None = codat_field("portal")
+
+
+class CompanyReference(CodatModel):
+    """``payload.referenceCompany``: which company a company-scoped event is about."""
+
+    id: CodatId = codat_field("id")
+    name: str | None = codat_field("name")
+    description: str | None = codat_field("description")
+    links: CompanyLinks | None = codat_field("links")
+    tags: dict[str, Any] | None = codat_field("tags")
+
+
+class Payload(CodatModel):
+    """Base of every payload: the company reference most events carry."""
+
+    reference_company: CompanyReference | None = codat_field("referenceCompany")
+
+    def _about_company(self) -> uuid.UUID | None:
+        """The company this payload is about, wherever this event type puts it."""
+        return self.reference_company.id if self.reference_company else None
+
+
+# --- Payloads -------------------------------------------------------------------------------
+
+
+class CompanyPayload(Payload):
+    """``company.created|deleted``: the company object itself."""
+
+    id: CodatId = codat_field("id")
+    name: str | None = codat_field("name")
+    description: str | None = codat_field("description")
+    redirect: str | None = codat_field("redirect")
+    last_sync: UtcDatetime = codat_field("lastSync")
+    created: UtcDatetime = codat_field("created")
+    created_by_user_name: str | None = codat_field("createdByUserName")
+    products: list[str] | None = codat_field("products")
+    tags: dict[str, Any] | None = codat_field("tags")
+
+    def _about_company(self) -> uuid.UUID | None:
+        return self.id or super()._about_company()
+
+
+class CompanyProductPayload(Payload):
+    """``company.product.added|removed`` (OAS only; the product fields are kept as extras)."""
+
+    product_identifier: str | None = codat_field("productIdentifier")
+
+
+class Connection(CodatModel):
+    """The full connection object, as ``GET /companies/{id}/connections/{id}`` returns it."""
+
+    id: CodatId = codat_field("id")
+    integration_id: CodatId = codat_field("integrationId")
+    integration_key: str | None = codat_field("integrationKey")
+    source_id: str | None = codat_field("sourceId")
+    source_type: str | None = codat_field("sourceType")
+    platform_name: str | None = codat_field("platformName")
+    link_url: str | None = codat_field("linkUrl")
+    status: str | None = codat_field("status")
+    """PendingAuth, Linked, Unlinked or Deauthorized."""
+    last_sync: UtcDatetime = codat_field("lastSync")
+    created: UtcDatetime = codat_field("created")
+    data_connection_errors: list[dict[str, Any]] | None = codat_field("dataConnectionErrors")
+
+
+class ConnectionPayload(Payload):
+    connection: Connection | None = codat_field("connection")
+
+
+class DataTypeReadSummary(CodatModel):
+    """One entry of ``read.completed``'s ``dataTypes``: handle every entry, not just the first."""
+
+    connection_id: CodatId = codat_field("connectionId")
+    data_type: str | None = codat_field("dataType")
+    records_modified: bool | None = codat_field("recordsModified")
+    status: str | None = codat_field("status")
+    """``Complete``, or an error status such as ``ProcessingError``."""
+    issues: list[Any] | None = codat_field("issues")
+
+
+class ReadCompletedPayload(Payload):
+    modified_from_date: UtcDatetime = codat_field("modifiedFromDate")
+    data_types: list[DataTypeReadSummary] | None = codat_field("dataTypes")
+
+
+class WriteRecord(CodatModel):
+    id: str | None = codat_field("id")
+    """The platform's record ID (not a GUID): set on success, and always for attachments."""
+
+
+class WritePayload(Payload):
+    id: CodatId = codat_field("id")
+    """The write (push operation) ID: what legacy alerts called ``pushOperationKey``."""
+    type: str | None = codat_field("type")
+    """Create, Update, Delete or UploadAttachment."""
+    connection_id: CodatId = codat_field("connectionId")
+    requested_on_date: UtcDatetime = codat_field("requestedOnDate")
+    completed_on_date: UtcDatetime = codat_field("completedOnDate")
+    status: str | None = codat_field("status")
+    record: WriteRecord | None = codat_field("record")
+    attachment_id: str | None = codat_field("attachmentId")
+
+
+class ClientRateLimitPayload(Payload):
+    """``client.rateLimit.*``: client-wide, so there is no company."""
+
+    daily_quota: int | None = codat_field("dailyQuota")
+    quota_remaining: int | None = codat_field("quotaRemaining")
+    expiry_date: UtcDatetime = codat_field("expiryDate")
+
+
+class SourceAccount(CodatModel):
+    id: str | None = codat_field("id")
+    account_name: str | None = codat_field("accountName")
+    account_number: str | None = codat_field("accountNumber")
+    sort_code: str | None = codat_field("sortCode")
+    account_type: str | None = codat_field("accountType")
+    currency: str | None = codat_field("currency")
+    balance: Decimal | None = codat_field("balance")
+    modified_date: UtcDatetime = codat_field("modifiedDate")
+    status: str | None = codat_field("status")
+
+
+class SourceAccountPayload(Payload):
+    """``bankFeeds.sourceAccount.*``: ``companyId`` as well as (or instead of) a reference."""
+
+    company_id: CodatId = codat_field("companyId")
+    connection_id: CodatId = codat_field("connectionId")
+    source_account: SourceAccount | None = codat_field("sourceAccount")
+
+    def _about_company(self) -> uuid.UUID | None:
+        return self.company_id or super()._about_company()
+
+
+class ExpensesTransaction(CodatModel):
+    id: str | None = codat_field("id")
+
+
+class ExpensesSyncPayload(Payload):
+    sync_id: CodatId = codat_field("syncId")
+    transactions: list[ExpensesTransaction] | None = codat_field("transactions")
+
+
+class ReportPayload(Payload):
+    """Lending and Spend Insights report events: report fields are kept as extras."""
+
+
+# --- The envelope ---------------------------------------------------------------------------
+
+
+class Event(CodatModel):
+    """A new-service event. Instances of this class itself are events of an unknown type."""
+
+    id: CodatId = codat_field("id")
+    event_type: str = codat_field("eventType", *EVENT_TYPE_KEYS, default=...)
+    generated_date: UtcDatetime = codat_field("generatedDate")
+    payload: Any = Field(
+        default_factory=dict,
+        validation_alias=codat_field("payload").validation_alias,
+        serialization_alias="payload",
+    )
+    """The event type's payload model; a plain ``dict`` on events of an unknown type."""
+
+    @field_validator("payload", mode="before")
+    @classmethod
+    def _payload_is_an_object(cls, value: Any) -> Any:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping | CodatModel):
+            raise ValueError("payload must be a JSON object")
+        return value
+
+    @property
+    def match(self) -> EventMatch | None:
+        """The recognised event type with its placeholder value, or ``None`` when unknown."""
+        return EventType.match(self.event_type)
+
+    @property
+    def kind(self) -> EventType | None:
+        """The recognised event type, or ``None`` for an unknown one."""
+        found = self.match
+        return found.type if found is not None else None
+
+    @property
+    def company_id(self) -> uuid.UUID | None:
+        """The company the event is about, or ``None`` (client-wide and unknown events)."""
+        if isinstance(self.payload, Payload):
+            return self.payload._about_company()
+        reference = self.payload.get("referenceCompany") if isinstance(self.payload, dict) else None
+        value = reference.get("id") if isinstance(reference, dict) else None
+        try:
+            return uuid.UUID(value) if isinstance(value, str) else None
+        except ValueError:
+            return None
+
+
+def _payload_field(model: type[CodatModel]) -> Any:
+    return Field(
+        default_factory=model,
+        validation_alias=codat_field("payload").validation_alias,
+        serialization_alias="payload",
+    )
+
+
+class CompanyEvent(Event):
+    payload: CompanyPayload = _payload_field(CompanyPayload)
+
+
+class CompanyProductEvent(Event):
+    payload: CompanyProductPayload = _payload_field(CompanyProductPayload)
+
+
+class ConnectionEvent(Event):
+    payload: ConnectionPayload = _payload_field(ConnectionPayload)
+
+
+class ReadCompletedEvent(Event):
+    payload: ReadCompletedPayload = _payload_field(ReadCompletedPayload)
+
+
+class WriteEvent(Event):
+    payload: WritePayload = _payload_field(WritePayload)
+
+    @property
+    def data_type(self) -> str | None:
+        """The data type written, from the event type (``invoices.write.successful``)."""
+        found = self.match
+        return found.parameter if found is not None else None
+
+
+class ClientRateLimitEvent(Event):
+    payload: ClientRateLimitPayload = _payload_field(ClientRateLimitPayload)
+
+
+class SourceAccountEvent(Event):
+    payload: SourceAccountPayload = _payload_field(SourceAccountPayload)
+
+
+class ExpensesSyncEvent(Event):
+    payload: ExpensesSyncPayload = _payload_field(ExpensesSyncPayload)
+
+
+class ReportEvent(Event):
+    payload: ReportPayload = _payload_field(ReportPayload)
+
+    @property
+    def report_type(self) -> str | None:
+        """The report, from the event type (``spendAnalysis``, ``categorizedBankStatement``)."""
+        found = self.match
+        return found.parameter if found is not None else None
+
+
+EVENT_CLASSES: dict[EventType, type[Event]] = {
+    EventType.COMPANY_CREATED: CompanyEvent,
+    EventType.COMPANY_DELETED: CompanyEvent,
+    EventType.COMPANY_PRODUCT_ADDED: CompanyProductEvent,
+    EventType.COMPANY_PRODUCT_REMOVED: CompanyProductEvent,
+    EventType.CONNECTION_CREATED: ConnectionEvent,
+    EventType.CONNECTION_CONNECTED: ConnectionEvent,
+    EventType.CONNECTION_DISCONNECTED: ConnectionEvent,
+    EventType.CONNECTION_RECONNECTED: ConnectionEvent,
+    EventType.CONNECTION_FAILED: ConnectionEvent,
+    EventType.CONNECTION_DELETED: ConnectionEvent,
+    EventType.READ_COMPLETED: ReadCompletedEvent,
+    EventType.READ_COMPLETED_INITIAL: ReadCompletedEvent,
+    EventType.WRITE_SUCCESSFUL: WriteEvent,
+    EventType.WRITE_UNSUCCESSFUL: WriteEvent,
+    EventType.CLIENT_RATE_LIMIT_REACHED: ClientRateLimitEvent,
+    EventType.CLIENT_RATE_LIMIT_RESET: ClientRateLimitEvent,
+    EventType.BANK_FEEDS_SOURCE_ACCOUNT_CONNECTED: SourceAccountEvent,
+    EventType.BANK_FEEDS_SOURCE_ACCOUNT_DISCONNECTED: SourceAccountEvent,
+    EventType.EXPENSES_SYNC_SUCCESSFUL: ExpensesSyncEvent,
+    EventType.EXPENSES_SYNC_UNSUCCESSFUL: ExpensesSyncEvent,
+    EventType.REPORT_GENERATE_SUCCESSFUL: ReportEvent,
+    EventType.REPORT_GENERATE_UNSUCCESSFUL: ReportEvent,
+}
+"""The model for each event type; a test proves every :class:`EventType` has one."""
+
+
+def event_type_of(obj: Mapping[str, Any]) -> str | None:
+    """The event-type string under whichever key this sender used, if it is a string."""
+    for key in EVENT_TYPE_KEYS:
+        value = obj.get(key)
+        if value is not None:
+            return value if isinstance(value, str) else None
+    return None
+
+
+def parse_event(body: bytes | str | Mapping[str, Any]) -> Event:
+    """Parse a new-service event into the model for its type (``Event`` itself when unknown).
+
+    Raises :class:`PayloadError` (``status_hint`` 400) when the body is not a JSON object and
+    (422) when it is an object without an ``eventType`` string or with fields of the wrong type.
+    Transitional PascalCase types are not special here: :func:`codat_webhooks.routing.route`
+    sends those to the legacy models before this is called.
+    """
+    obj = load_object(body)
+    event_type = event_type_of(obj)
+    if event_type is None:
+        raise PayloadError("JSON object has no eventType string")
+    model = EVENT_CLASSES.get(EventType.parse(event_type), Event)  # type: ignore[arg-type]
+    try:
+        return model.model_validate(obj)
+    except ValidationError as exc:
+        reason = describe_validation_error(exc)
+        raise PayloadError(f"{event_type!r} event is invalid: {reason}") from None
