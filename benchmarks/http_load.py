@@ -1,0 +1,214 @@
+"""Requests/s over real HTTP: our adapters against the bare framework views they replace.
+
+Run from the repository root: ``python -m benchmarks.http_load [--duration 8]``. Each server is
+started on a free loopback port, loaded with ``wrk -t1 -c16`` from a second process, then stopped;
+the ratios compare runs measured in this same invocation, because absolute figures drift.
+
+The webhook receivers use MemoryStore (one per worker process) and the legacy ``Authorization``
+check. "duplicates" replays one alert (after the first request every reply is ``duplicate``);
+"fresh" sends a new AlertId per request from a wrk Lua script, so every request is processed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pydantic
+
+ROOT = Path(__file__).resolve().parents[1]
+AUTH = "Bearer bench"
+PLACEHOLDER = "00000000-0000-4000-8000-00000000beef"
+
+
+# --- the applications under test (built in the server processes) -------------------------------
+
+
+def _receiver() -> Any:
+    from codat_webhooks import Receiver
+    from codat_webhooks.stores import MemoryStore
+
+    return Receiver(authorization=AUTH, store=MemoryStore(), load_entrypoints=False)
+
+
+def flask_bare() -> Any:
+    from flask import Flask, request
+
+    app = Flask("bench")
+
+    @app.post("/hook")
+    def hook() -> dict[str, str]:
+        request.get_json()
+        return {"outcome": "processed"}
+
+    @app.get("/ping")
+    def ping() -> str:
+        return "pong"
+
+    return app
+
+
+def flask_middleware() -> Any:
+    from codat_webhooks.wsgi import WebhookMiddleware
+
+    app = flask_bare()
+    app.wsgi_app = WebhookMiddleware(app.wsgi_app, _receiver(), path="/hook")
+    return app
+
+
+class Envelope(pydantic.BaseModel):
+    """The legacy alert envelope, as a hand-written FastAPI receiver would declare it."""
+
+    ClientId: uuid.UUID | None = None
+    ClientName: str | None = None
+    CompanyId: uuid.UUID | None = None
+    DataConnectionId: uuid.UUID | None = None
+    RuleId: uuid.UUID | None = None
+    RuleType: str
+    AlertId: uuid.UUID
+    Message: str | None = None
+    Data: dict[str, Any] | None = None
+
+
+def fastapi_bare() -> Any:
+    import fastapi
+
+    app = fastapi.FastAPI()
+
+    @app.post("/hook")
+    async def hook(alert: Envelope) -> dict[str, str]:
+        return {"outcome": "processed"}
+
+    return app
+
+
+def webhook_app() -> Any:
+    from codat_webhooks.asgi import WebhookApp
+
+    return WebhookApp(_receiver())
+
+
+# --- load generation ----------------------------------------------------------------------------
+
+LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "%(auth)s"
+local template = [==[%(body)s]==]
+local fresh = %(fresh)s
+local prefix = string.format("%%08x", math.random(0, 0x7fffffff))
+local counter = 0
+wrk.body = template
+request = function()
+  if not fresh then return wrk.format() end
+  counter = counter + 1
+  local id = string.format("%%s-0000-4000-8000-%%012x", prefix, counter)
+  return wrk.format(nil, nil, nil, (template:gsub("%(placeholder)s", id)))
+end
+"""
+
+
+def wrk(url: str, duration: int, script: Path | None) -> tuple[float, int]:
+    """Requests/s and the count of non-2xx replies, from ``wrk -t1 -c16``."""
+    import subprocess
+
+    command = ["wrk", "-t1", "-c16", f"-d{duration}s", url]
+    if script is not None:
+        command[1:1] = ["-s", str(script)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return rate, int(errors.group(1)) if errors else 0
+
+
+def server(kind: str, factory: str, port: int) -> list[str]:
+    py = sys.executable
+    target = f"benchmarks.http_load:{factory}"
+    bind = ["--bind", f"127.0.0.1:{port}", "--log-level", "warning"]
+    if kind == "gunicorn-sync-2":
+        return [py, "-m", "gunicorn", f"{target}()", "-w", "2", *bind]
+    if kind == "gunicorn-uvicorn-worker-2":
+        worker = "uvicorn_worker.UvicornWorker"
+        return [py, "-m", "gunicorn", f"{target}()", "-w", "2", "-k", worker, *bind]
+    uvicorn = [py, "-m", "uvicorn", "--factory", target, "--host", "127.0.0.1"]
+    uvicorn += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
+    return uvicorn if kind == "uvicorn-1" else [*uvicorn, "--workers", "2"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=2, help="runs per server; best kept")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed")
+
+    sys.path.insert(0, str(ROOT))
+    from tests.adapters.servers import free_port, running
+
+    from codat_webhooks.testing import sample_body
+
+    body = sample_body("DataConnectionStatusChanged", alert_id=PLACEHOLDER).decode()
+    tmp = Path(tempfile.mkdtemp(prefix="codat-bench-"))
+    scripts = {}
+    for name, fresh in (("duplicates", "false"), ("fresh", "true")):
+        pattern = PLACEHOLDER.replace("-", "%-")  # "-" is a Lua pattern quantifier
+        lua = LUA % {"auth": AUTH, "body": body, "fresh": fresh, "placeholder": pattern}
+        scripts[name] = tmp / f"{name}.lua"
+        scripts[name].write_text(lua)
+
+    # (label, server kind, factory, path, wrk script name or None for GET)
+    plan = [
+        ("flask bare view (json parse)", "gunicorn-sync-2", "flask_bare", "/hook", "duplicates"),
+        ("flask + middleware, duplicates", "gunicorn-sync-2", "flask_middleware", "/hook",
+         "duplicates"),
+        ("flask + middleware, fresh", "gunicorn-sync-2", "flask_middleware", "/hook", "fresh"),
+        ("flask GET /ping bare", "gunicorn-sync-2", "flask_bare", "/ping", None),
+        ("flask GET /ping + middleware", "gunicorn-sync-2", "flask_middleware", "/ping", None),
+        ("fastapi bare (pydantic body)", "uvicorn-1", "fastapi_bare", "/hook", "duplicates"),
+        ("WebhookApp, duplicates", "uvicorn-1", "webhook_app", "/hook", "duplicates"),
+        ("WebhookApp, fresh", "uvicorn-1", "webhook_app", "/hook", "fresh"),
+        ("WebhookApp fresh, uvicorn --workers 2", "uvicorn-2", "webhook_app", "/hook", "fresh"),
+        ("WebhookApp fresh, gunicorn -k UvicornWorker -w 2", "gunicorn-uvicorn-worker-2",
+         "webhook_app", "/hook", "fresh"),
+    ]  # fmt: skip
+    rates: dict[str, float] = {}
+    print(f"wrk -t1 -c16 -d{args.duration:g}s over loopback; store: MemoryStore per worker")
+    for label, kind, factory, path, script in [row for _ in range(args.rounds) for row in plan]:
+        port = free_port()
+        with running(server(kind, factory, port), port, {}, tmp / "server.log", ready=path) as base:
+            rate, errors = wrk(base + path, args.duration, scripts[script] if script else None)
+        rates[label] = max(rate, rates.get(label, 0.0))  # best of the rounds: noise only slows
+        note = f"  ({errors} non-2xx!)" if errors else ""
+        print(f"  {label:<52} {kind:<26} {rate:>9,.0f} req/s{note}")
+
+    def ratio(label: str, ours: str, base: str, target: str) -> None:
+        print(f"  {label:<60} {rates[ours] / rates[base]:5.2f}x   (target {target})")
+
+    print("ratios (best of the rounds)")
+    ratio("flask middleware (duplicates) / bare flask view", "flask + middleware, duplicates",
+          "flask bare view (json parse)", ">= 0.90x")  # fmt: skip
+    ratio("flask middleware (fresh) / bare flask view", "flask + middleware, fresh",
+          "flask bare view (json parse)", ">= 0.90x")  # fmt: skip
+    ratio("WebhookApp (duplicates) / bare fastapi endpoint", "WebhookApp, duplicates",
+          "fastapi bare (pydantic body)", ">= 1.00x")  # fmt: skip
+    ratio("WebhookApp (fresh) / bare fastapi endpoint", "WebhookApp, fresh",
+          "fastapi bare (pydantic body)", ">= 1.00x")  # fmt: skip
+    ratio("pass-through: GET /ping with / without middleware", "flask GET /ping + middleware",
+          "flask GET /ping bare", ">= 0.97x")  # fmt: skip
+    ratio("production: gunicorn+UvicornWorker -w2 / uvicorn --workers 2",
+          "WebhookApp fresh, gunicorn -k UvicornWorker -w 2",
+          "WebhookApp fresh, uvicorn --workers 2", "informational")  # fmt: skip
+    print(json.dumps({label: round(rate) for label, rate in rates.items()}))
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Example: a FastAPI app that receives Codat webhooks (see README.md)."""

@@ -1,0 +1,1 @@
+"""Example: a Flask app that receives Codat webhooks (see README.md)."""

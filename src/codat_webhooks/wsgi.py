@@ -1,0 +1,114 @@
+"""
+WSGI adapter
+============
+
+Serve a :class:`~codat_webhooks.Receiver` from any WSGI application (Flask, Django, Pyramid,
+a bare ``werkzeug`` app) or on its own. The middleware answers one path and hands every other
+request to the wrapped application untouched, so installing it changes nothing else::
+
+    from codat_webhooks.wsgi import WebhookMiddleware
+    app.wsgi_app = WebhookMiddleware(app.wsgi_app, receiver, path="/webhooks/codat")
+
+``path`` is matched exactly against ``PATH_INFO``, i.e. relative to where the application is
+mounted (``SCRIPT_NAME``, ``DispatcherMiddleware``); ``/webhooks/codat/`` with a trailing slash
+is a different path and goes to the application. :class:`WebhookApp` is the receiver as a
+stand-alone WSGI application, for mounting with ``DispatcherMiddleware`` or serving directly.
+
+The body is read as raw bytes, never more than ``receiver.max_body_bytes``: an oversize
+``Content-Length`` is answered 413 before reading anything, and a chunked body (servers that set
+``wsgi.input_terminated``, like gunicorn) is cut off as soon as it passes the limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from werkzeug.datastructures import EnvironHeaders
+from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.wsgi import get_content_length
+
+from .errors import ConfigurationError
+from .receiver import Receiver
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+__all__ = ["WebhookApp", "WebhookMiddleware"]
+
+_CHUNK = 65_536
+
+
+class _TooLarge:
+    """What :func:`_read_body` returns when it stopped at the limit; ``size`` if declared."""
+
+    def __init__(self, size: int | None) -> None:
+        self.size = size
+
+
+def _read_body(environ: WSGIEnvironment, limit: int) -> bytes | _TooLarge | None:
+    """The raw body, a :class:`_TooLarge` marker, or ``None`` if the client went away early."""
+    stream = environ["wsgi.input"]
+    declared = get_content_length(environ)  # None for chunked or missing, 0 if invalid
+    if declared is not None:
+        if declared > limit:
+            return _TooLarge(declared)
+        chunks, remaining = [], declared
+        while remaining:
+            chunk = stream.read(min(remaining, _CHUNK))
+            if not chunk:
+                return None  # fewer bytes than promised: the request is truncated
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+    if not environ.get("wsgi.input_terminated"):
+        return b""  # PEP 3333: without a length the server may not end the stream for us
+    chunks, size = [], 0
+    while chunk := stream.read(_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            return _TooLarge(None)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class WebhookApp:
+    """The receiver as a WSGI application: every request it gets is a delivery."""
+
+    def __init__(self, receiver: Receiver) -> None:
+        self.receiver = receiver
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        method: str = environ["REQUEST_METHOD"]
+        headers = list(EnvironHeaders(environ).items())
+        body = _read_body(environ, self.receiver.max_body_bytes)
+        if body is None:
+            start_response("400 Bad Request", [("Content-Length", "0")])
+            return []
+        if isinstance(body, _TooLarge):
+            reply = self.receiver.reject_too_large(method, headers, body.size)
+        else:
+            reply = self.receiver.handle(method, headers, body)
+        status = f"{reply.status} {HTTP_STATUS_CODES.get(reply.status, 'Unknown')}"
+        start_response(status, list(reply.headers))
+        return [reply.body]
+
+
+class WebhookMiddleware:
+    """Answers ``path`` with :class:`WebhookApp` and passes everything else to ``app``."""
+
+    def __init__(
+        self, app: WSGIApplication, receiver: Receiver, path: str = "/webhooks/codat"
+    ) -> None:
+        if not path.startswith("/"):
+            raise ConfigurationError(f"path must start with '/', got {path!r}")
+        self.app = app
+        self.webhook = WebhookApp(receiver)
+        self.path = path
+        # PATH_INFO holds the URL-decoded path as latin-1 characters of its UTF-8 bytes.
+        self._path_info = path.encode().decode("latin-1")
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == self._path_info:
+            return self.webhook(environ, start_response)
+        return self.app(environ, start_response)
