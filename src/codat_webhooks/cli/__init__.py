@@ -1,0 +1,64 @@
+"""The ``codat-webhooks`` command line: see webhooks work before Codat ever calls you.
+
+Subcommands: ``serve`` a receiver locally, ``trigger`` realistic deliveries at it, list
+``samples``, inspect stored deliveries (``events``, ``show``), ``replay`` failed or parked ones
+after a fix, ``purge`` old ones, list ``plugins`` and ``verify`` a captured request.
+
+Exit status: 0 on success, 1 when the operation failed, 2 on a usage error. Expected failures
+print one ``codat-webhooks: error: ...`` line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ..errors import CodatWebhookError
+from . import info, inspect, replay, serve, trigger
+from ._common import EXIT_FAILED, CommandError, first_line
+
+__all__ = ["build_parser", "main"]
+
+PROG = "codat-webhooks"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    serve.add_parser(subparsers)
+    trigger.add_parser(subparsers)
+    info.add_parsers(subparsers)
+    inspect.add_parsers(subparsers)
+    replay.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; returns the exit status (the console script exits with it)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)  # exits 2 with a usage message on bad flags
+    try:
+        status: int = args.run(args)
+    except CommandError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.status
+    except CodatWebhookError as exc:  # e.g. the store cannot be opened or reached
+        print(f"{PROG}: error: {first_line(str(exc))}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `codat-webhooks events | head`
+        return 0
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""What every subcommand shares: settings from flags or the environment, opening the store,
+durations, and the one error type that becomes a one-line message and an exit status.
+
+A command line that prints a traceback for a typo teaches users to distrust it, so every
+expected failure is a :class:`CommandError` and :func:`codat_webhooks.cli.main` prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..receiver import DEFAULT_DB_PATH
+from ..stores.base import Store
+
+__all__ = [
+    "ENV_AUTHORIZATION",
+    "ENV_DB",
+    "ENV_REDIS_URL",
+    "ENV_SIGNING_SECRET",
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "CommandError",
+    "add_credential_flags",
+    "add_store_flags",
+    "credentials",
+    "format_time",
+    "open_store",
+    "parse_duration",
+    "parse_since",
+]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+ENV_AUTHORIZATION = "CODAT_WEBHOOKS_AUTHORIZATION"
+ENV_SIGNING_SECRET = "CODAT_WEBHOOKS_SIGNING_SECRET"  # noqa: S105 - a variable name, not a secret
+ENV_DB = "CODAT_WEBHOOKS_DB"
+ENV_REDIS_URL = "CODAT_WEBHOOKS_REDIS_URL"
+
+
+class CommandError(Exception):
+    """An expected failure: printed as ``codat-webhooks: error: <message>``, no traceback."""
+
+    def __init__(self, message: str, status: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# --- credentials -------------------------------------------------------------------------------
+
+
+def add_credential_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--authorization",
+        action="append",
+        metavar="VALUE",
+        help="the Authorization header value set in the Codat Portal (repeatable; "
+        f"default ${ENV_AUTHORIZATION})",
+    )
+    parser.add_argument(
+        "--signing-secret",
+        action="append",
+        metavar="WHSEC",
+        help="the endpoint's whsec_ signing secret (repeatable, for rotation; default "
+        f"${ENV_SIGNING_SECRET}, several separated by spaces or commas)",
+    )
+
+
+def credentials(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """Authorization values and signing secrets: flags win, else the environment.
+
+    ``CODAT_WEBHOOKS_AUTHORIZATION`` is one value (header values may contain commas);
+    ``CODAT_WEBHOOKS_SIGNING_SECRET`` may list several ``whsec_`` secrets, which never contain
+    spaces or commas, so a rotation can be configured in one variable.
+    """
+    authorization: list[str] = list(args.authorization or [])
+    if not authorization and os.environ.get(ENV_AUTHORIZATION):
+        authorization = [os.environ[ENV_AUTHORIZATION]]
+    secrets: list[str] = list(args.signing_secret or [])
+    if not secrets and os.environ.get(ENV_SIGNING_SECRET):
+        secrets = [s for s in re.split(r"[\s,]+", os.environ[ENV_SIGNING_SECRET]) if s]
+    return authorization, secrets
+
+
+# --- stores ------------------------------------------------------------------------------------
+
+
+def add_store_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db",
+        metavar="PATH",
+        help=f"SQLite database (default ${ENV_DB} or ./{DEFAULT_DB_PATH})",
+    )
+    parser.add_argument(
+        "--redis-url",
+        metavar="URL",
+        help=f"use Redis instead of SQLite: redis://host:6379/0 (default ${ENV_REDIS_URL})",
+    )
+
+
+def open_store(args: argparse.Namespace, *, create: bool) -> Store:
+    """The store the flags or environment name; ``create=False`` refuses a missing SQLite file.
+
+    Inspecting commands must not silently create an empty database in the wrong directory and
+    then report "no deliveries": a missing file is almost always a wrong ``--db``.
+    """
+    redis_url = args.redis_url or os.environ.get(ENV_REDIS_URL)
+    if redis_url and not args.db:
+        try:
+            from ..stores.redis import RedisStore
+        except ImportError as exc:
+            raise CommandError(
+                f"--redis-url needs the redis extra: pip install 'codat-webhooks[redis]' ({exc})"
+            ) from None
+        return RedisStore.from_url(redis_url)
+    path = Path(args.db or os.environ.get(ENV_DB) or DEFAULT_DB_PATH)
+    if not create and not path.is_file():
+        raise CommandError(
+            f"no database at {path}: pass --db (or set {ENV_DB}) to the file `serve` writes"
+        )
+    if create and not path.parent.is_dir():
+        raise CommandError(f"cannot create database {path}: directory {path.parent} does not exist")
+    from ..stores.sqlite import SQLiteStore
+
+    return SQLiteStore(str(path))
+
+
+# --- time --------------------------------------------------------------------------------------
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw]?)")
+
+
+def parse_duration(text: str) -> float:
+    """``90s``, ``15m``, ``12h``, ``30d``, ``2w``, combinations like ``1d12h``, or bare seconds."""
+    compact = text.strip().lower().replace(" ", "")
+    parts = _DURATION.findall(compact)
+    if not compact or "".join(n + u for n, u in parts) != compact:
+        raise argparse.ArgumentTypeError(
+            f"invalid duration {text!r} (use e.g. 90s, 15m, 12h, 30d, 2w or 1d12h)"
+        )
+    return sum(float(number) * _UNITS[unit or "s"] for number, unit in parts)
+
+
+def parse_since(text: str) -> float:
+    """A Unix time from a duration ago (``2h``) or an ISO 8601 date/time (UTC if naive)."""
+    try:
+        return datetime.now(timezone.utc).timestamp() - parse_duration(text)
+    except argparse.ArgumentTypeError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid --since {text!r} (use a duration like 2h or a date like 2026-05-01T10:00)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def format_time(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def stderr_is_tty() -> bool:
+    return sys.stderr.isatty()
+
+
+def first_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[0] if lines else text
+
+
+def plural(count: int, word: str, words: Sequence[str] = ()) -> str:
+    return f"{count} {word if count == 1 else (words[0] if words else word + 's')}"
