@@ -6,6 +6,7 @@ directory that only the subprocesses below put on their path, exactly as if it w
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -33,6 +34,8 @@ print(reply.outcome, reply.key)
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Built without isolation (no network): the build backend must be in the test environment.
+    assert importlib.util.find_spec("hatchling"), "hatchling is missing: install the dev extra"
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
         [
@@ -110,3 +113,17 @@ def test_the_plugin_packages_own_tests_pass(installed: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout
+
+
+def test_cli_lists_the_plugin_and_its_hooks(installed: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(installed)}
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "codat-webhooks"), "plugins"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "audit" in result.stdout
+    assert "on_alert, on_duplicate, on_rejected" in result.stdout
+    assert "1 installed plugin(s)" in result.stdout
