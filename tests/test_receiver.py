@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,82 +19,25 @@ from codat_webhooks import (
 )
 from codat_webhooks.stores import MemoryStore, State
 from codat_webhooks.stores.base import Entry
-from codat_webhooks.testing import legacy_sample, sample_body
+from codat_webhooks.testing import Recorder, legacy_sample, sample_body
 
 AUTH = {"Authorization": "Bearer s3cret"}
 
 
-class Recorder:
-    """Records (hook, alert rule type, delivery key) for every hook it implements."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, Any]] = []
-        self.lock = threading.Lock()
-
-    def _record(self, hook: str, value: Any) -> None:
-        with self.lock:
-            self.calls.append((hook, value))
-
-    def hooks(self) -> list[str]:
-        return [hook for hook, _ in self.calls]
-
-    def __getattr__(self, name: str) -> Any:  # pragma: no cover - only for typos in tests
-        raise AttributeError(name)
-
-
-def _make_recorder_class() -> type[Recorder]:
-    """A Recorder with one hookimpl per rule plus the generic hooks, built from the rule table."""
-    namespace: dict[str, Any] = {}
-    for kind in RuleType:
-
-        def per_rule(
-            self: Recorder, alert: Any, delivery: Delivery, _hook: str = kind.hook
-        ) -> None:
-            self._record(_hook, alert)
-
-        per_rule.__name__ = kind.hook
-        namespace[kind.hook] = hookimpl(per_rule)
-
-    def on_alert(self: Recorder, alert: Any, delivery: Delivery) -> None:
-        self._record("on_alert", alert)
-
-    def on_unknown_alert(self: Recorder, alert: Any) -> None:
-        self._record("on_unknown_alert", alert)
-
-    def on_duplicate(self: Recorder, delivery: Delivery) -> None:
-        self._record("on_duplicate", delivery)
-
-    def on_rejected(self: Recorder, delivery: Delivery, error: Exception) -> None:
-        self._record("on_rejected", error)
-
-    def on_handler_error(self: Recorder, alert: Any, delivery: Delivery, error: Exception) -> None:
-        self._record("on_handler_error", error)
-
-    for function in (on_alert, on_unknown_alert, on_duplicate, on_rejected, on_handler_error):
-        namespace[function.__name__] = hookimpl(function)
-    return type("FullRecorder", (Recorder,), namespace)
-
-
-FullRecorder = _make_recorder_class()
+@pytest.fixture
+def recorder(codat_recorder: Recorder) -> Recorder:
+    """The pytest plugin's recorder: every hook of every spec module, recorded in order."""
+    return codat_recorder
 
 
 @pytest.fixture
-def recorder() -> Recorder:
-    return FullRecorder()
+def store(codat_store: MemoryStore) -> MemoryStore:
+    return codat_store
 
 
 @pytest.fixture
-def store() -> MemoryStore:
-    return MemoryStore()
-
-
-@pytest.fixture
-def receiver(recorder: Recorder, store: MemoryStore) -> Iterator[Receiver]:
-    receiver = Receiver(
-        authorization="Bearer s3cret", store=store, plugins=[recorder], load_entrypoints=False
-    )
-    yield receiver
-    receiver.close()
+def receiver(codat_make_receiver: Callable[..., Receiver]) -> Receiver:
+    return codat_make_receiver(authorization="Bearer s3cret", signing_secrets=None)
 
 
 def reply_json(reply: Any) -> dict[str, Any]:
@@ -112,8 +54,8 @@ def test_each_seed_payload_reaches_exactly_its_hook_once(
     kind = RuleType.parse(json.loads(seed_body)["RuleType"])
     assert kind is not None
     assert (reply.status, reply.outcome) == (200, "processed")
-    assert recorder.hooks() == [kind.hook, "on_alert"]
-    alert = recorder.calls[0][1]
+    assert recorder.names() == [kind.hook, "on_alert"]
+    alert = recorder.calls_to(kind.hook)[0].alert
     assert alert.kind is kind
     assert alert.alert_id == uuid.UUID(json.loads(seed_body)["AlertId"])
     assert reply_json(reply) == {
@@ -127,7 +69,7 @@ def test_each_seed_payload_reaches_exactly_its_hook_once(
 def test_put_is_accepted_like_post(receiver: Receiver, recorder: Recorder) -> None:
     reply = receiver.handle("put", AUTH, sample_body("Rate Limit Reached"))
     assert reply.status == 200
-    assert recorder.hooks() == ["on_rate_limit_reached", "on_alert"]
+    assert recorder.names() == ["on_rate_limit_reached", "on_alert"]
 
 
 def test_headers_may_be_pairs_in_any_case(receiver: Receiver) -> None:
@@ -158,10 +100,10 @@ def test_processed_record_is_done_with_body_and_redacted_headers(
 def test_duplicate_runs_only_on_duplicate(receiver: Receiver, recorder: Recorder) -> None:
     body = sample_body("Dataset data changed")
     assert receiver.handle("POST", AUTH, body).outcome == "processed"
-    recorder.calls.clear()
+    recorder.clear()
     reply = receiver.handle("POST", AUTH, body)
     assert (reply.status, reply.outcome) == (200, "duplicate")
-    assert recorder.hooks() == ["on_duplicate"]
+    assert recorder.names() == ["on_duplicate"]
 
 
 # --- 503 in_progress -------------------------------------------------------------------------
@@ -180,7 +122,7 @@ def test_same_key_while_lease_is_alive_is_503_in_progress(
     assert (reply.status, reply.outcome) == (503, "in_progress")
     retry_after = dict(reply.headers)["Retry-After"]
     assert 1 <= int(retry_after) <= 30
-    assert recorder.calls == []
+    assert recorder.names() == []
 
 
 # --- 422 conflict ----------------------------------------------------------------------------
@@ -191,11 +133,11 @@ def test_same_key_with_different_bytes_is_422_conflict(
 ) -> None:
     body = legacy_sample("DataConnectionStatusChanged")
     assert receiver.handle("POST", AUTH, json.dumps(body).encode()).outcome == "processed"
-    recorder.calls.clear()
+    recorder.clear()
     body["Data"]["newStatus"] = "Deauthorized"
     reply = receiver.handle("POST", AUTH, json.dumps(body).encode())
     assert (reply.status, reply.outcome) == (422, "conflict")
-    assert recorder.hooks() == ["on_rejected"]
+    assert recorder.names() == ["on_rejected"]
 
 
 # --- 200 processed, unknown rule -------------------------------------------------------------
@@ -207,7 +149,7 @@ def test_unknown_rule_type_is_processed_through_on_unknown_alert(
     body = json.dumps({"RuleType": "Brand New Rule", "AlertId": str(uuid.uuid4())}).encode()
     reply = receiver.handle("POST", AUTH, body)
     assert (reply.status, reply.outcome) == (200, "processed")
-    assert recorder.hooks() == ["on_unknown_alert", "on_alert"]
+    assert recorder.names() == ["on_unknown_alert", "on_alert"]
 
 
 # --- 401 unauthorized ------------------------------------------------------------------------
@@ -224,7 +166,7 @@ def test_missing_or_wrong_authorization_is_401_and_nothing_is_stored(
     assert (reply.status, reply.outcome) == (401, "unauthorized")
     assert reply_json(reply)["detail"] == "authentication failed"  # no hint for probers
     assert b"s3cret" not in reply.body
-    assert recorder.hooks() == ["on_rejected"]
+    assert recorder.names() == ["on_rejected"]
     assert store.find() == []
 
 
@@ -274,7 +216,7 @@ def test_body_that_is_not_a_json_object_is_400_invalid(
 ) -> None:
     reply = receiver.handle("POST", AUTH, body)
     assert (reply.status, reply.outcome) == (400, "invalid")
-    assert recorder.hooks() == ["on_rejected"]
+    assert recorder.names() == ["on_rejected"]
     [record] = store.find()
     assert record.state is State.PARKED  # authenticated, so kept
     assert record.body == body
@@ -294,7 +236,7 @@ def test_object_that_is_not_an_alert_is_422_invalid_and_parked(
     body = json.dumps({**payload, "AlertId": str(uuid.uuid4())}).encode()
     reply = receiver.handle("POST", AUTH, body)
     assert (reply.status, reply.outcome) == (422, "invalid")
-    assert recorder.hooks() == ["on_rejected"]
+    assert recorder.names() == ["on_rejected"]
     record = store.get(json.loads(body)["AlertId"])
     assert record is not None
     assert record.state is State.PARKED
@@ -314,17 +256,15 @@ def test_parked_key_redelivered_stays_parked(receiver: Receiver, store: MemorySt
 # --- 413 too_large ---------------------------------------------------------------------------
 
 
-def test_body_over_the_limit_is_413_and_not_stored(recorder: Recorder, store: MemoryStore) -> None:
-    receiver = Receiver(
-        authorization="Bearer s3cret",
-        store=store,
-        plugins=[recorder],
-        load_entrypoints=False,
-        max_body_bytes=100,
+def test_body_over_the_limit_is_413_and_not_stored(
+    recorder: Recorder, store: MemoryStore, codat_make_receiver: Callable[..., Receiver]
+) -> None:
+    receiver = codat_make_receiver(
+        authorization="Bearer s3cret", signing_secrets=None, max_body_bytes=100
     )
     reply = receiver.handle("POST", AUTH, sample_body("Sync Failed"))
     assert (reply.status, reply.outcome) == (413, "too_large")
-    assert recorder.hooks() == ["on_rejected"]
+    assert recorder.names() == ["on_rejected"]
     assert store.find() == []
 
 
@@ -338,14 +278,14 @@ def test_other_methods_are_405_with_allow(
     reply = receiver.handle(method, AUTH, sample_body("Sync Failed"))
     assert (reply.status, reply.outcome) == (405, "method_not_allowed")
     assert dict(reply.headers)["Allow"] == "POST, PUT"
-    assert recorder.calls == []
+    assert recorder.names() == []
 
 
 # --- 503 failed ------------------------------------------------------------------------------
 
 
 def test_failing_hook_is_503_failed_and_the_retry_runs_it_again(
-    recorder: Recorder, store: MemoryStore
+    recorder: Recorder, store: MemoryStore, codat_make_receiver: Callable[..., Receiver]
 ) -> None:
     attempts: list[int] = []
 
@@ -356,12 +296,8 @@ def test_failing_hook_is_503_failed_and_the_retry_runs_it_again(
             if len(attempts) == 1:
                 raise RuntimeError("database is down")
 
-    receiver = Receiver(
-        authorization="Bearer s3cret",
-        store=store,
-        plugins=[recorder, Flaky()],
-        load_entrypoints=False,
-        retry_after=7,
+    receiver = codat_make_receiver(
+        [Flaky()], authorization="Bearer s3cret", signing_secrets=None, retry_after=7
     )
     body = sample_body("Sync Connection Deleted")
     reply = receiver.handle("POST", AUTH, body)
@@ -369,16 +305,16 @@ def test_failing_hook_is_503_failed_and_the_retry_runs_it_again(
     assert dict(reply.headers)["Retry-After"] == "7"
     assert b"database is down" not in reply.body
     # Flaky was registered last, so it runs first; nothing after it ran; on_handler_error did.
-    assert recorder.hooks() == ["on_handler_error"]
+    assert recorder.names() == ["on_handler_error"]
     record = store.get(json.loads(body)["AlertId"])
     assert record is not None
     assert record.state is State.FAILED
     assert record.last_error == "RuntimeError: database is down"
 
-    recorder.calls.clear()
+    recorder.clear()
     assert receiver.handle("POST", AUTH, body).outcome == "processed"
     assert attempts == [1, 2]
-    assert recorder.hooks() == ["on_sync_connection_deleted", "on_alert"]
+    assert recorder.names() == ["on_sync_connection_deleted", "on_alert"]
 
 
 # --- 503 unavailable -------------------------------------------------------------------------
@@ -394,17 +330,16 @@ class UnreachableStore(MemoryStore):
         raise StoreError("connection refused")
 
 
-def test_unreachable_store_is_503_unavailable_and_no_hook_runs(recorder: Recorder) -> None:
-    receiver = Receiver(
-        authorization="Bearer s3cret",
-        store=UnreachableStore(),
-        plugins=[recorder],
-        load_entrypoints=False,
+def test_unreachable_store_is_503_unavailable_and_no_hook_runs(
+    recorder: Recorder, codat_make_receiver: Callable[..., Receiver]
+) -> None:
+    receiver = codat_make_receiver(
+        store=UnreachableStore(), authorization="Bearer s3cret", signing_secrets=None
     )
     reply = receiver.handle("POST", AUTH, sample_body("Sync Failed"))
     assert (reply.status, reply.outcome) == (503, "unavailable")
     assert "Retry-After" in dict(reply.headers)
-    assert recorder.calls == []
+    assert recorder.names() == []
     # an invalid payload that cannot be parked must be retried, not lost
     reply = receiver.handle("POST", AUTH, b'{"nope": 1}')
     assert (reply.status, reply.outcome) == (503, "unavailable")

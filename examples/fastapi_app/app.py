@@ -21,7 +21,7 @@ from codat_webhooks import Receiver
 from codat_webhooks.asgi import WebhookApp
 from codat_webhooks.stores import SQLiteStore
 
-from .handlers import AlertLog, Handlers
+from ..alert_log import AlertLog, Handlers
 
 logging.basicConfig(level=logging.INFO, format="%(process)d %(name)s %(levelname)s %(message)s")
 

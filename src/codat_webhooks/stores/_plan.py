@@ -12,7 +12,17 @@ import json
 
 from .base import Claim, ClaimStatus, Entry, Record, State
 
-__all__ = ["decode_headers", "encode_headers", "plan_claim", "plan_park"]
+__all__ = [
+    "Row",
+    "decode_headers",
+    "encode_headers",
+    "plan_claim",
+    "plan_park",
+    "record_from_row",
+    "record_to_row",
+]
+
+Row = tuple[object, ...]
 
 
 def plan_claim(
@@ -103,3 +113,42 @@ def decode_headers(text: str | None) -> tuple[tuple[str, str], ...]:
     if not text:
         return ()
     return tuple((str(name), str(value)) for name, value in json.loads(text))
+
+
+def record_from_row(row: Row) -> Record:
+    """A record from a SQL row in column order (the SQLite and PostgreSQL tables agree)."""
+    (key, state, fingerprint, attempts, first_seen, last_seen, kind, company_id, body, headers,
+     last_error, token, lease_expires) = row  # fmt: skip
+    return Record(
+        key=str(key),
+        state=State(state),
+        fingerprint=str(fingerprint),
+        attempts=int(attempts),  # type: ignore[call-overload]
+        first_seen=float(first_seen),  # type: ignore[arg-type]
+        last_seen=float(last_seen),  # type: ignore[arg-type]
+        kind=None if kind is None else str(kind),
+        company_id=None if company_id is None else str(company_id),
+        body=bytes(body),  # type: ignore[call-overload]
+        headers=decode_headers(str(headers)),
+        last_error=None if last_error is None else str(last_error),
+        token=int(token),  # type: ignore[call-overload]
+        lease_expires=float(lease_expires),  # type: ignore[arg-type]
+    )
+
+
+def record_to_row(record: Record) -> Row:
+    return (
+        record.key,
+        record.state.value,
+        record.fingerprint,
+        record.attempts,
+        record.first_seen,
+        record.last_seen,
+        record.kind,
+        record.company_id,
+        record.body,
+        encode_headers(record.headers),
+        record.last_error,
+        record.token,
+        record.lease_expires,
+    )

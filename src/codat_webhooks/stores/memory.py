@@ -11,7 +11,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from .base import DEFAULT_RETENTION, Claim, ClaimStatus, Entry, Record, State, Store
+from ._plan import plan_claim, plan_park
+from .base import DEFAULT_RETENTION, Claim, Entry, Record, State, Store
 
 __all__ = ["MemoryStore"]
 
@@ -32,50 +33,17 @@ class MemoryStore(Store):
     def claim(self, entry: Entry, *, lease: float, force: bool = False) -> Claim:
         now = self._clock()
         with self._lock:
-            record = self._records.get(entry.key)
-            if record is not None and now - record.last_seen > self.retention:
-                record = None  # expired: behaves as if purged
-            if record is None:
-                self._records[entry.key] = Record(
-                    key=entry.key,
-                    state=State.PROCESSING,
-                    fingerprint=entry.fingerprint,
-                    attempts=1,
-                    first_seen=now,
-                    last_seen=now,
-                    kind=entry.kind,
-                    company_id=entry.company_id,
-                    body=entry.body,
-                    headers=entry.headers,
-                    token=1,
-                    lease_expires=now + lease,
-                )
-                return Claim(ClaimStatus.CLAIMED, token=1, attempts=1)
-            if record.fingerprint != entry.fingerprint:
-                return Claim(ClaimStatus.CONFLICT, attempts=record.attempts)
-            if record.state is State.DONE and not force:
-                self._records[entry.key] = dataclasses.replace(record, last_seen=now)
-                return Claim(ClaimStatus.DUPLICATE, attempts=record.attempts)
-            if record.state is State.PROCESSING and record.lease_expires > now:
-                return Claim(
-                    ClaimStatus.IN_PROGRESS,
-                    attempts=record.attempts,
-                    retry_after=record.lease_expires - now,
-                )
-            claimed = dataclasses.replace(
-                record,
-                state=State.PROCESSING,
-                attempts=record.attempts + 1,
-                last_seen=now,
-                token=record.token + 1,
-                lease_expires=now + lease,
-                kind=entry.kind or record.kind,
-                company_id=entry.company_id or record.company_id,
-                body=entry.body or record.body,
-                headers=entry.headers or record.headers,
+            claim, record = plan_claim(
+                self._records.get(entry.key),
+                entry,
+                now=now,
+                lease=lease,
+                force=force,
+                retention=self.retention,
             )
-            self._records[entry.key] = claimed
-            return Claim(ClaimStatus.CLAIMED, token=claimed.token, attempts=claimed.attempts)
+            if record is not None:
+                self._records[entry.key] = record
+            return claim
 
     def _update_held(self, key: str, token: int, **changes: object) -> bool:
         with self._lock:
@@ -104,30 +72,7 @@ class MemoryStore(Store):
         now = self._clock()
         with self._lock:
             record = self._records.get(entry.key)
-            if record is None:
-                self._records[entry.key] = Record(
-                    key=entry.key,
-                    state=State.PARKED,
-                    fingerprint=entry.fingerprint,
-                    attempts=1,
-                    first_seen=now,
-                    last_seen=now,
-                    kind=entry.kind,
-                    company_id=entry.company_id,
-                    body=entry.body,
-                    headers=entry.headers,
-                    last_error=reason,
-                )
-            elif record.state in (State.PARKED, State.FAILED):
-                self._records[entry.key] = dataclasses.replace(
-                    record,
-                    state=State.PARKED,
-                    attempts=record.attempts + 1,
-                    last_seen=now,
-                    last_error=reason,
-                )
-            else:
-                self._records[entry.key] = dataclasses.replace(record, last_seen=now)
+            self._records[entry.key] = plan_park(record, entry, now=now, reason=reason)
 
     def get(self, key: str) -> Record | None:
         with self._lock:

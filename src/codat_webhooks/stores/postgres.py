@@ -19,7 +19,7 @@ import psycopg_pool
 from psycopg import sql
 
 from ..errors import ConfigurationError, StoreError
-from ._plan import decode_headers, encode_headers, plan_claim, plan_park
+from ._plan import plan_claim, plan_park, record_from_row, record_to_row
 from .base import DEFAULT_RETENTION, Claim, Entry, Record, State, Store
 
 __all__ = ["PostgresStore"]
@@ -59,44 +59,6 @@ CREATE INDEX IF NOT EXISTS {index} ON {table} (last_seen)
 """
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,50}$")
 _ATTEMPTS = 5  # a row deleted by purge between our INSERT and SELECT: look again
-
-
-def _record(row: Sequence[Any]) -> Record:
-    (key, state, fingerprint, attempts, first_seen, last_seen, kind, company_id, body, headers,
-     last_error, token, lease_expires) = row  # fmt: skip
-    return Record(
-        key=key,
-        state=State(state),
-        fingerprint=fingerprint,
-        attempts=attempts,
-        first_seen=first_seen,
-        last_seen=last_seen,
-        kind=kind,
-        company_id=company_id,
-        body=bytes(body),
-        headers=decode_headers(headers),
-        last_error=last_error,
-        token=token,
-        lease_expires=lease_expires,
-    )
-
-
-def _row(record: Record) -> tuple[Any, ...]:
-    return (
-        record.key,
-        record.state.value,
-        record.fingerprint,
-        record.attempts,
-        record.first_seen,
-        record.last_seen,
-        record.kind,
-        record.company_id,
-        record.body,
-        encode_headers(record.headers),
-        record.last_error,
-        record.token,
-        record.lease_expires,
-    )
 
 
 class PostgresStore(Store):
@@ -205,7 +167,7 @@ class PostgresStore(Store):
                     None, entry, now=now, lease=lease, force=force, retention=self.retention
                 )
                 assert fresh is not None
-                if conn.execute(self._sql_insert, _row(fresh)).fetchone() is not None:
+                if conn.execute(self._sql_insert, record_to_row(fresh)).fetchone() is not None:
                     return claim
                 with conn.transaction():
                     row = conn.execute(
@@ -214,7 +176,7 @@ class PostgresStore(Store):
                     if row is None:
                         continue  # purged in between: insert again
                     claim, store = plan_claim(
-                        _record(row),
+                        record_from_row(row),
                         entry,
                         now=now,
                         lease=lease,
@@ -222,7 +184,7 @@ class PostgresStore(Store):
                         retention=self.retention,
                     )
                     if store is not None:
-                        conn.execute(self._sql_update, (*_row(store), entry.key))
+                        conn.execute(self._sql_update, (*record_to_row(store), entry.key))
                     return claim
         raise StoreError(f"could not claim {entry.key!r}: the row kept disappearing")
 
@@ -244,7 +206,7 @@ class PostgresStore(Store):
             for _ in range(_ATTEMPTS):
                 now = self._clock()
                 fresh = plan_park(None, entry, now=now, reason=reason)
-                if conn.execute(self._sql_insert, _row(fresh)).fetchone() is not None:
+                if conn.execute(self._sql_insert, record_to_row(fresh)).fetchone() is not None:
                     return
                 with conn.transaction():
                     row = conn.execute(
@@ -252,15 +214,15 @@ class PostgresStore(Store):
                     ).fetchone()
                     if row is None:
                         continue
-                    parked = plan_park(_record(row), entry, now=now, reason=reason)
-                    conn.execute(self._sql_update, (*_row(parked), entry.key))
+                    parked = plan_park(record_from_row(row), entry, now=now, reason=reason)
+                    conn.execute(self._sql_update, (*record_to_row(parked), entry.key))
                     return
         raise StoreError(f"could not park {entry.key!r}: the row kept disappearing")
 
     def get(self, key: str) -> Record | None:
         with self._conn() as conn:
             row = conn.execute(self._sql_select + sql.SQL(" WHERE key = %s"), (key,)).fetchone()
-        return None if row is None else _record(row)
+        return None if row is None else record_from_row(row)
 
     def find(
         self,
@@ -292,7 +254,7 @@ class PostgresStore(Store):
             params.append(limit)
         with self._conn() as conn:
             rows = conn.execute(query, params).fetchall()
-        return [_record(row) for row in rows]
+        return [record_from_row(row) for row in rows]
 
     def purge(self, *, older_than: float | None = None) -> int:
         now = self._clock()

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import ConfigurationError, StoreError
-from ._plan import decode_headers, encode_headers, plan_claim, plan_park
+from ._plan import plan_claim, plan_park, record_from_row, record_to_row
 from .base import DEFAULT_RETENTION, Claim, Entry, Record, State, Store
 
 __all__ = ["SQLiteStore"]
@@ -52,46 +52,6 @@ _COLUMNS = (
 _SELECT = f"SELECT {_COLUMNS} FROM deliveries"  # noqa: S608 - constant column list
 _UPSERT = f"INSERT OR REPLACE INTO deliveries ({_COLUMNS}) VALUES ({', '.join('?' * 13)})"  # noqa: S608
 _UPDATE_HELD = "UPDATE deliveries SET {} WHERE key = ? AND token = ? AND state = 'processing'"
-
-Row = tuple[object, ...]
-
-
-def _record(row: Row) -> Record:
-    (key, state, fingerprint, attempts, first_seen, last_seen, kind, company_id, body, headers,
-     last_error, token, lease_expires) = row  # fmt: skip
-    return Record(
-        key=str(key),
-        state=State(state),
-        fingerprint=str(fingerprint),
-        attempts=int(attempts),  # type: ignore[call-overload]
-        first_seen=float(first_seen),  # type: ignore[arg-type]
-        last_seen=float(last_seen),  # type: ignore[arg-type]
-        kind=None if kind is None else str(kind),
-        company_id=None if company_id is None else str(company_id),
-        body=bytes(body),  # type: ignore[call-overload]
-        headers=decode_headers(str(headers)),
-        last_error=None if last_error is None else str(last_error),
-        token=int(token),  # type: ignore[call-overload]
-        lease_expires=float(lease_expires),  # type: ignore[arg-type]
-    )
-
-
-def _row(record: Record) -> Row:
-    return (
-        record.key,
-        record.state.value,
-        record.fingerprint,
-        record.attempts,
-        record.first_seen,
-        record.last_seen,
-        record.kind,
-        record.company_id,
-        record.body,
-        encode_headers(record.headers),
-        record.last_error,
-        record.token,
-        record.lease_expires,
-    )
 
 
 class SQLiteStore(Store):
@@ -171,7 +131,7 @@ class SQLiteStore(Store):
 
     def _read(self, key: str, conn: sqlite3.Connection) -> Record | None:
         row = conn.execute(f"{_SELECT} WHERE key = ?", (key,)).fetchone()
-        return None if row is None else _record(row)
+        return None if row is None else record_from_row(row)
 
     # --- the protocol ------------------------------------------------------------------------
 
@@ -183,7 +143,7 @@ class SQLiteStore(Store):
                 record, entry, now=now, lease=lease, force=force, retention=self.retention
             )
             if store is not None:
-                conn.execute(_UPSERT, _row(store))
+                conn.execute(_UPSERT, record_to_row(store))
         return claim
 
     def _update_held(self, key: str, token: int, assignments: str, *values: object) -> bool:
@@ -216,7 +176,9 @@ class SQLiteStore(Store):
     def park(self, entry: Entry, *, reason: str) -> None:
         with self._write() as conn:
             record = self._read(entry.key, conn)
-            conn.execute(_UPSERT, _row(plan_park(record, entry, now=self._clock(), reason=reason)))
+            conn.execute(
+                _UPSERT, record_to_row(plan_park(record, entry, now=self._clock(), reason=reason))
+            )
 
     def get(self, key: str) -> Record | None:
         with self._errors():
@@ -250,7 +212,7 @@ class SQLiteStore(Store):
             params.append(limit)
         with self._errors():
             rows = self._connection().execute(sql, params).fetchall()
-        return [_record(row) for row in rows]
+        return [record_from_row(row) for row in rows]
 
     def purge(self, *, older_than: float | None = None) -> int:
         now = self._clock()

@@ -1,4 +1,7 @@
-"""What this app does with Codat alerts: keep a log of them in its own SQLite table.
+"""What both example apps do with Codat alerts: keep a log of them in the app's own SQLite table.
+
+One plugin serves the Flask (WSGI) and the FastAPI (ASGI) app unchanged: hooks know nothing of
+the framework they run under.
 
 The hooks run exactly once per alert (codat-webhooks deduplicates across all workers through the
 shared store), so ``alerts`` gets one row per alert however often Codat retries it.
