@@ -26,12 +26,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import PayloadError
 from .models._fields import CodatModel
-from .models._parse import parse_alert, rule_type_of
+from .models._parse import alert_from_object, parse_alert, rule_type_of
 from .models.events import event_type_of, parse_event
 from .models.legacy import RULE_TYPE_KEYS, Alert
 from .rules import RuleType
@@ -43,8 +42,7 @@ _LEGACY_ENVELOPE_KEYS = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
+class Route(NamedTuple):
     payload: CodatModel
     """The parsed alert (or event)."""
     hooks: tuple[str, ...]
@@ -67,6 +65,9 @@ def key_from_body(obj: Mapping[str, Any]) -> str | None:
 
 def route(obj: Mapping[str, Any]) -> Route:
     """Parse ``obj`` into its model and pick its hooks; raises :class:`PayloadError` (422)."""
+    rule_type = obj.get("RuleType")
+    if type(rule_type) is str:  # the common legacy case, without the searches below
+        return _alert_route(alert_from_object(obj, rule_type))
     if not any(key in obj for key in RULE_TYPE_KEYS if key != "type"):
         event_type = event_type_of(obj)
         if event_type is not None:

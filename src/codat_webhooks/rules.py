@@ -51,7 +51,8 @@ class RuleType(str, enum.Enum):
         """Recognise any spelling Codat has used; ``None`` means an unknown rule (not an error)."""
         if not isinstance(text, str):
             return None
-        return _BY_SPELLING.get(normalise_rule_type(text))
+        known = _BY_SPELLING.get(text)  # every spelling is also stored verbatim: no regex
+        return known if known is not None else _BY_SPELLING.get(normalise_rule_type(text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +156,8 @@ def normalise_rule_type(text: str) -> str:
 _ROWS: dict[RuleType, Rule] = {rule.type: rule for rule in RULES}
 _HOOKS: dict[RuleType, str] = {member: "on_" + member.name.lower() for member in RuleType}
 _BY_SPELLING: dict[str, RuleType] = {
-    normalise_rule_type(spelling): rule.type
+    form: rule.type
     for rule in RULES
     for spelling in (rule.type.value, *rule.spellings)
+    for form in (spelling, normalise_rule_type(spelling))
 }

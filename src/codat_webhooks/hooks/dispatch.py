@@ -67,7 +67,7 @@ class Dispatcher:
         for name in names:
             for impl in self._implementations(name):
                 result = impl.function(*[kwargs[arg] for arg in impl.argnames])
-                if inspect.isawaitable(result):
+                if result is not None and inspect.isawaitable(result):
                     _run_to_completion(result)
 
     async def call_async(self, names: tuple[str, ...], kwargs: dict[str, Any]) -> None:

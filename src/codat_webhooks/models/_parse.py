@@ -12,7 +12,13 @@ from ..errors import PayloadError
 from ..rules import RuleType
 from .legacy import ALERT_CLASSES, RULE_TYPE_KEYS, Alert
 
-__all__ = ["describe_validation_error", "load_object", "parse_alert", "rule_type_of"]
+__all__ = [
+    "alert_from_object",
+    "describe_validation_error",
+    "load_object",
+    "parse_alert",
+    "rule_type_of",
+]
 
 
 def load_object(body: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
@@ -60,6 +66,11 @@ def parse_alert(body: bytes | str | Mapping[str, Any]) -> Alert:
     rule_type = rule_type_of(obj)
     if rule_type is None:
         raise PayloadError("JSON object has no RuleType (or Type) string")
+    return alert_from_object(obj, rule_type)
+
+
+def alert_from_object(obj: Mapping[str, Any], rule_type: str) -> Alert:
+    """Validate a decoded body whose rule-type string is already known (the receiver's path)."""
     model = ALERT_CLASSES.get(RuleType.parse(rule_type), Alert)  # type: ignore[arg-type]
     try:
         return model.model_validate(obj)

@@ -7,7 +7,6 @@ repeating its rules. (Redis decides inside Lua scripts, for atomicity without a 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 from .base import Claim, ClaimStatus, Entry, Record, State
@@ -56,15 +55,14 @@ def plan_claim(
     if record.fingerprint != entry.fingerprint:
         return Claim(ClaimStatus.CONFLICT, attempts=record.attempts), None
     if record.state is State.DONE and not force:
-        touched = dataclasses.replace(record, last_seen=now)
+        touched = record._replace(last_seen=now)
         return Claim(ClaimStatus.DUPLICATE, attempts=record.attempts), touched
     if record.state is State.PROCESSING and record.lease_expires > now:
         retry_after = record.lease_expires - now
         return Claim(
             ClaimStatus.IN_PROGRESS, attempts=record.attempts, retry_after=retry_after
         ), None
-    claimed = dataclasses.replace(
-        record,
+    claimed = record._replace(
         state=State.PROCESSING,
         attempts=record.attempts + 1,
         last_seen=now,
@@ -95,14 +93,13 @@ def plan_park(record: Record | None, entry: Entry, *, now: float, reason: str) -
             last_error=reason,
         )
     if record.state in (State.PARKED, State.FAILED):
-        return dataclasses.replace(
-            record,
+        return record._replace(
             state=State.PARKED,
             attempts=record.attempts + 1,
             last_seen=now,
             last_error=reason,
         )
-    return dataclasses.replace(record, last_seen=now)
+    return record._replace(last_seen=now)
 
 
 def encode_headers(headers: tuple[tuple[str, str], ...]) -> str:

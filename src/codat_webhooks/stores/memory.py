@@ -6,10 +6,10 @@ with several workers want :class:`SQLiteStore`, :class:`RedisStore` or :class:`P
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from ._plan import plan_claim, plan_park
 from .base import DEFAULT_RETENTION, Claim, Entry, Record, State, Store
@@ -45,12 +45,12 @@ class MemoryStore(Store):
                 self._records[entry.key] = record
             return claim
 
-    def _update_held(self, key: str, token: int, **changes: object) -> bool:
+    def _update_held(self, key: str, token: int, **changes: Any) -> bool:
         with self._lock:
             record = self._records.get(key)
             if record is None or record.token != token or record.state is not State.PROCESSING:
                 return False
-            self._records[key] = dataclasses.replace(record, **changes)  # type: ignore[arg-type]
+            self._records[key] = record._replace(**changes)
             return True
 
     def renew(self, key: str, token: int, *, lease: float) -> bool:
