@@ -4,6 +4,11 @@ Pipeline: check method and size -> verify credentials over the raw bytes -> deco
 -> claim the idempotency key -> call hooks -> complete (or release) -> reply. Lower layers raise
 typed errors; this module alone turns them into HTTP statuses (see :meth:`Receiver._error_reply`
 and the status table in the docs). Adapters add only the reading and writing of bytes.
+
+The pipeline is one generator (:meth:`Receiver._process`) that *yields* the I/O it needs (store
+calls, hook calls) as small effect values and receives their results back. Two drivers run it:
+:meth:`Receiver.handle` performs the effects inline, :meth:`Receiver.handle_async` awaits them
+without blocking the event loop. So the status policy exists once, not once per calling style.
 """
 
 from __future__ import annotations
@@ -11,10 +16,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple, TypeAlias
 
 import pluggy
 
@@ -78,6 +83,32 @@ class _Rejected(Exception):
         self.error = error
         self.delivery = delivery
         self.park = park
+
+
+class _StoreCall(NamedTuple):
+    """Effect: call the store (the async driver runs blocking stores in a thread)."""
+
+    function: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
+class _Hooks(NamedTuple):
+    """Effect: call these hooks in order; an exception is thrown back into the pipeline."""
+
+    names: tuple[str, ...]
+    kwargs: dict[str, Any]
+
+
+class _Notify(NamedTuple):
+    """Effect: call an informational hook, whose errors are logged and never propagate."""
+
+    name: str
+    kwargs: dict[str, Any]
+
+
+_Pipeline: TypeAlias = Generator[_StoreCall | _Hooks | _Notify, Any, Reply]
+"""The receiver's decisions as a generator of effects: written once, run by either driver."""
 
 
 class Receiver:
@@ -147,87 +178,13 @@ class Receiver:
 
         ``force`` re-runs the hooks of an already processed key (used by ``replay --force``).
         """
-        try:
-            admitted = self._admit(method, headers, body)
-        except _Rejected as rejected:
-            if rejected.park is not None:
-                try:
-                    self.store.park(rejected.park, reason=rejected.error.reason)
-                except StoreError as exc:
-                    return self._unavailable(rejected.park.key, exc)
-            self.dispatcher.notify("on_rejected", self._rejected_kwargs(rejected))
-            return self._error_reply(rejected.error, rejected.delivery.key)
-        if admitted is None:
-            return self._method_not_allowed()
-
-        key = admitted.entry.key
-        try:
-            claim = self.store.claim(admitted.entry, lease=self.lease, force=force)
-        except StoreError as exc:
-            return self._unavailable(key, exc)
-        if claim.status is not ClaimStatus.CLAIMED:
-            reply, note = self._not_claimed(admitted, claim.status, claim.retry_after)
-            if note is not None:
-                self.dispatcher.notify(*note)
-            return reply
-
-        kwargs = self._hook_kwargs(admitted.route, admitted.delivery(claim.attempts))
-        self._leases.track(key, claim.token)
-        try:
-            self.dispatcher.call(admitted.route.hooks, kwargs)
-        except Exception as exc:
-            self.dispatcher.notify("on_handler_error", {**kwargs, "error": exc})
-            self._release(key, claim.token, exc)
-            return self._failed(key)
-        finally:
-            self._leases.untrack(key, claim.token)
-        self._complete(key, claim.token)
-        return Reply.build(200, Outcome.PROCESSED, key, "processed")
+        return self._run(self._process(method, headers, body, force))
 
     async def handle_async(
         self, method: str, headers: HeaderInput, body: bytes, *, force: bool = False
     ) -> Reply:
         """As :meth:`handle`, for event loops: sync hooks and blocking stores run in threads."""
-        try:
-            admitted = self._admit(method, headers, body)
-        except _Rejected as rejected:
-            if rejected.park is not None:
-                try:
-                    await self._store_call(
-                        self.store.park, rejected.park, reason=rejected.error.reason
-                    )
-                except StoreError as exc:
-                    return self._unavailable(rejected.park.key, exc)
-            await self.dispatcher.notify_async("on_rejected", self._rejected_kwargs(rejected))
-            return self._error_reply(rejected.error, rejected.delivery.key)
-        if admitted is None:
-            return self._method_not_allowed()
-
-        key = admitted.entry.key
-        try:
-            claim = await self._store_call(
-                self.store.claim, admitted.entry, lease=self.lease, force=force
-            )
-        except StoreError as exc:
-            return self._unavailable(key, exc)
-        if claim.status is not ClaimStatus.CLAIMED:
-            reply, note = self._not_claimed(admitted, claim.status, claim.retry_after)
-            if note is not None:
-                await self.dispatcher.notify_async(*note)
-            return reply
-
-        kwargs = self._hook_kwargs(admitted.route, admitted.delivery(claim.attempts))
-        self._leases.track(key, claim.token)
-        try:
-            await self.dispatcher.call_async(admitted.route.hooks, kwargs)
-        except Exception as exc:
-            await self.dispatcher.notify_async("on_handler_error", {**kwargs, "error": exc})
-            await self._store_call(self._release, key, claim.token, exc)
-            return self._failed(key)
-        finally:
-            self._leases.untrack(key, claim.token)
-        await self._store_call(self._complete, key, claim.token)
-        return Reply.build(200, Outcome.PROCESSED, key, "processed")
+        return await self._run_async(self._process(method, headers, body, force))
 
     def reject_too_large(self, method: str, headers: HeaderInput, size: int | None) -> Reply:
         """The reply for a body an adapter stopped reading because it exceeds ``max_body_bytes``.
@@ -237,26 +194,118 @@ class Receiver:
         the reply is the same 413 (405 for a wrong method) that :meth:`handle` would give.
         ``size`` is the declared ``Content-Length``, or ``None`` for a cut-off chunked body.
         """
-        rejected = self._too_large(method, headers, size)
-        if rejected is None:
-            return self._method_not_allowed()
-        self.dispatcher.notify("on_rejected", self._rejected_kwargs(rejected))
-        return self._error_reply(rejected.error, rejected.delivery.key)
+        return self._run(self._too_large(method, headers, size))
 
     async def reject_too_large_async(
         self, method: str, headers: HeaderInput, size: int | None
     ) -> Reply:
         """As :meth:`reject_too_large`, for event loops."""
-        rejected = self._too_large(method, headers, size)
-        if rejected is None:
-            return self._method_not_allowed()
-        await self.dispatcher.notify_async("on_rejected", self._rejected_kwargs(rejected))
-        return self._error_reply(rejected.error, rejected.delivery.key)
+        return await self._run_async(self._too_large(method, headers, size))
 
     def close(self) -> None:
         """Stop the lease renewer and close the store."""
         self._leases.close()
         self.store.close()
+
+    # --- the pipeline, written once for both drivers ----------------------------------------
+
+    def _process(self, method: str, headers: HeaderInput, body: bytes, force: bool) -> _Pipeline:
+        """Every decision of a delivery; the I/O it needs is yielded to the driver as effects."""
+        try:
+            admitted = self._admit(method, headers, body)
+        except _Rejected as rejected:
+            return (yield from self._reject(rejected))
+        if admitted is None:
+            return self._method_not_allowed()
+
+        key = admitted.entry.key
+        try:
+            claim = yield _StoreCall(
+                self.store.claim, (admitted.entry,), {"lease": self.lease, "force": force}
+            )
+        except StoreError as exc:
+            return self._unavailable(key, exc)
+        if claim.status is not ClaimStatus.CLAIMED:
+            reply, note = self._not_claimed(admitted, claim.status, claim.retry_after)
+            if note is not None:
+                yield note
+            return reply
+
+        kwargs = self._hook_kwargs(admitted.route, admitted.delivery(claim.attempts))
+        self._leases.track(key, claim.token)
+        try:
+            yield _Hooks(admitted.route.hooks, kwargs)
+        except Exception as exc:
+            yield _Notify("on_handler_error", {**kwargs, "error": exc})
+            yield _StoreCall(self._release, (key, claim.token, exc), {})
+            return self._failed(key)
+        finally:
+            self._leases.untrack(key, claim.token)
+        yield _StoreCall(self._complete, (key, claim.token), {})
+        return Reply.build(200, Outcome.PROCESSED, key, "processed")
+
+    def _reject(self, rejected: _Rejected) -> _Pipeline:
+        """Park what deserves keeping, tell ``on_rejected``, answer with the error's status."""
+        if rejected.park is not None:
+            try:
+                yield _StoreCall(
+                    self.store.park, (rejected.park,), {"reason": rejected.error.reason}
+                )
+            except StoreError as exc:
+                return self._unavailable(rejected.park.key, exc)
+        yield _Notify("on_rejected", {"delivery": rejected.delivery, "error": rejected.error})
+        return self._error_reply(rejected.error, rejected.delivery.key)
+
+    def _too_large(self, method: str, headers: HeaderInput, size: int | None) -> _Pipeline:
+        if method.upper() not in ALLOWED_METHODS:
+            return self._method_not_allowed()
+        hdrs = headers if isinstance(headers, Headers) else Headers(headers)
+        header_key = hdrs.get("webhook-id") or hdrs.get("svix-id")
+        received_at = datetime.now(timezone.utc)
+        delivery = Delivery(header_key, hdrs, b"", received_at, method=method.upper())
+        measured = "a chunked body" if size is None else f"body of {size} bytes"
+        error = PayloadTooLargeError(f"{measured} exceeds max_body_bytes={self.max_body_bytes}")
+        return (yield from self._reject(_Rejected(error, delivery)))
+
+    def _run(self, pipeline: _Pipeline) -> Reply:
+        """Drive a pipeline synchronously: store calls inline, hooks via :meth:`Dispatcher.call`."""
+        result: Any = None
+        error: Exception | None = None
+        while True:
+            try:
+                effect = pipeline.send(result) if error is None else pipeline.throw(error)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            result, error = None, None
+            try:
+                if isinstance(effect, _StoreCall):
+                    result = effect.function(*effect.args, **effect.kwargs)
+                elif isinstance(effect, _Hooks):
+                    self.dispatcher.call(effect.names, effect.kwargs)
+                else:
+                    self.dispatcher.notify(effect.name, effect.kwargs)
+            except Exception as exc:  # handed back to the pipeline, which decides
+                error = exc
+
+    async def _run_async(self, pipeline: _Pipeline) -> Reply:
+        """Drive a pipeline on an event loop: blocking stores and sync hooks go to threads."""
+        result: Any = None
+        error: Exception | None = None
+        while True:
+            try:
+                effect = pipeline.send(result) if error is None else pipeline.throw(error)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            result, error = None, None
+            try:
+                if isinstance(effect, _StoreCall):
+                    result = await self._store_call(effect.function, *effect.args, **effect.kwargs)
+                elif isinstance(effect, _Hooks):
+                    await self.dispatcher.call_async(effect.names, effect.kwargs)
+                else:
+                    await self.dispatcher.notify_async(effect.name, effect.kwargs)
+            except Exception as exc:
+                error = exc
 
     # --- steps that need no I/O --------------------------------------------------------------
 
@@ -305,17 +354,6 @@ class Receiver:
         )
         return _Admitted(hdrs, body, received_at, verified_by, method, routed, entry)
 
-    def _too_large(self, method: str, headers: HeaderInput, size: int | None) -> _Rejected | None:
-        if method.upper() not in ALLOWED_METHODS:
-            return None
-        hdrs = headers if isinstance(headers, Headers) else Headers(headers)
-        header_key = hdrs.get("webhook-id") or hdrs.get("svix-id")
-        received_at = datetime.now(timezone.utc)
-        delivery = Delivery(header_key, hdrs, b"", received_at, method=method.upper())
-        measured = "a chunked body" if size is None else f"body of {size} bytes"
-        error = PayloadTooLargeError(f"{measured} exceeds max_body_bytes={self.max_body_bytes}")
-        return _Rejected(error, delivery)
-
     @staticmethod
     def _entry(delivery: Delivery, fingerprint: str) -> Entry:
         """The record of a rejected, authenticated delivery, to park it."""
@@ -332,10 +370,6 @@ class Receiver:
         kwargs: dict[str, Any] = {"delivery": delivery, routed.argument: routed.payload}
         kwargs.setdefault("alert", routed.payload)  # on_handler_error names it ``alert``
         return kwargs
-
-    @staticmethod
-    def _rejected_kwargs(rejected: _Rejected) -> dict[str, Any]:
-        return {"delivery": rejected.delivery, "error": rejected.error}
 
     # --- store calls -------------------------------------------------------------------------
 
@@ -365,12 +399,12 @@ class Receiver:
 
     def _not_claimed(
         self, admitted: _Admitted, status: ClaimStatus, retry_after: float
-    ) -> tuple[Reply, tuple[str, dict[str, Any]] | None]:
+    ) -> tuple[Reply, _Notify | None]:
         """The reply for a claim we did not get, and the informational hook to call, if any."""
         key = admitted.entry.key
         if status is ClaimStatus.DUPLICATE:
             reply = Reply.build(200, Outcome.DUPLICATE, key, "already processed")
-            return reply, ("on_duplicate", {"delivery": admitted.delivery()})
+            return reply, _Notify("on_duplicate", {"delivery": admitted.delivery()})
         if status is ClaimStatus.IN_PROGRESS:
             seconds = str(max(1, math.ceil(retry_after)))
             reply = Reply.build(
@@ -382,7 +416,7 @@ class Receiver:
             )
             return reply, None
         error = ConflictError("this key was already received with a different body")
-        note = ("on_rejected", {"delivery": admitted.delivery(), "error": error})
+        note = _Notify("on_rejected", {"delivery": admitted.delivery(), "error": error})
         return self._error_reply(error, key), note
 
     @staticmethod
