@@ -8,6 +8,7 @@ helpers absorb that once, so each model declares only names and types.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
@@ -44,14 +45,22 @@ def _swap_first_case(name: str) -> str:
     return (first.lower() if first.isupper() else first.upper()) + name[1:]
 
 
-def codat_field(alias: str, *also: str, default: Any = None) -> Any:
-    """A field read from Codat's key in either initial case, and written back as ``alias``."""
-    choices = dict.fromkeys((alias, _swap_first_case(alias), *also))
-    return Field(
-        default=default,
-        validation_alias=AliasChoices(*choices),
-        serialization_alias=alias,
-    )
+def codat_field(
+    alias: str,
+    *also: str,
+    default: Any = None,
+    default_factory: Callable[[], Any] | None = None,
+) -> Any:
+    """A field read from Codat's key in either initial case, and written back as ``alias``.
+
+    ``default_factory`` (for nested models: ``Data``, ``payload``) replaces ``default``.
+    """
+    choices = AliasChoices(*dict.fromkeys((alias, _swap_first_case(alias), *also)))
+    if default_factory is not None:
+        return Field(
+            default_factory=default_factory, validation_alias=choices, serialization_alias=alias
+        )
+    return Field(default=default, validation_alias=choices, serialization_alias=alias)
 
 
 class CodatModel(BaseModel):

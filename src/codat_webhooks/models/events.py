@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import ValidationError, field_validator
 
 from ..errors import PayloadError
 from ..events import EventMatch, EventType
@@ -217,11 +217,7 @@ class Event(CodatModel):
     id: CodatId = codat_field("id")
     event_type: str = codat_field("eventType", *EVENT_TYPE_KEYS, default=...)
     generated_date: UtcDatetime = codat_field("generatedDate")
-    payload: Any = Field(
-        default_factory=dict,
-        validation_alias=codat_field("payload").validation_alias,
-        serialization_alias="payload",
-    )
+    payload: Any = codat_field("payload", default_factory=dict)
     """The event type's payload model; a plain ``dict`` on events of an unknown type."""
 
     @field_validator("payload", mode="before")
@@ -258,11 +254,7 @@ class Event(CodatModel):
 
 
 def _payload_field(model: type[CodatModel]) -> Any:
-    return Field(
-        default_factory=model,
-        validation_alias=codat_field("payload").validation_alias,
-        serialization_alias="payload",
-    )
+    return codat_field("payload", default_factory=model)
 
 
 class CompanyEvent(Event):

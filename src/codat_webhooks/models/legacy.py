@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from pydantic import Field, field_validator
+from pydantic import field_validator
 
 from ..rules import RuleType
 from ._fields import CodatId, CodatModel, UtcDatetime, codat_field
@@ -62,11 +62,7 @@ class Alert(CodatModel):
     rule_type: str = codat_field("RuleType", *RULE_TYPE_KEYS, default=...)
     alert_id: CodatId = codat_field("AlertId")
     message: str | None = codat_field("Message")
-    data: Any = Field(
-        default_factory=dict,
-        validation_alias=codat_field("Data").validation_alias,
-        serialization_alias="Data",
-    )
+    data: Any = codat_field("Data", default_factory=dict)
     """The rule's data model; a plain ``dict`` on alerts of an unknown rule type."""
 
     @field_validator("data", mode="before")
@@ -157,11 +153,7 @@ class RateLimitResetData(RateLimitReachedData):
 
 
 def _data_field(model: type[CodatModel]) -> Any:
-    return Field(
-        default_factory=model,
-        validation_alias=codat_field("Data").validation_alias,
-        serialization_alias="Data",
-    )
+    return codat_field("Data", default_factory=model)
 
 
 class DataConnectionStatusChangedAlert(Alert):
