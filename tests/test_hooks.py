@@ -155,6 +155,30 @@ def test_implementations_run_in_pluggy_order() -> None:
     assert order == ["first", "B", "A", "last"]
 
 
+def test_plugins_registered_or_removed_between_deliveries_are_seen() -> None:
+    # The dispatcher caches each hook's implementations; the cache must follow the manager.
+    order: list[str] = []
+
+    class Early:
+        @hookimpl
+        def on_alert(self) -> None:
+            order.append("early")
+
+    class Late:
+        @hookimpl
+        def on_alert(self) -> None:
+            order.append("late")
+
+    early = Early()
+    receiver = make_receiver(early)
+    receiver.handle("POST", {}, sample_body("Sync Started"))
+    receiver.plugin_manager.register(Late())
+    receiver.handle("POST", {}, sample_body("Sync Started"))
+    receiver.plugin_manager.unregister(early)
+    receiver.handle("POST", {}, sample_body("Sync Started"))
+    assert order == ["early", "late", "early", "late"]
+
+
 def test_implementations_may_take_any_subset_of_arguments() -> None:
     got: list[tuple[Any, ...]] = []
 

@@ -209,7 +209,23 @@ def test_parse_alert_accepts_bytes_str_and_mappings() -> None:
     assert parse_alert(raw) == parse_alert(raw.encode()) == parse_alert(json.loads(raw))
 
 
-@pytest.mark.parametrize("body", [b"", b"not json", b"[1, 2]", b'"text"', b"null", b"\xff\xfe"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'\xef\xbb\xbf{"RuleType": "Rate Limit Reset"}',  # a UTF-8 byte order mark
+        '{"RuleType": "Rate Limit Reset"}'.encode("utf-16"),
+        b'{"RuleType": "Rate Limit Reset", "Message": "\\ud800"}',  # a lone surrogate escape
+    ],
+)
+def test_json_the_standard_library_accepts_still_parses(body: bytes) -> None:
+    # The fast decoder refuses these; the fallback to json.loads must keep them working.
+    assert parse_alert(body).rule_type == "Rate Limit Reset"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"not json", b"[1, 2]", b'"text"', b"null", b"\xff\xfe", b'{"a":' * 5000 + b"1"],
+)
 def test_non_object_bodies_are_400_payload_errors(body: bytes) -> None:
     with pytest.raises(PayloadError) as info:
         parse_alert(body)

@@ -38,7 +38,7 @@ from .hooks.manager import make_plugin_manager
 from .leases import LeaseKeeper
 from .models._parse import load_object
 from .routing import Route, key_from_body, route
-from .stores.base import CODAT_RETRY_WINDOW, ClaimStatus, Entry, Store
+from .stores.base import CODAT_RETRY_WINDOW, Claim, ClaimStatus, Entry, Store
 from .verify import Authenticator, Credentials, SecretCredentials
 
 __all__ = ["ALLOWED_METHODS", "DEFAULT_DB_PATH", "Receiver"]
@@ -85,12 +85,15 @@ class _Rejected(Exception):
         self.park = park
 
 
+# Effects are NamedTuples, told apart by ``type(effect) is ...`` and unpacked by position: the
+# drivers handle three of them per delivery, so they are kept as cheap as a plain tuple.
+
+
 class _StoreCall(NamedTuple):
     """Effect: call the store (the async driver runs blocking stores in a thread)."""
 
     function: Callable[..., Any]
     args: tuple[Any, ...]
-    kwargs: dict[str, Any]
 
 
 class _Hooks(NamedTuple):
@@ -220,9 +223,7 @@ class Receiver:
 
         key = admitted.entry.key
         try:
-            claim = yield _StoreCall(
-                self.store.claim, (admitted.entry,), {"lease": self.lease, "force": force}
-            )
+            claim = yield _StoreCall(self._claim, (admitted.entry, force))
         except StoreError as exc:
             return self._unavailable(key, exc)
         if claim.status is not ClaimStatus.CLAIMED:
@@ -237,20 +238,18 @@ class Receiver:
             yield _Hooks(admitted.route.hooks, kwargs)
         except Exception as exc:
             yield _Notify("on_handler_error", {**kwargs, "error": exc})
-            yield _StoreCall(self._release, (key, claim.token, exc), {})
+            yield _StoreCall(self._release, (key, claim.token, exc))
             return self._failed(key)
         finally:
             self._leases.untrack(key, claim.token)
-        yield _StoreCall(self._complete, (key, claim.token), {})
+        yield _StoreCall(self._complete, (key, claim.token))
         return Reply.build(200, Outcome.PROCESSED, key, "processed")
 
     def _reject(self, rejected: _Rejected) -> _Pipeline:
         """Park what deserves keeping, tell ``on_rejected``, answer with the error's status."""
         if rejected.park is not None:
             try:
-                yield _StoreCall(
-                    self.store.park, (rejected.park,), {"reason": rejected.error.reason}
-                )
+                yield _StoreCall(self._park, (rejected.park, rejected.error.reason))
             except StoreError as exc:
                 return self._unavailable(rejected.park.key, exc)
         yield _Notify("on_rejected", {"delivery": rejected.delivery, "error": rejected.error})
@@ -276,14 +275,14 @@ class Receiver:
                 effect = pipeline.send(result) if error is None else pipeline.throw(error)
             except StopIteration as done:
                 return done.value  # type: ignore[no-any-return]
-            result, error = None, None
+            result = error = None
             try:
-                if isinstance(effect, _StoreCall):
-                    result = effect.function(*effect.args, **effect.kwargs)
-                elif isinstance(effect, _Hooks):
-                    self.dispatcher.call(effect.names, effect.kwargs)
+                if type(effect) is _StoreCall:
+                    result = effect[0](*effect[1])
+                elif type(effect) is _Hooks:
+                    self.dispatcher.call(*effect)
                 else:
-                    self.dispatcher.notify(effect.name, effect.kwargs)
+                    self.dispatcher.notify(*effect)
             except Exception as exc:  # handed back to the pipeline, which decides
                 error = exc
 
@@ -296,14 +295,14 @@ class Receiver:
                 effect = pipeline.send(result) if error is None else pipeline.throw(error)
             except StopIteration as done:
                 return done.value  # type: ignore[no-any-return]
-            result, error = None, None
+            result = error = None
             try:
-                if isinstance(effect, _StoreCall):
-                    result = await self._store_call(effect.function, *effect.args, **effect.kwargs)
-                elif isinstance(effect, _Hooks):
-                    await self.dispatcher.call_async(effect.names, effect.kwargs)
+                if type(effect) is _StoreCall:
+                    result = await self._store_call(*effect)
+                elif type(effect) is _Hooks:
+                    await self.dispatcher.call_async(*effect)
                 else:
-                    await self.dispatcher.notify_async(effect.name, effect.kwargs)
+                    await self.dispatcher.notify_async(*effect)
             except Exception as exc:
                 error = exc
 
@@ -345,12 +344,7 @@ class Receiver:
             delivery = Delivery(key, hdrs, body, received_at, verified_by, method=method)
             raise _Rejected(exc, delivery, self._entry(delivery, fingerprint)) from None
         entry = Entry(
-            key=key,
-            fingerprint=fingerprint,
-            body=body,
-            headers=tuple(redact(hdrs.raw)),
-            kind=routed.kind,
-            company_id=routed.company_id,
+            key, fingerprint, body, tuple(redact(hdrs.raw)), routed.kind, routed.company_id
         )
         return _Admitted(hdrs, body, received_at, verified_by, method, routed, entry)
 
@@ -373,12 +367,18 @@ class Receiver:
 
     # --- store calls -------------------------------------------------------------------------
 
-    async def _store_call(self, function: Any, *args: Any, **kwargs: Any) -> Any:
+    async def _store_call(self, function: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         if not self.store.blocking:
-            return function(*args, **kwargs)
+            return function(*args)
         from asgiref.sync import sync_to_async
 
-        return await sync_to_async(function, thread_sensitive=False)(*args, **kwargs)
+        return await sync_to_async(function, thread_sensitive=False)(*args)
+
+    def _claim(self, entry: Entry, force: bool) -> Claim:
+        return self.store.claim(entry, lease=self.lease, force=force)
+
+    def _park(self, entry: Entry, reason: str) -> None:
+        self.store.park(entry, reason=reason)
 
     def _release(self, key: str, token: int, exc: BaseException) -> None:
         try:

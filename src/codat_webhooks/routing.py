@@ -123,13 +123,9 @@ def _is_uuid(value: object) -> bool:
 def _alert_route(alert: Alert) -> Route:
     kind = alert.kind
     first = kind.hook if kind is not None else "on_unknown_alert"
-    return Route(
-        payload=alert,
-        hooks=(first, "on_alert"),
-        argument="alert",
-        kind=alert.rule_type,
-        company_id=str(alert.company_id) if alert.company_id else None,
-    )
+    company = alert.company_id
+    company_id = str(company) if company else None
+    return Route(alert, (first, "on_alert"), "alert", alert.rule_type, company_id)
 
 
 def _event_route(obj: Mapping[str, Any]) -> Route:

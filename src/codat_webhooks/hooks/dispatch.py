@@ -14,7 +14,7 @@ import concurrent.futures
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import pluggy
 
@@ -37,6 +37,8 @@ def nonblocking(function: _F) -> _F:
 
 logger = logging.getLogger("codat_webhooks")
 
+_Plan: TypeAlias = tuple[tuple[Callable[..., Any], tuple[str, ...]], ...]
+
 
 def _run_to_completion(awaitable: Awaitable[Any]) -> Any:
     """Run a coroutine from sync code, even when this thread already runs an event loop."""
@@ -57,16 +59,30 @@ class Dispatcher:
 
     def __init__(self, manager: pluggy.PluginManager) -> None:
         self.manager = manager
+        self._plans: dict[str, tuple[list[pluggy.HookImpl], _Plan]] = {}
 
-    def _implementations(self, name: str) -> list[pluggy.HookImpl]:
-        caller: pluggy.HookCaller = getattr(self.manager.hook, name)
-        return caller.get_hookimpls()[::-1]  # pluggy calls the last registered first
+    def _implementations(self, name: str) -> _Plan:
+        """``(function, argument names)`` in call order, rebuilt only when plugins change.
+
+        Every delivery calls two or three hooks; re-reading pluggy's implementation objects
+        each time costs more than the calls themselves. The cache is checked against pluggy's
+        current list (an identity comparison of a few items), so registering or unregistering a
+        plugin at any time is seen by the next delivery.
+        """
+        current = getattr(self.manager.hook, name).get_hookimpls()
+        cached = self._plans.get(name)
+        if cached is not None and cached[0] == current:
+            return cached[1]
+        # pluggy calls the last registered first
+        plan = tuple((impl.function, tuple(impl.argnames)) for impl in reversed(current))
+        self._plans[name] = (current, plan)
+        return plan
 
     def call(self, names: tuple[str, ...], kwargs: dict[str, Any]) -> None:
         """Call every implementation of each hook in ``names``, stopping at the first error."""
         for name in names:
-            for impl in self._implementations(name):
-                result = impl.function(*[kwargs[arg] for arg in impl.argnames])
+            for function, argnames in self._implementations(name):
+                result = function(*[kwargs[arg] for arg in argnames])
                 if result is not None and inspect.isawaitable(result):
                     _run_to_completion(result)
 
@@ -75,9 +91,8 @@ class Dispatcher:
         from asgiref.sync import sync_to_async
 
         for name in names:
-            for impl in self._implementations(name):
-                args = [kwargs[arg] for arg in impl.argnames]
-                function: Callable[..., Any] = impl.function
+            for function, argnames in self._implementations(name):
+                args = [kwargs[arg] for arg in argnames]
                 if inspect.iscoroutinefunction(function):
                     await function(*args)
                     continue

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import from_json
 
 from ..errors import PayloadError
 from ..rules import RuleType
@@ -28,14 +29,26 @@ def load_object(body: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
             return body
         raise PayloadError("body must be bytes, str or a mapping", status_hint=400)
     try:
-        obj = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
-        raise PayloadError(f"body is not valid JSON: {exc}", status_hint=400) from None
+        obj = from_json(body)
+    except ValueError:
+        # pydantic-core's parser is ~3x faster than json.loads but refuses a few things the
+        # standard library accepts (a UTF-8 BOM, UTF-16/32 bodies, lone surrogate escapes):
+        # json.loads gets the final say, so nothing that used to parse is rejected.
+        obj = _strict_loads(body)
     if not isinstance(obj, dict):
         raise PayloadError(
             f"body is JSON {type(obj).__name__}, not an object", status_hint=400
         ) from None
     return obj
+
+
+def _strict_loads(body: bytes | str | bytearray) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise PayloadError(f"body is not valid JSON: {exc}", status_hint=400) from None
+    except RecursionError:
+        raise PayloadError("body is not valid JSON: nested too deeply", status_hint=400) from None
 
 
 def rule_type_of(obj: Mapping[str, Any]) -> str | None:

@@ -12,6 +12,7 @@ import json
 from .base import Claim, ClaimStatus, Entry, Record, State
 
 __all__ = [
+    "FIRST_CLAIM",
     "Row",
     "decode_headers",
     "encode_headers",
@@ -24,6 +25,10 @@ __all__ = [
 Row = tuple[object, ...]
 
 
+FIRST_CLAIM = Claim(ClaimStatus.CLAIMED, token=1, attempts=1)
+"""The answer for a key never seen before: every new delivery gets it, so it is built once."""
+
+
 def plan_claim(
     record: Record | None,
     entry: Entry,
@@ -34,24 +39,24 @@ def plan_claim(
     retention: float,
 ) -> tuple[Claim, Record | None]:
     """The answer to a claim, and the record to store (``None``: store nothing)."""
-    if record is not None and now - record.last_seen > retention:
-        record = None  # expired: behaves as if purged
-    if record is None:
+    if record is None or now - record.last_seen > retention:  # expired: as if purged
+        # Positional: this runs for every new delivery, and keywords cost a third more here.
         fresh = Record(
-            key=entry.key,
-            state=State.PROCESSING,
-            fingerprint=entry.fingerprint,
-            attempts=1,
-            first_seen=now,
-            last_seen=now,
-            kind=entry.kind,
-            company_id=entry.company_id,
-            body=entry.body,
-            headers=entry.headers,
-            token=1,
-            lease_expires=now + lease,
+            entry.key,
+            State.PROCESSING,
+            entry.fingerprint,
+            1,  # attempts
+            now,  # first_seen
+            now,  # last_seen
+            entry.kind,
+            entry.company_id,
+            entry.body,
+            entry.headers,
+            None,  # last_error
+            1,  # token
+            now + lease,  # lease_expires
         )
-        return Claim(ClaimStatus.CLAIMED, token=1, attempts=1), fresh
+        return FIRST_CLAIM, fresh
     if record.fingerprint != entry.fingerprint:
         return Claim(ClaimStatus.CONFLICT, attempts=record.attempts), None
     if record.state is State.DONE and not force:

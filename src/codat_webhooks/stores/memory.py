@@ -9,7 +9,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from ._plan import plan_claim, plan_park
 from .base import DEFAULT_RETENTION, Claim, Entry, Record, State, Store
@@ -45,28 +44,40 @@ class MemoryStore(Store):
                 self._records[entry.key] = record
             return claim
 
-    def _update_held(self, key: str, token: int, **changes: Any) -> bool:
-        with self._lock:
-            record = self._records.get(key)
-            if record is None or record.token != token or record.state is not State.PROCESSING:
-                return False
-            self._records[key] = record._replace(**changes)
-            return True
+    def _held(self, key: str, token: int) -> Record | None:
+        """The record if ``token`` still holds its lease; call with the lock held."""
+        record = self._records.get(key)
+        if record is None or record.token != token or record.state is not State.PROCESSING:
+            return None
+        return record
 
     def renew(self, key: str, token: int, *, lease: float) -> bool:
-        return self._update_held(key, token, lease_expires=self._clock() + lease)
+        expires = self._clock() + lease
+        with self._lock:
+            record = self._held(key, token)
+            if record is None:
+                return False
+            self._records[key] = record._replace(lease_expires=expires)
+            return True
 
     def complete(self, key: str, token: int) -> bool:
-        now = self._clock()
-        return self._update_held(
-            key, token, state=State.DONE, last_seen=now, lease_expires=0.0, last_error=None
-        )
+        return self._finish(key, token, State.DONE, None)
 
     def release(self, key: str, token: int, *, error: str) -> bool:
+        return self._finish(key, token, State.FAILED, error)
+
+    def _finish(self, key: str, token: int, state: State, error: str | None) -> bool:
         now = self._clock()
-        return self._update_held(
-            key, token, state=State.FAILED, last_seen=now, lease_expires=0.0, last_error=error
-        )
+        with self._lock:
+            record = self._held(key, token)
+            if record is None:
+                return False
+            # Slicing rather than _replace(): complete() runs once per delivery, and the
+            # keyword machinery of _replace() costs more than everything else here together.
+            self._records[key] = Record._make(
+                (*record[:1], state, *record[2:5], now, *record[6:10], error, token, 0.0)
+            )
+            return True
 
     def park(self, entry: Entry, *, reason: str) -> None:
         now = self._clock()
