@@ -1,6 +1,7 @@
 """Claim + complete operations per second for every store, against MemoryStore in the same run.
 
-Run: ``python benchmarks/stores.py [--n 5000] [--threads 1] [--repeat 3]``. Starts its own
+Run: ``python benchmarks/stores.py [--n 5000] [--threads 1] [--repeat 3] [--store redis]``.
+Starts its own
 redis-server and PostgreSQL cluster on free loopback ports (stopped by PID at the end) unless
 ``--redis-url`` / ``--postgres-dsn`` are given. One operation is what a new delivery costs the
 store: ``claim`` of a fresh key, then ``complete``. Prints the best of ``--repeat`` runs.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
 import sys
 import tempfile
 import threading
@@ -67,7 +69,7 @@ def best(store: Store, n: int, threads: int, repeat: int) -> float:
 
 
 def redis_floor(url: str, n: int) -> float:
-    """Two PING round trips per operation: what any two-call store could do at best."""
+    """Two redis-py PING round trips per operation: what any two-call store could do at best."""
     import redis
 
     client = redis.Redis.from_url(url)
@@ -77,6 +79,22 @@ def redis_floor(url: str, n: int) -> float:
         client.ping()
     client.close()
     return n / (time.perf_counter() - started) / 2
+
+
+def redis_socket_floor(url: str, n: int) -> float:
+    """Two PINGs per operation over a bare socket: the loopback and server cost, no client."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379)) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        ping = b"*1\r\n$4\r\nPING\r\n"
+        started = time.perf_counter()
+        for _ in range(n):
+            sock.sendall(ping)
+            sock.recv(64)  # "+PONG\r\n" always arrives in one segment on loopback
+        return n / (time.perf_counter() - started) / 2
 
 
 def postgres_floor(dsn: str, n: int) -> float:
@@ -97,22 +115,25 @@ def postgres_floor(dsn: str, n: int) -> float:
 def stores(
     args: argparse.Namespace, workdir: str, floors: dict[str, str]
 ) -> Iterator[dict[str, Callable[[], Store]]]:
+    def wanted(name: str) -> bool:
+        return not args.store or name in args.store
+
     with contextlib.ExitStack() as stack:
-        made: dict[str, Callable[[], Store]] = {
-            "memory": MemoryStore,
-            "sqlite": lambda: SQLiteStore(Path(workdir) / "bench.sqlite3"),
-        }
+        made: dict[str, Callable[[], Store]] = {"memory": MemoryStore}
+        if wanted("sqlite"):
+            made["sqlite"] = lambda: SQLiteStore(Path(workdir) / "bench.sqlite3")
         redis_url = args.redis_url
-        if redis_url is None and REDIS_SERVER is not None:
+        if wanted("redis") and redis_url is None and REDIS_SERVER is not None:
             redis_url = stack.enter_context(running_redis())
-        if redis_url is not None:
+        if wanted("redis") and redis_url is not None:
             from codat_webhooks.stores import RedisStore
 
             made["redis"] = lambda: RedisStore(redis_url, prefix=f"bench:{uuid.uuid4().hex}:")
+            floors["redis"] = redis_url
         dsn = args.postgres_dsn
-        if dsn is None and PG_BIN is not None:
+        if wanted("postgres") and dsn is None and PG_BIN is not None:
             dsn = stack.enter_context(running_postgres(durable=True)).dsn()
-        if dsn is not None:
+        if wanted("postgres") and dsn is not None:
             from codat_webhooks.stores import PostgresStore
 
             made["postgres"] = lambda: PostgresStore(dsn, table=f"bench_{uuid.uuid4().hex[:8]}")
@@ -121,7 +142,7 @@ def stores(
             made["postgres (synchronous_commit=off)"] = lambda: PostgresStore(
                 async_dsn, table=f"bench_{uuid.uuid4().hex[:8]}"
             )
-        floors.update({name: at for name, at in (("redis", redis_url), ("postgres", dsn)) if at})
+            floors["postgres"] = dsn
         yield made
 
 
@@ -132,6 +153,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--redis-url")
     parser.add_argument("--postgres-dsn")
+    parser.add_argument(
+        "--store",
+        action="append",
+        choices=["sqlite", "redis", "postgres"],
+        help="measure only this store (repeatable); memory always runs as the baseline",
+    )
     args = parser.parse_args()
 
     floors: dict[str, str] = {}
@@ -150,6 +177,11 @@ def main() -> None:
             name: max(measure[name](at, args.n) for _ in range(args.repeat))
             for name, at in floors.items()
         }
+        socket_floor = {
+            name: max(redis_socket_floor(at, args.n) for _ in range(args.repeat))
+            for name, at in floors.items()
+            if name == "redis"
+        }
     baseline = results["memory"]
     print(f"claim+complete, {args.n} new keys, {args.threads} thread(s), best of {args.repeat}")
     print(f"{'store':<36}{'ops/s':>10}{'vs memory':>11}{'target':>8}  verdict")
@@ -159,11 +191,21 @@ def main() -> None:
         shown = "-" if target is None else f"{target:,}"
         print(f"{name:<36}{rate:>10,.0f}{rate / baseline:>11.3f}{shown:>8}  {verdict}")
     for name in sorted(TARGETS.keys() - results.keys()):
-        print(f"{name:<36}skipped: server binaries not installed")
+        if not args.store or name in args.store:
+            print(f"{name:<36}skipped: server binaries not installed")
     for name, rate in floor.items():
         share = results[name] / rate
         print(f"{name + ' floor (no store logic)':<36}{rate:>10,.0f}  store reaches {share:.0%}")
-    print("floors: redis = PING round trips / 2; postgres = durable one-row INSERT commits / 2")
+    for name, rate in socket_floor.items():
+        share = results[name] / rate
+        print(f"{name + ' floor (bare socket)':<36}{rate:>10,.0f}  store reaches {share:.0%}")
+    if "redis" in results:
+        from redis.utils import HIREDIS_AVAILABLE
+
+        parser = "hiredis" if HIREDIS_AVAILABLE else "pure Python (install hiredis: faster)"
+        print(f"redis-py {importlib.metadata.version('redis')}, reply parser: {parser}")
+    print("floors: redis = redis-py PING round trips / 2, and the same over a bare socket;")
+    print("        postgres = durable one-row INSERT commits / 2 (all single-threaded)")
 
 
 if __name__ == "__main__":

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from codat_webhooks import Delivery, Receiver, hookimpl
-from codat_webhooks.stores import MemoryStore, State
+from codat_webhooks.leases import LeaseKeeper
+from codat_webhooks.stores import Entry, MemoryStore, State
 from codat_webhooks.testing import sample_body
 
 
@@ -85,3 +87,23 @@ def test_slow_hook_keeps_its_lease_and_runs_once() -> None:
     assert receiver.handle("POST", {}, body).outcome == "duplicate"
     assert runs == [key]
     receiver.close()
+
+
+def test_lease_keeper_renews_only_claims_still_tracked() -> None:
+    clock = [1000.0]
+    store = MemoryStore(clock=lambda: clock[0])
+    keeper = LeaseKeeper(store, lease=10.0)
+    tokens = {key: store.claim(Entry(key, "f"), lease=10.0).token for key in ("kept", "done")}
+    try:
+        for key, token in tokens.items():
+            keeper.track(key, token)
+        keeper.untrack("done", tokens["done"])
+        clock[0] += 6  # past half the lease
+        keeper.renew_due(time.monotonic() + 6)
+    finally:
+        keeper.close()
+    kept, done = store.get("kept"), store.get("done")
+    assert kept is not None
+    assert done is not None
+    assert kept.lease_expires == 1016.0  # renewed from the moved clock
+    assert done.lease_expires == 1010.0  # untouched

@@ -27,12 +27,14 @@ class Headers(Mapping[str, str]):
     __slots__ = ("_first", "raw")
 
     def __init__(self, headers: HeaderInput | None = None) -> None:
-        pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
+        # type() first: a plain dict is the common case, and the ABC check costs more.
+        if type(headers) is dict or isinstance(headers, Mapping):
+            pairs: Iterable[tuple[str, str]] = headers.items()
+        else:
+            pairs = headers or ()
         self.raw: tuple[tuple[str, str], ...] = tuple([(str(k), str(v)) for k, v in pairs])
-        first: dict[str, str] = {}
-        for name, value in reversed(self.raw):  # reversed: the first occurrence wins
-            first[name.lower()] = value
-        self._first = first
+        # reversed: the first occurrence of a repeated name wins
+        self._first = {name.lower(): value for name, value in reversed(self.raw)}
 
     def __getitem__(self, name: str) -> str:
         return self._first[name.lower()]

@@ -23,27 +23,33 @@ class LeaseKeeper:
     def __init__(self, store: Store, lease: float) -> None:
         self._store = store
         self._lease = lease
-        self._held: dict[tuple[str, int], float] = {}
-        self._lock = threading.Lock()
+        # claim -> [time of the last renewal]: a one-item list, so the renewer can update it in
+        # place and never re-inserts a claim that untrack() removed meanwhile.
+        self._held: dict[tuple[str, int], list[float]] = {}
+        self._start_lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
     def track(self, key: str, token: int) -> None:
         """Start renewing the claim ``(key, token)`` in the background until :meth:`untrack`.
 
-        A plain call pair rather than a context manager: this sits on every delivery's path.
+        A plain call pair rather than a context manager, and no lock: this sits on every
+        delivery's path, and a single dict insert or pop is atomic.
         """
-        with self._lock:
-            self._held[(key, token)] = time.monotonic()
+        self._held[(key, token)] = [time.monotonic()]
+        if self._thread is None:
+            self._start()
+
+    def untrack(self, key: str, token: int) -> None:
+        self._held.pop((key, token), None)
+
+    def _start(self) -> None:
+        with self._start_lock:
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="codat-webhooks-leases", daemon=True
                 )
                 self._thread.start()
-
-    def untrack(self, key: str, token: int) -> None:
-        with self._lock:
-            self._held.pop((key, token), None)
 
     def _run(self) -> None:
         interval = max(self._lease / 4, 0.01)
@@ -52,9 +58,11 @@ class LeaseKeeper:
 
     def renew_due(self, now: float) -> None:
         """Renew every claim whose last renewal is more than half a lease old."""
-        with self._lock:
-            due = [claim for claim, since in self._held.items() if now - since >= self._lease / 2]
-        for key, token in due:
+        held = self._held.copy()  # one C-level copy: safe while other threads add and remove
+        due = [(claim, since) for claim, since in held.items() if now - since[0] >= self._lease / 2]
+        for (key, token), since in due:
+            if (key, token) not in self._held:
+                continue  # finished since the copy: renewing would only warn of a lost lease
             try:
                 still_ours = self._store.renew(key, token, lease=self._lease)
             except StoreError as exc:
@@ -62,9 +70,7 @@ class LeaseKeeper:
                 continue
             if not still_ours:
                 logger.warning("lost the lease on %s; another worker may run it again", key)
-            with self._lock:
-                if (key, token) in self._held:
-                    self._held[(key, token)] = now
+            since[0] = now
 
     def close(self) -> None:
         self._wake.set()
