@@ -32,7 +32,7 @@ from .errors import PayloadError
 from .models._fields import CodatModel
 from .models._parse import alert_from_object, parse_alert, rule_type_of
 from .models.events import event_type_of, parse_event
-from .models.legacy import RULE_TYPE_KEYS, Alert
+from .models.legacy import ALERT_CLASSES, RULE_TYPE_KEYS, Alert
 from .rules import RuleType
 
 __all__ = ["Route", "key_from_body", "legacy_body_from_event", "route"]
@@ -120,12 +120,20 @@ def _is_uuid(value: object) -> bool:
     return True
 
 
+_ALERT_HOOKS: dict[type[Alert], tuple[str, str]] = {
+    cls: (kind.hook, "on_alert") for kind, cls in ALERT_CLASSES.items()
+}
+"""Hooks per alert class, so routing an alert needs no rule-type lookups."""
+
+
 def _alert_route(alert: Alert) -> Route:
-    kind = alert.kind
-    first = kind.hook if kind is not None else "on_unknown_alert"
+    hooks = _ALERT_HOOKS.get(type(alert))
+    if hooks is None:
+        kind = alert.kind
+        hooks = (kind.hook if kind is not None else "on_unknown_alert", "on_alert")
     company = alert.company_id
     company_id = str(company) if company else None
-    return Route(alert, (first, "on_alert"), "alert", alert.rule_type, company_id)
+    return Route(alert, hooks, "alert", alert.rule_type, company_id)
 
 
 def _event_route(obj: Mapping[str, Any]) -> Route:

@@ -82,9 +82,22 @@ def parse_alert(body: bytes | str | Mapping[str, Any]) -> Alert:
     return alert_from_object(obj, rule_type)
 
 
+_MODEL_BY_SPELLING: dict[str, type[Alert]] = {}
+"""Rule-type strings as received -> model: a str-keyed lookup instead of parse + enum hash."""
+
+
+def _model_for(rule_type: str) -> type[Alert]:
+    model = _MODEL_BY_SPELLING.get(rule_type)
+    if model is None:
+        model = ALERT_CLASSES.get(RuleType.parse(rule_type), Alert)  # type: ignore[arg-type]
+        if len(_MODEL_BY_SPELLING) < 1024:  # bounded: senders can invent rule types freely
+            _MODEL_BY_SPELLING[rule_type] = model
+    return model
+
+
 def alert_from_object(obj: Mapping[str, Any], rule_type: str) -> Alert:
     """Validate a decoded body whose rule-type string is already known (the receiver's path)."""
-    model = ALERT_CLASSES.get(RuleType.parse(rule_type), Alert)  # type: ignore[arg-type]
+    model = _model_for(rule_type)
     try:
         return model.model_validate(obj)
     except ValidationError as exc:

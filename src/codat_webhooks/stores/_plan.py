@@ -60,7 +60,7 @@ def plan_claim(
     if record.fingerprint != entry.fingerprint:
         return Claim(ClaimStatus.CONFLICT, attempts=record.attempts), None
     if record.state is State.DONE and not force:
-        touched = record._replace(last_seen=now)
+        touched = Record._make((*record[:5], now, *record[6:]))  # last_seen; see memory.py
         return Claim(ClaimStatus.DUPLICATE, attempts=record.attempts), touched
     if record.state is State.PROCESSING and record.lease_expires > now:
         retry_after = record.lease_expires - now
