@@ -12,7 +12,6 @@ import json
 from .base import Claim, ClaimStatus, Entry, Record, State
 
 __all__ = [
-    "FIRST_CLAIM",
     "Row",
     "decode_headers",
     "encode_headers",
@@ -25,7 +24,7 @@ __all__ = [
 Row = tuple[object, ...]
 
 
-FIRST_CLAIM = Claim(ClaimStatus.CLAIMED, token=1, attempts=1)
+_FIRST_CLAIM = Claim(ClaimStatus.CLAIMED, token=1, attempts=1)
 """The answer for a key never seen before: every new delivery gets it, so it is built once."""
 
 
@@ -56,7 +55,7 @@ def plan_claim(
             1,  # token
             now + lease,  # lease_expires
         )
-        return FIRST_CLAIM, fresh
+        return _FIRST_CLAIM, fresh
     if record.fingerprint != entry.fingerprint:
         return Claim(ClaimStatus.CONFLICT, attempts=record.attempts), None
     if record.state is State.DONE and not force:
