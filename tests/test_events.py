@@ -161,7 +161,8 @@ def test_payload_fields_are_typed() -> None:
     assert write.data_type == "bills"
     assert write.payload.record is not None
     assert write.payload.record.id == "inv_sedi984199smdjsua9124"
-    assert isinstance(write.payload.id, uuid.UUID)
+    # The write request ID is a plain string in dataTypeWriteWebhookPayload (no format: uuid).
+    assert isinstance(write.payload.id, str)
 
     limit = parse_event(event_sample(EventType.CLIENT_RATE_LIMIT_REACHED)).payload
     assert isinstance(limit, models.ClientRateLimitPayload)

@@ -39,7 +39,7 @@ from .leases import LeaseKeeper
 from .models._parse import load_object
 from .routing import Route, key_from_body, route
 from .stores.base import CODAT_RETRY_WINDOW, Claim, ClaimStatus, Entry, Store
-from .verify import Authenticator, Credentials, SecretCredentials
+from .verify import Authenticator, Credentials, SecretCredentials, message_id
 
 __all__ = ["ALLOWED_METHODS", "DEFAULT_DB_PATH", "Receiver"]
 
@@ -259,7 +259,7 @@ class Receiver:
         if method.upper() not in ALLOWED_METHODS:
             return self._method_not_allowed()
         hdrs = headers if isinstance(headers, Headers) else Headers(headers)
-        header_key = hdrs.get("webhook-id") or hdrs.get("svix-id")
+        header_key = message_id(hdrs)
         received_at = datetime.now(timezone.utc)
         delivery = Delivery(header_key, hdrs, b"", received_at, method=method.upper())
         measured = "a chunked body" if size is None else f"body of {size} bytes"
@@ -319,7 +319,7 @@ class Receiver:
             return None
         received_at = datetime.now(timezone.utc)
         hdrs = headers if type(headers) is Headers else Headers(headers)
-        header_key = hdrs.get("webhook-id") or hdrs.get("svix-id")
+        header_key = message_id(hdrs)
         if len(body) > self.max_body_bytes:
             error = PayloadTooLargeError(
                 f"body of {len(body)} bytes exceeds max_body_bytes={self.max_body_bytes}"

@@ -4,7 +4,8 @@ The single place that decides which body shape a delivery has and which hooks it
 receiver stays ignorant of rule types and event types. The decisions, in order:
 
 1. A ``RuleType`` (or ``Type``) key: a **legacy alert**, whatever else the body holds.
-2. An ``eventType`` naming a transitional PascalCase legacy type (``DataConnectionStatusChanged``,
+2. An ``eventType`` (or ``type``, the key several of Codat's own examples use for it) naming a
+   transitional PascalCase legacy type (``DataConnectionStatusChanged``,
    ``AccountCategoriesUpdated``, ... anything :meth:`RuleType.parse` recognises): a **legacy
    alert** that travelled over the new service. Codat sent legacy-shaped bodies under these names
    in 2024 (and still does for ``AccountCategoriesUpdated``), so a legacy-shaped body is parsed
@@ -13,13 +14,17 @@ receiver stays ignorant of rule types and event types. The decisions, in order:
    any other ``payload`` becomes the alert's ``Data``, with ``referenceCompany.id`` (or
    ``companyId``) as ``CompanyId`` and the envelope ``id`` as ``AlertId``. Either way the legacy
    per-rule hook and ``on_alert`` run, so handlers written for the rule keep working.
-3. Any other ``eventType``: a **new-service event** -> its per-event hook (or
-   ``on_unknown_event``), then ``on_event``.
+3. Any other ``eventType`` or ``type``: a **new-service event** -> its per-event hook (or
+   ``on_unknown_event``), then ``on_event``. The one exception is a lower-case ``type`` on a body
+   shaped like a legacy alert (``AlertId``, ``Data``, ... and no ``payload``) holding a string
+   that is no known event type: that stays the unknown legacy alert it always was.
 4. Anything else is a 422 (parked, so it can be replayed). That includes the envelope-less
    ``bankFeeds.sourceAccount.*`` bodies Codat sent before 2025-01-10
-   (``{companyId, connectionId, sourceAccount}``): with no event type they cannot tell
-   ``connected`` from ``disconnected``, and guessing from ``sourceAccount.status`` would run the
-   wrong handler. Codat stopped sending them, so parking the stragglers is the safe answer.
+   (``{companyId, connectionId, bankAccount}``): with no event type they cannot tell
+   ``connected`` from ``disconnected``, and guessing from the account's ``status`` would run the
+   wrong handler. Codat stopped sending them, so parking the stragglers is the safe answer; a
+   replay (or a Portal transformation) that wraps one in an envelope parses, because the payload
+   model reads ``bankAccount`` as well as ``sourceAccount``.
 """
 
 from __future__ import annotations
@@ -29,9 +34,10 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from .errors import PayloadError
+from .events import EventType
 from .models._fields import CodatModel
 from .models._parse import alert_from_object, parse_alert, rule_type_of
-from .models.events import event_type_of, parse_event
+from .models.events import EVENT_TYPE_KEYS, event_type_of, parse_event
 from .models.legacy import ALERT_CLASSES, RULE_TYPE_KEYS, Alert
 from .rules import RuleType
 
@@ -73,14 +79,26 @@ def route(obj: Mapping[str, Any]) -> Route:
         if event_type is not None:
             if RuleType.parse(event_type) is not None:
                 return _alert_route(parse_alert(legacy_body_from_event(obj, event_type)))
-            return _event_route(obj)
-        if any(obj.get(key) is not None for key in ("eventType", "EventType", "event_type")):
+            if not _is_legacy_shaped_with_type(obj, event_type):
+                return _event_route(obj)
+        elif any(obj.get(key) is not None for key in EVENT_TYPE_KEYS if key != "type"):
             raise PayloadError("eventType must be a string")
     if rule_type_of(obj) is None:
         raise PayloadError(
             "JSON object is neither a legacy alert (no RuleType) nor an event (no eventType)"
         )
     return _alert_route(parse_alert(obj))
+
+
+def _is_legacy_shaped_with_type(obj: Mapping[str, Any], event_type: str) -> bool:
+    """A legacy alert whose rule type sits under ``type``: unknown rule, not an unknown event."""
+    return (
+        "type" in obj
+        and not any(key in obj for key in EVENT_TYPE_KEYS if key != "type")
+        and "payload" not in obj
+        and EventType.parse(event_type) is None
+        and not _LEGACY_ENVELOPE_KEYS.isdisjoint(obj)
+    )
 
 
 def legacy_body_from_event(obj: Mapping[str, Any], event_type: str) -> dict[str, Any]:

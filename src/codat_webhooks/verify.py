@@ -9,6 +9,13 @@ Two mechanisms, configurable together:
 Policy when both are configured: a request that carries a signature header must have a valid
 signature (a forged signature cannot be rescued by a leaked Authorization value); a request with
 no signature header must carry a matching Authorization value.
+
+When a request carries both header sets, the ``webhook-*`` set (the names Codat documents) is the
+one checked, as a whole: the ``svix-*`` values are then ignored, never mixed in one by one. (The
+Svix library reads each header from ``svix-*`` first; a sender that signs two sets differently is
+broken either way, and one fixed rule makes the idempotency key predictable.) Header values are
+trimmed of surrounding whitespace (RFC 9110 optional whitespace) before use, so a proxy that pads
+``webhook-id`` does not turn a genuine delivery into a 401 or a second key.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeAlias
@@ -30,7 +38,9 @@ __all__ = [
     "AuthorizationCheck",
     "Credentials",
     "SignatureCheck",
+    "check_tolerance",
     "decode_signing_secret",
+    "message_id",
     "named_credentials",
 ]
 
@@ -74,13 +84,19 @@ def decode_signing_secret(secret: str | bytes) -> bytes:
     """The HMAC key for a secret: ``whsec_``/base64 strings are decoded, ``bytes`` used raw.
 
     Un-prefixed strings are base64 too, as in the official Svix libraries, so a secret copied
-    without its prefix still works.
+    without its prefix still works; so is base64 without its ``=`` padding, which dashboards and
+    copy-paste drop. Anything that is not base64 is still refused: a typo must fail at start-up,
+    not as a 401 on every delivery.
     """
     if isinstance(secret, bytes):
         return secret
-    encoded = secret.removeprefix(SECRET_PREFIX)
+    encoded = secret.strip().removeprefix(SECRET_PREFIX)
+    if len(encoded) % 4 == 1:  # no base64 text has this length, padded or not
+        raise ConfigurationError(
+            "a signing secret must be 'whsec_' + base64 (pass bytes for a raw key)"
+        )
     try:
-        key = base64.b64decode(encoded, validate=True)
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
     except (binascii.Error, ValueError):
         raise ConfigurationError(
             "a signing secret must be 'whsec_' + base64 (pass bytes for a raw key)"
@@ -88,6 +104,36 @@ def decode_signing_secret(secret: str | bytes) -> bytes:
     if not key:
         raise ConfigurationError("a signing secret must not be empty")
     return key
+
+
+def check_tolerance(tolerance: object) -> float:
+    """The signature-timestamp window in seconds, refusing values that would disable it.
+
+    ``nan`` compares false with everything, so it would let any timestamp through; ``inf`` and
+    negative windows are either the same hole or reject everything. Both are configuration
+    mistakes, reported when the receiver is built.
+    """
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int | float):
+        raise ConfigurationError(f"tolerance must be a number of seconds, not {tolerance!r}")
+    if not math.isfinite(tolerance) or tolerance < 0:
+        raise ConfigurationError(f"tolerance must be a finite number >= 0 seconds, not {tolerance}")
+    return float(tolerance)
+
+
+def message_id(headers: Headers) -> str | None:
+    """The delivery's ``webhook-id`` (or ``svix-id``), from the set a signature check reads.
+
+    The idempotency key must come from the same header set as the signature, trimmed the same
+    way, or a padded or doubled header would give one delivery two keys.
+    """
+    for id_name, _, signature_name in SIGNATURE_HEADER_SETS:
+        if signature_name in headers:
+            return (headers.get(id_name) or "").strip() or None
+    for id_name, _, _ in SIGNATURE_HEADER_SETS:
+        value = (headers.get(id_name) or "").strip()
+        if value:
+            return value
+    return None
 
 
 def _header_bytes(value: str) -> bytes:
@@ -124,8 +170,7 @@ class SignatureCheck:
         tolerance: float = 300,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if tolerance < 0:
-            raise ConfigurationError("tolerance must be >= 0 seconds")
+        tolerance = check_tolerance(tolerance)
         self._macs = [
             (name, hmac.new(decode_signing_secret(secret), digestmod=hashlib.sha256))
             for name, secret in secrets.items()
@@ -169,13 +214,13 @@ class SignatureCheck:
             signature = headers.get(signature_name)
             if signature is None:
                 continue
-            msg_id = headers.get(id_name)
-            timestamp = headers.get(timestamp_name)
+            msg_id = (headers.get(id_name) or "").strip()
+            timestamp = (headers.get(timestamp_name) or "").strip()
             if not msg_id:
                 raise VerificationError(f"missing {id_name} header")
             if not timestamp:
                 raise VerificationError(f"missing {timestamp_name} header")
-            return msg_id, timestamp.strip(), signature
+            return msg_id, timestamp, signature.strip()
         raise VerificationError("missing webhook-signature header")
 
     def _check_timestamp(self, timestamp: str) -> None:
@@ -204,6 +249,7 @@ class Authenticator:
         insecure: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        tolerance = check_tolerance(tolerance)
         values = named_credentials(authorization, "authorization")
         secrets = named_credentials(signing_secrets, "signing-secret")
         if not values and not secrets and not insecure:

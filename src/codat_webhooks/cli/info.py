@@ -13,7 +13,7 @@ from ..headers import Headers
 from ..hooks.manager import make_plugin_manager
 from ..models._parse import load_object
 from ..routing import key_from_body, route
-from ..verify import Authenticator
+from ..verify import Authenticator, message_id
 from . import _catalog
 from ._common import (
     EXIT_FAILED,
@@ -161,6 +161,6 @@ def run_verify(args: argparse.Namespace) -> int:
     except PayloadError as exc:
         print(f"REJECTED ({exc.status_hint}): {first_line(exc.reason)}")
         return EXIT_FAILED
-    key = headers.get("webhook-id") or headers.get("svix-id") or key_from_body(obj)
+    key = message_id(headers) or key_from_body(obj)
     print(f"OK: {routed.kind!r} for company {routed.company_id or '-'}, key {key}")
     return EXIT_OK

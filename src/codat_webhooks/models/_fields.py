@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 
-__all__ = ["CodatId", "CodatModel", "UtcDatetime", "codat_field"]
+__all__ = ["CodatDate", "CodatId", "CodatModel", "LocalDatetime", "UtcDatetime", "codat_field"]
 
 
 def _blank_id_to_none(value: Any) -> Any:
@@ -27,7 +27,7 @@ def _blank_id_to_none(value: Any) -> Any:
 
 
 def _assume_utc(value: datetime | None) -> datetime | None:
-    """Codat's timestamps are UTC; a few omit the zone, which would make them naive."""
+    """Codat documents these timestamps as UTC; a few omit the zone, which would make them naive."""
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)
     return value
@@ -37,7 +37,23 @@ CodatId = Annotated[uuid.UUID | None, BeforeValidator(_blank_id_to_none)]
 """A Codat GUID, or ``None`` when Codat sent nothing, an empty string or all zeros."""
 
 UtcDatetime = Annotated[datetime | None, AfterValidator(_assume_utc)]
-"""An aware datetime; zone-less strings are taken as UTC."""
+"""A timestamp Codat documents as UTC ("the date time in UTC ..."): zone-less strings get UTC.
+
+Only for fields whose description (or name, ``...Utc``) says UTC: the envelope's
+``generatedDate``, write ``requestedOnDate``/``completedOnDate``, ``modifiedFromDate``,
+``expiryDate``, ``erroredOnUtc``/``resolvedOnUtc``, legacy ``ExpiresUtc``.
+"""
+
+LocalDatetime = Annotated[datetime | None, "kept as sent"]
+"""A Codat ``DateTime`` with no documented zone, kept exactly as sent.
+
+Codat's data model says such values may be UTC (``Z``), carry an offset, or be *unqualified
+local time of the business* when the platform gives no zone. A naive value therefore stays
+naive: stamping it UTC would shift it by the business's offset.
+"""
+
+CodatDate = Annotated[date | datetime | None, Field(union_mode="left_to_right")]
+"""A Codat ``Date`` (``2022-10-23``), or a datetime when one is sent (naive kept naive)."""
 
 
 def _swap_first_case(name: str) -> str:

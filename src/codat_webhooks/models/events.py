@@ -1,9 +1,22 @@
 """New-service events: the ``{id, eventType, generatedDate, payload}`` envelope and payloads.
 
 Every field is optional, for the same reason as in the legacy models: Codat adds, renames and
-omits fields without notice, and a receiver that rejects a real event loses it. IDs that Codat
-documents as GUIDs are ``uuid.UUID | None`` (``""`` and all zeros become ``None``); IDs that come
-from the accounting platform (record IDs, source accounts) stay strings.
+omits fields without notice, and a receiver that rejects a real event loses it. The models follow
+Codat's published schemas (``codatio/oas`` ``json/Codat-Platform.json`` and the other product
+specs; the tests cite the schema of each body they build):
+
+* IDs are ``uuid.UUID | None`` exactly where the schema says ``format: uuid`` (``""`` and all
+  zeros become ``None``); every other ID (the write request ID, an expenses ``syncId``, platform
+  record and account IDs) is the string Codat sent.
+* The event type is read from ``eventType`` or from ``type``, the key several of Codat's own
+  examples use; a dump writes it back under the key it came in.
+* Timestamps Codat documents as UTC (the envelope's ``generatedDate``, ``requestedOnDate``,
+  ``completedOnDate``, ``modifiedFromDate``, ``expiryDate``, ``...Utc``) are aware, UTC when Codat
+  left the zone out. Every other date-time (a company's ``created`` and ``lastSync``, a source
+  account's ``modifiedDate``) is kept as sent: Codat documents that such values may be
+  *unqualified local times of the business*, so a naive value stays naive.
+* Enum-like fields are plain strings; :mod:`codat_webhooks.models.values` lists the documented
+  values as constants.
 """
 
 from __future__ import annotations
@@ -11,17 +24,27 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import ValidationError, field_validator
+from pydantic import (
+    PrivateAttr,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from ..errors import PayloadError
 from ..events import EventMatch, EventType
-from ._fields import CodatId, CodatModel, UtcDatetime, codat_field
+from ._fields import CodatDate, CodatId, CodatModel, LocalDatetime, UtcDatetime, codat_field
 from ._parse import describe_validation_error, load_object
 
 __all__ = [
     "EVENT_CLASSES",
+    "AccountInfo",
     "ClientRateLimitEvent",
     "ClientRateLimitPayload",
     "CompanyEvent",
@@ -33,6 +56,7 @@ __all__ = [
     "Connection",
     "ConnectionEvent",
     "ConnectionPayload",
+    "DataConnectionError",
     "DataTypeReadSummary",
     "Event",
     "ExpensesSyncEvent",
@@ -42,6 +66,7 @@ __all__ = [
     "ReadCompletedPayload",
     "ReportEvent",
     "ReportPayload",
+    "RoutingInfo",
     "SourceAccount",
     "SourceAccountEvent",
     "SourceAccountPayload",
@@ -52,11 +77,50 @@ __all__ = [
     "parse_event",
 ]
 
-EVENT_TYPE_KEYS = ("eventType", "EventType", "event_type")
-"""Where the event type may sit (the envelope's documented key is ``eventType``)."""
+EVENT_TYPE_KEYS = ("eventType", "EventType", "event_type", "type")
+"""Where the event type may sit: the schemas say ``eventType``, several of Codat's own examples
+(``company.created`` and every ``connection.*`` in codat-docs ``static/oas/Webhooks.json``) say
+``type``. ``Type`` is not here: it is the legacy ``RuleType`` spelling."""
 
 
 # --- Shared pieces --------------------------------------------------------------------------
+
+
+class KeepsReceivedKeys(CodatModel):
+    """A model with fields Codat has sent under more than one key, written back as received.
+
+    ``_ALTERNATIVE_KEYS`` maps a field's documented key to the other keys Codat has used for it.
+    Without this, ``model_dump(by_alias=True)`` would rename ``type`` to ``eventType`` (or
+    ``bankAccount`` to ``sourceAccount``) and a dump would no longer be what Codat sent.
+    """
+
+    _ALTERNATIVE_KEYS: ClassVar[dict[str, tuple[str, ...]]] = {}
+    _received_keys: dict[str, str] | None = PrivateAttr(default=None)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _note_received_keys(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        model = handler(data)
+        if isinstance(data, Mapping):
+            received = {}
+            for documented, others in cls._ALTERNATIVE_KEYS.items():
+                if documented not in data:
+                    used = next((key for key in others if key in data), None)
+                    if used is not None:
+                        received[documented] = used
+            if received:
+                model._received_keys = received
+        return model
+
+    @model_serializer(mode="wrap")
+    def _write_received_keys(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> Any:
+        dumped = handler(self)
+        received = self._received_keys
+        if received and info.by_alias and isinstance(dumped, dict):
+            return {received.get(key, key): value for key, value in dumped.items()}
+        return dumped
 
 
 class CompanyLinks(CodatModel):
@@ -64,7 +128,8 @@ class CompanyLinks(CodatModel):
 
 
 class CompanyReference(CodatModel):
-    """``payload.referenceCompany``: which company a company-scoped event is about."""
+    """``payload.referenceCompany`` (schema ``companyReference``): which company an event is
+    about; also each entry of a company's parent and subsidiary references."""
 
     id: CodatId = codat_field("id")
     name: str | None = codat_field("name")
@@ -87,26 +152,63 @@ class Payload(CodatModel):
 
 
 class CompanyPayload(Payload):
-    """``company.created|deleted``: the company object itself."""
+    """``company.created|deleted`` (schema ``companyDetails``): the company object itself.
+
+    ``last_sync`` and ``created`` are Codat ``DateTime`` values with no documented zone: kept as
+    sent, naive when Codat sends no offset.
+    """
 
     id: CodatId = codat_field("id")
     name: str | None = codat_field("name")
     description: str | None = codat_field("description")
     redirect: str | None = codat_field("redirect")
-    last_sync: UtcDatetime = codat_field("lastSync")
-    created: UtcDatetime = codat_field("created")
+    last_sync: LocalDatetime = codat_field("lastSync")
+    created: LocalDatetime = codat_field("created")
     created_by_user_name: str | None = codat_field("createdByUserName")
     products: list[str] | None = codat_field("products")
     tags: dict[str, Any] | None = codat_field("tags")
+    reference_parent_company: CompanyReference | None = codat_field("referenceParentCompany")
+    """The company that owns or controls this one, if any."""
+    reference_subsidiary_companies: list[CompanyReference] | None = codat_field(
+        "referenceSubsidiaryCompanies"
+    )
+    """Companies this one owns or controls (empty when it has none)."""
 
     def _about_company(self) -> uuid.UUID | None:
         return self.id or super()._about_company()
 
 
 class CompanyProductPayload(Payload):
-    """``company.product.added|removed`` (OAS only; the product fields are kept as extras)."""
+    """``company.product.added|removed`` (schema ``companyProductWebhookPayload``).
 
-    product_identifier: str | None = codat_field("productIdentifier")
+    ``id`` is the company the product change applies to (so ``event.company_id`` is set);
+    ``products`` is the full list of products enabled after the change.
+    """
+
+    id: CodatId = codat_field("id")
+    name: str | None = codat_field("name")
+    description: str | None = codat_field("description")
+    product_id: str | None = codat_field("productId")
+    """The product added or removed (``lending``): an identifier, not a GUID."""
+    product_name: str | None = codat_field("productName")
+    products: list[str] | None = codat_field("products")
+
+    def _about_company(self) -> uuid.UUID | None:
+        return self.id or super()._about_company()
+
+
+class DataConnectionError(CodatModel):
+    """One entry of ``connection.dataConnectionErrors`` (schema ``dataConnectionError``)."""
+
+    status_code: str | None = codat_field("statusCode")
+    """The source platform's HTTP status code, as a string (``"403"``)."""
+    status_text: str | None = codat_field("statusText")
+    error_message: str | None = codat_field("errorMessage")
+    errored_on_utc: UtcDatetime = codat_field("erroredOnUtc")
+    status: str | None = codat_field("status")
+    """``Active`` or ``Resolved`` for a transient error, ``None`` for one that is not transient
+    (:class:`~codat_webhooks.models.values.DataConnectionErrorStatus`)."""
+    resolved_on_utc: UtcDatetime = codat_field("resolvedOnUtc")
 
 
 class Connection(CodatModel):
@@ -120,10 +222,13 @@ class Connection(CodatModel):
     platform_name: str | None = codat_field("platformName")
     link_url: str | None = codat_field("linkUrl")
     status: str | None = codat_field("status")
-    """PendingAuth, Linked, Unlinked or Deauthorized."""
-    last_sync: UtcDatetime = codat_field("lastSync")
-    created: UtcDatetime = codat_field("created")
-    data_connection_errors: list[dict[str, Any]] | None = codat_field("dataConnectionErrors")
+    """PendingAuth, Linked, Unlinked or Deauthorized
+    (:class:`~codat_webhooks.models.values.ConnectionStatus`)."""
+    last_sync: LocalDatetime = codat_field("lastSync")
+    created: LocalDatetime = codat_field("created")
+    data_connection_errors: list[DataConnectionError] | None = codat_field("dataConnectionErrors")
+    connection_info: dict[str, Any] | None = codat_field("connectionInfo")
+    """Integration-specific details, free-form in Codat's schema."""
 
 
 class ConnectionPayload(Payload):
@@ -152,10 +257,14 @@ class WriteRecord(CodatModel):
 
 
 class WritePayload(Payload):
-    id: CodatId = codat_field("id")
-    """The write (push operation) ID: what legacy alerts called ``pushOperationKey``."""
+    """``{dataType}.write.*`` (schema ``dataTypeWriteWebhookPayload``)."""
+
+    id: str | None = codat_field("id")
+    """The write request (push operation) ID, what legacy alerts called ``pushOperationKey``.
+    A plain string: the schema does not promise a GUID."""
     type: str | None = codat_field("type")
-    """Create, Update, Delete or UploadAttachment."""
+    """Create, Update, Delete or UploadAttachment
+    (:class:`~codat_webhooks.models.values.WriteType`)."""
     connection_id: CodatId = codat_field("connectionId")
     requested_on_date: UtcDatetime = codat_field("requestedOnDate")
     completed_on_date: UtcDatetime = codat_field("completedOnDate")
@@ -172,7 +281,25 @@ class ClientRateLimitPayload(Payload):
     expiry_date: UtcDatetime = codat_field("expiryDate")
 
 
+class RoutingInfo(CodatModel):
+    """A V2 source account's ``routingInfo`` (schema ``routingInfo``)."""
+
+    bank_code: str | None = codat_field("bankCode")
+    type: str | None = codat_field("type")
+    """The routing scheme (:class:`~codat_webhooks.models.values.RoutingType`)."""
+
+
+class AccountInfo(CodatModel):
+    """A V2 source account's ``accountInfo`` (schema ``accountInfo``)."""
+
+    nickname: str | None = codat_field("nickname")
+    account_open_date: CodatDate = codat_field("accountOpenDate")
+    available_balance: Decimal | None = codat_field("availableBalance")
+
+
 class SourceAccount(CodatModel):
+    """A bank-feed source account: V1 (schema ``SourceAccount``) or V2 (``SourceAccountv2``)."""
+
     id: str | None = codat_field("id")
     account_name: str | None = codat_field("accountName")
     account_number: str | None = codat_field("accountNumber")
@@ -180,42 +307,73 @@ class SourceAccount(CodatModel):
     account_type: str | None = codat_field("accountType")
     currency: str | None = codat_field("currency")
     balance: Decimal | None = codat_field("balance")
-    modified_date: UtcDatetime = codat_field("modifiedDate")
+    modified_date: LocalDatetime = codat_field("modifiedDate")
     status: str | None = codat_field("status")
+    """:class:`~codat_webhooks.models.values.SourceAccountStatus`."""
+    routing_info: RoutingInfo | None = codat_field("routingInfo")
+    account_info: AccountInfo | None = codat_field("accountInfo")
+    feed_start_date: CodatDate = codat_field("feedStartDate")
 
 
-class SourceAccountPayload(Payload):
-    """``bankFeeds.sourceAccount.*``: ``companyId`` as well as (or instead of) a reference."""
+class SourceAccountPayload(KeepsReceivedKeys, Payload):
+    """``bankFeeds.sourceAccount.*``: ``companyId`` as well as (or instead of) a reference.
+
+    Bodies from before 2025-01-10 called the account ``bankAccount``; it is read into
+    ``source_account`` and written back as ``bankAccount``.
+    """
+
+    _ALTERNATIVE_KEYS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "sourceAccount": ("SourceAccount", "bankAccount", "BankAccount")
+    }
 
     company_id: CodatId = codat_field("companyId")
     connection_id: CodatId = codat_field("connectionId")
-    source_account: SourceAccount | None = codat_field("sourceAccount")
+    source_account: SourceAccount | None = codat_field(
+        "sourceAccount", "bankAccount", "BankAccount"
+    )
 
     def _about_company(self) -> uuid.UUID | None:
         return self.company_id or super()._about_company()
 
 
 class ExpensesTransaction(CodatModel):
+    """One entry of ``transactions`` (schema ``ExpensesSyncWebhook`` ``transaction``)."""
+
     id: str | None = codat_field("id")
+    status: str | None = codat_field("status")
+    """:class:`~codat_webhooks.models.values.ExpensesTransactionStatus`."""
+    error_message: str | None = codat_field("errorMessage")
 
 
 class ExpensesSyncPayload(Payload):
-    sync_id: CodatId = codat_field("syncId")
+    """``expenses.sync.*`` (schema ``expensesSyncWebhookPayload``)."""
+
+    sync_id: str | None = codat_field("syncId")
+    """A plain string: the schema does not promise a GUID."""
     transactions: list[ExpensesTransaction] | None = codat_field("transactions")
 
 
 class ReportPayload(Payload):
-    """Lending and Spend Insights report events: report fields are kept as extras."""
+    """Lending and Spend Insights report events (schema ``ReportGenerationPayload``)."""
+
+    id: CodatId = codat_field("id")
+    """The report's ID (``format: uuid`` in Codat-Lending and Codat-Spend-Insights)."""
 
 
 # --- The envelope ---------------------------------------------------------------------------
 
 
-class Event(CodatModel):
-    """A new-service event. Instances of this class itself are events of an unknown type."""
+class Event(KeepsReceivedKeys):
+    """A new-service event. Instances of this class itself are events of an unknown type.
+
+    ``event_type`` is read from ``eventType`` or ``type`` and dumped back under the same key.
+    ``generated_date`` is documented as UTC and always aware.
+    """
+
+    _ALTERNATIVE_KEYS: ClassVar[dict[str, tuple[str, ...]]] = {"eventType": EVENT_TYPE_KEYS[1:]}
 
     id: CodatId = codat_field("id")
-    event_type: str = codat_field("eventType", *EVENT_TYPE_KEYS, default=...)
+    event_type: str = codat_field("eventType", *EVENT_TYPE_KEYS[1:], default=...)
     generated_date: UtcDatetime = codat_field("generatedDate")
     payload: Any = codat_field("payload", default_factory=dict)
     """The event type's payload model; a plain ``dict`` on events of an unknown type."""
@@ -345,7 +503,8 @@ def parse_event(body: bytes | str | Mapping[str, Any]) -> Event:
     """Parse a new-service event into the model for its type (``Event`` itself when unknown).
 
     Raises :class:`PayloadError` (``status_hint`` 400) when the body is not a JSON object and
-    (422) when it is an object without an ``eventType`` string or with fields of the wrong type.
+    (422) when it is an object without an ``eventType`` (or ``type``) string or with fields of
+    the wrong type.
     Transitional PascalCase types are not special here: :func:`codat_webhooks.routing.route`
     sends those to the legacy models before this is called.
     """

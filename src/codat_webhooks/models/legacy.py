@@ -129,7 +129,8 @@ class AccountCategoriesUpdatedData(CodatModel):
 
 
 class ExpensesSyncData(CodatModel):
-    sync_id: CodatId = codat_field("syncId")
+    sync_id: str | None = codat_field("syncId")
+    """A plain string, as in ``json/Codat-Expenses.json`` (no ``format: uuid``)."""
     sync_type: str | None = codat_field("syncType")
     sync_date_range_start_utc: UtcDatetime = codat_field("SyncDateRangeStartUtc")
     sync_date_range_finish_utc: UtcDatetime = codat_field("SyncDateRangeFinishUtc")

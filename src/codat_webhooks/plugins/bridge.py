@@ -23,8 +23,9 @@ Data sync completed / Dataset data        ``data.dataset_id``
 changed / Data Sync Status Changed To
 Error
 New company synchronised                  ``data.company_name``, ``data.source_type``
-Push Operation Timed Out                  none (``push_operation_key`` and ``_guid`` are both
-                                          the write ``id``)
+Push Operation Status Changed() / Timed   none (``push_operation_key`` and ``_guid`` are
+Out                                       the write ``id``; ``None`` when that ID is not a
+                                          GUID, which the legacy fields require)
 Sync Completed / Sync Failed (Expenses)   ``data.sync_type``, ``data.failure_stage``,
                                           ``data.sync_date_range_start_utc`` / ``_finish_utc``
 Rate Limit Reset                          ``data.reset_reason``
@@ -37,6 +38,7 @@ legacy-shaped. ``Sync Started`` has no replacement.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -57,6 +59,7 @@ from ..models.events import (
     WriteEvent,
 )
 from ..models.legacy import ALERT_CLASSES, Alert
+from ..models.values import DatasetErrorStatus
 from ..rules import RuleType
 
 __all__ = ["MigrationBridge", "translate"]
@@ -81,9 +84,21 @@ def _connection(event: ConnectionEvent) -> Iterator[Translation]:
         yield RuleType.SYNC_CONNECTION_DELETED, {}, connection_id
 
 
+_ERROR_STATUSES = frozenset(status.lower() for status in DatasetErrorStatus.DOCUMENTED)
+
+
 def _is_error_status(status: str | None) -> bool:
-    """Codat's dataset error statuses all end in ``Error`` (ProcessingError, FetchError, ...)."""
-    return status is not None and status.endswith("Error")
+    """Whether a data type's read status is one Codat lists as "Data Sync Status Changed To
+    Error" (``PrerequisiteNotMet`` among them, so a suffix test would not do)."""
+    return status is not None and status.lower() in _ERROR_STATUSES
+
+
+def _legacy_guid(value: str | None) -> uuid.UUID | None:
+    """The new service's string IDs where a legacy field needs a GUID (``None`` if not one)."""
+    try:
+        return uuid.UUID(value) if value else None
+    except ValueError:
+        return None
 
 
 def _read_completed(event: ReadCompletedEvent) -> Iterator[Translation]:
@@ -105,13 +120,14 @@ def _read_completed_initial(event: ReadCompletedEvent) -> Iterator[Translation]:
 
 def _write(event: WriteEvent) -> Iterator[Translation]:
     payload = event.payload
-    data = {"dataType": event.data_type, "status": payload.status, "pushOperationKey": payload.id}
+    key = _legacy_guid(payload.id)
+    data = {"dataType": event.data_type, "status": payload.status, "pushOperationKey": key}
     yield RuleType.PUSH_OPERATION_STATUS_CHANGED, data, payload.connection_id
     if (payload.status or "").lower() == "timedout":
         timed_out = {
             "dataType": event.data_type,
-            "pushOperationKey": payload.id,
-            "pushOperationGuid": payload.id,
+            "pushOperationKey": key,
+            "pushOperationGuid": key,
         }
         yield RuleType.PUSH_OPERATION_TIMED_OUT, timed_out, payload.connection_id
 
