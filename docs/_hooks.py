@@ -70,12 +70,21 @@ def code(text: str) -> str:
     return f"`{text}`"
 
 
+def field_type(field: Any) -> str:
+    """The field's type, with *(UTC)* when the model makes zone-less values UTC."""
+    utc = any(
+        getattr(getattr(meta, "func", None), "__name__", "") == "_assume_utc"
+        for meta in field.metadata
+    )
+    return f"`{type_name(field.annotation)}`" + (" *(UTC)*" if utc else "")
+
+
 def fields_table(model: Any) -> str:
     """Attribute, Codat's key (as sent and as written back) and type of each model field."""
     rows = ["| attribute | Codat key | type |", "|---|---|---|"]
     for name, field in model.model_fields.items():
         key = field.serialization_alias or field.alias or name
-        rows.append(f"| `{name}` | `{key}` | `{type_name(field.annotation)}` |")
+        rows.append(f"| `{name}` | `{key}` | {field_type(field)} |")
     return "\n".join(rows)
 
 
@@ -194,7 +203,7 @@ def linked_fields_table(model: Any, seen: dict[str, Any]) -> str:
     rows = ["| attribute | Codat key | type |", "|---|---|---|"]
     for name, field in model.model_fields.items():
         key = field.serialization_alias or field.alias or name
-        kind = f"`{type_name(field.annotation)}`"
+        kind = field_type(field)
         nested = list(_nested_models(field.annotation))
         for inner in nested:
             seen.setdefault(inner.__name__, inner)

@@ -191,7 +191,15 @@ def _event_payload(kind: EventType, company_id: str, connection_id: str) -> dict
             "tags": {"region": "uk"},
         }
     if kind in (EventType.COMPANY_PRODUCT_ADDED, EventType.COMPANY_PRODUCT_REMOVED):
-        return reference | {"productIdentifier": "lending"}
+        added = kind is EventType.COMPANY_PRODUCT_ADDED
+        return {  # companyProductWebhookPayload: the company itself plus the product changed
+            "id": company_id,
+            "name": "Toft stores",
+            "description": "Requested early access to the new financing scheme.",
+            "productId": "lending",
+            "productName": "Lending",
+            "products": ["accounting", "banking", "lending"] if added else ["accounting"],
+        }
     if kind in _CONNECTION_STATUS:
         return reference | {
             "connection": _connection(company_id, connection_id, _CONNECTION_STATUS[kind])
@@ -246,8 +254,12 @@ def _event_payload(kind: EventType, company_id: str, connection_id: str) -> dict
             },
         }
     if kind in (EventType.EXPENSES_SYNC_SUCCESSFUL, EventType.EXPENSES_SYNC_UNSUCCESSFUL):
-        return reference | {"syncId": str(uuid.uuid4()), "transactions": [{"id": "txn-001"}]}
-    return reference | {"reportId": str(uuid.uuid4())}  # report events
+        failed = kind is EventType.EXPENSES_SYNC_UNSUCCESSFUL
+        transaction = {"id": "txn-001", "status": "Failed" if failed else "Completed"}
+        if failed:
+            transaction["errorMessage"] = "Insufficient funds"
+        return reference | {"syncId": str(uuid.uuid4()), "transactions": [transaction]}
+    return reference | {"id": str(uuid.uuid4())}  # report events: the report's ID
 
 
 def event_type_string(
