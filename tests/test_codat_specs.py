@@ -94,6 +94,52 @@ CONNECTION_FAILED_WITH_TYPE = {
     },
 }
 
+# Platform as of 2025-01-24 (codatio/oas commit cbaf517), ConnectionWebhook, example
+# "De-authorized": the event type under "type" in the Platform spec itself.
+CONNECTION_DEAUTHORIZED_2025_01_24 = {
+    "id": "ba29118f-5406-4e59-b05c-ba307ca38d01",
+    "type": "connection.disconnected",
+    "generatedDate": "2024-08-08T17:10:34.015Z",
+    "payload": {
+        "referenceCompany": REFERENCE_COMPANY,
+        "connection": {
+            "id": "ee2eb431-c0fa-4dc9-93fa-d29781c12bcd",
+            "integrationId": "bf083d72-62c7-493e-aec9-81b4dbba7e2c",
+            "integrationKey": "dfxm",
+            "sourceId": "bdd831ce-eebd-4896-89a7-20e5ee8989ee",
+            "platformName": "Basiq",
+            "linkUrl": f"https://link-api.codat.io/companies/{COMPANY}/connections/"
+            "ee2eb431-c0fa-4dc9-93fa-d29781c12bcd/start",
+            "status": "Deauthorized",
+            "lastSync": "2022-10-27T10:22:43.646Z",
+            "created": "2022-10-27T09:53:29.000Z",
+            "sourceType": "Banking",
+            "dataConnectionErrors": [
+                {
+                    "statusCode": "401",
+                    "statusText": "The integration de-authorized access to the connection.",
+                    "errorMessage": "The integration de-authorized access to the connection.",
+                    "erroredOnUtc": "2022-12-27T09:53:29.000Z",
+                    "status": "Active",
+                }
+            ],
+        },
+    },
+}
+
+# codat-docs blog/241004-deprecation-company-specific-webhooks.md (its "..." elisions left out).
+CONNECTION_CREATED_BLOG_2024 = {
+    "id": "ba29118f-5406-4e59-b05c-ba307ca38d01",
+    "type": "connection.created",
+    "generatedDate": "2024-08-08T17:10:34.015Z",
+    "payload": {
+        "referenceCompany": {
+            "id": COMPANY,
+            "tags": {"customerRegion": "us", "uid": "335a086e-8563-4b03-94e3-39544225ecb6"},
+        }
+    },
+}
+
 # Platform, CompanyProductWebhook / companyProductWebhookPayload, example "Product added".
 PRODUCT_ADDED = {
     "id": "ba29118f-5406-4e59-b05c-ba307ca38d01",
@@ -234,6 +280,8 @@ def retyped(body: dict[str, Any], event_type: str) -> dict[str, Any]:
     [
         (COMPANY_CREATED_WITH_TYPE, "on_company_created"),
         (CONNECTION_FAILED_WITH_TYPE, "on_connection_failed"),
+        (CONNECTION_DEAUTHORIZED_2025_01_24, "on_connection_disconnected"),
+        (CONNECTION_CREATED_BLOG_2024, "on_connection_created"),
         *(
             (retyped(CONNECTION_FAILED_WITH_TYPE, f"connection.{verb}"), f"on_connection_{verb}")
             for verb in ("created", "connected", "disconnected", "reconnected", "deleted")
