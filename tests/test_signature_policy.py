@@ -116,3 +116,4 @@ def test_message_id_follows_the_set_that_is_verified() -> None:
     assert message_id(Headers({"webhook-id": "a", "svix-id": "b", "svix-signature": "x"})) == "b"
     assert message_id(Headers({"svix-id": "  b"})) == "b"
     assert message_id(Headers({"webhook-id": "   "})) is None
+    assert message_id(Headers({"webhook-signature": "x", "svix-id": "b"})) == "b"

@@ -128,7 +128,10 @@ def message_id(headers: Headers) -> str | None:
     """
     for id_name, _, signature_name in SIGNATURE_HEADER_SETS:
         if signature_name in headers:
-            return (headers.get(id_name) or "").strip() or None
+            value = (headers.get(id_name) or "").strip()
+            if value:
+                return value
+            break  # that set has no id (a 401 when signatures are checked): any id will do
     for id_name, _, _ in SIGNATURE_HEADER_SETS:
         value = (headers.get(id_name) or "").strip()
         if value:
