@@ -7,6 +7,8 @@ import base64
 import os
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from codat_webhooks import ConfigurationError, Receiver, VerificationError
 from codat_webhooks.headers import Headers
@@ -65,6 +67,13 @@ def test_unpadded_secret_is_the_same_key() -> None:
     made, recorder = receiver(signing_secrets=UNPADDED)
     assert made.handle("POST", sign(body, SECRET), body).status == 200
     assert recorder.names() == ["on_company_created", "on_event"]
+
+
+@given(key=st.binary(min_size=1, max_size=64), prefix=st.sampled_from(["whsec_", ""]))
+def test_any_key_round_trips_with_or_without_padding(key: bytes, prefix: str) -> None:
+    encoded = base64.b64encode(key).decode()
+    assert decode_signing_secret(prefix + encoded) == key
+    assert decode_signing_secret(prefix + encoded.rstrip("=")) == key
 
 
 @pytest.mark.parametrize(
