@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, NamedTuple, TypeAlias
@@ -37,7 +37,7 @@ from .hooks.dispatch import Dispatcher
 from .hooks.manager import make_plugin_manager
 from .leases import LeaseKeeper
 from .models._parse import load_object
-from .routing import Route, key_from_body, route
+from .routing import Route, describe, key_from_body, route
 from .stores.base import CODAT_RETRY_WINDOW, Claim, ClaimStatus, Entry, Store
 from .verify import Authenticator, Credentials, SecretCredentials, message_id
 
@@ -342,21 +342,28 @@ class Receiver:
             routed = route(obj)
         except PayloadError as exc:
             delivery = Delivery(key, hdrs, body, received_at, verified_by, method=method)
-            raise _Rejected(exc, delivery, self._entry(delivery, fingerprint)) from None
+            raise _Rejected(exc, delivery, self._entry(delivery, fingerprint, obj)) from None
         entry = Entry(
             key, fingerprint, body, tuple(redact(hdrs.raw)), routed.kind, routed.company_id
         )
         return _Admitted(hdrs, body, received_at, verified_by, method, routed, entry)
 
     @staticmethod
-    def _entry(delivery: Delivery, fingerprint: str) -> Entry:
-        """The record of a rejected, authenticated delivery, to park it."""
+    def _entry(delivery: Delivery, fingerprint: str, obj: Mapping[str, Any] | None = None) -> Entry:
+        """The record of a rejected, authenticated delivery, to park it.
+
+        The type and company are kept when the decoded body names them, so a parked delivery
+        can be found by type and company like any other.
+        """
         assert delivery.key is not None
+        kind, company_id = describe(obj) if obj is not None else (None, None)
         return Entry(
             key=delivery.key,
             fingerprint=fingerprint,
             body=delivery.body,
             headers=tuple(redact(delivery.headers.raw)),
+            kind=kind,
+            company_id=company_id,
         )
 
     @staticmethod

@@ -41,7 +41,7 @@ from .models.events import EVENT_TYPE_KEYS, event_type_of, parse_event
 from .models.legacy import ALERT_CLASSES, RULE_TYPE_KEYS, Alert
 from .rules import RuleType
 
-__all__ = ["Route", "key_from_body", "legacy_body_from_event", "route"]
+__all__ = ["Route", "describe", "key_from_body", "legacy_body_from_event", "route"]
 
 _LEGACY_ENVELOPE_KEYS = frozenset(
     {"AlertId", "CompanyId", "ClientId", "DataConnectionId", "RuleId", "Message", "Data"}
@@ -67,6 +67,32 @@ def key_from_body(obj: Mapping[str, Any]) -> str | None:
         if isinstance(value, str) and value.strip():
             return value.strip()
     return None
+
+
+_MAX_LABEL = 200
+"""Longest type or company string kept from a body that did not validate."""
+
+
+def describe(obj: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The type string and company ID of a body, read without validating it.
+
+    A parked delivery keeps them so operators can find it by type and company
+    (``events --type "Rate Limit Reached" --state parked``) even though its model was invalid.
+    Only strings are kept, and only so long: the body failed validation, so nothing else is
+    trusted.
+    """
+    kind = rule_type_of(obj) or event_type_of(obj)
+    payload = obj.get("payload")
+    company = obj.get("CompanyId") or obj.get("companyId")
+    if company is None and isinstance(payload, Mapping):
+        company = _company_in(payload)
+    return _label(kind), _label(company)
+
+
+def _label(value: object) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return value.strip()[:_MAX_LABEL]
 
 
 def route(obj: Mapping[str, Any]) -> Route:

@@ -2,7 +2,10 @@
 
 Subcommands: ``serve`` a receiver locally, ``trigger`` realistic deliveries at it, list
 ``samples``, inspect stored deliveries (``events``, ``show``), ``replay`` failed or parked ones
-after a fix, ``purge`` old ones, list ``plugins`` and ``verify`` a captured request.
+after a fix (or ``resend`` them to a running receiver), ``purge`` old ones, list ``plugins`` and
+``verify`` a captured request. ``--app MODULE:ATTRIBUTE`` makes a command use your
+application's own receiver: its store, plugins and settings. ``--json`` prints one JSON object
+per line.
 
 Exit status: 0 on success, 1 when the operation failed, 2 on a usage error. Expected failures
 print one ``codat-webhooks: error: ...`` line, never a traceback.
@@ -16,8 +19,8 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import CodatWebhookError
-from . import info, inspect, replay, serve, trigger
-from ._common import EXIT_FAILED, CommandError, first_line
+from . import info, inspect, replay, resend, serve, trigger
+from ._common import EXIT_FAILED, CommandError, first_line, plain
 
 __all__ = ["build_parser", "main"]
 
@@ -27,7 +30,7 @@ PROG = "codat-webhooks"
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description=__doc__,
+        description=plain(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -37,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_parsers(subparsers)
     inspect.add_parsers(subparsers)
     replay.add_parser(subparsers)
+    resend.add_parser(subparsers)
     return parser
 
 

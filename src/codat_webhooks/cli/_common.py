@@ -8,15 +8,20 @@ expected failure is a :class:`CommandError` and :func:`codat_webhooks.cli.main` 
 from __future__ import annotations
 
 import argparse
+import inspect
+import json
 import os
 import re
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
+
+import pluggy
 
 from ..receiver import DEFAULT_DB_PATH
-from ..stores.base import Store
+from ..stores.base import Record, State, Store
 
 __all__ = [
     "ENV_AUTHORIZATION",
@@ -30,10 +35,16 @@ __all__ = [
     "add_credential_flags",
     "add_store_flags",
     "credentials",
+    "cut",
+    "emit",
     "format_time",
     "open_store",
     "parse_duration",
     "parse_since",
+    "plain",
+    "plugin_label",
+    "positive_int",
+    "select_records",
 ]
 
 EXIT_OK = 0
@@ -133,6 +144,35 @@ def open_store(args: argparse.Namespace, *, create: bool) -> Store:
     return SQLiteStore(str(path))
 
 
+def positive_int(text: str) -> int:
+    """An argparse type for counts such as ``--repeat`` and ``--limit``."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def select_records(store: Store, keys: Sequence[str], states: Sequence[str]) -> list[Record]:
+    """The named keys (all must exist), then every record in ``states``, oldest first."""
+    records: dict[str, Record] = {}
+    missing = []
+    for key in keys:
+        record = store.get(key)
+        if record is None:
+            missing.append(key)
+        else:
+            records[key] = record
+    if missing:
+        raise CommandError(f"no delivery with key {', '.join(map(repr, missing))} in {store!r}")
+    if states:
+        for record in reversed(store.find(states=[State(s) for s in states])):  # oldest first
+            records.setdefault(record.key, record)
+    return list(records.values())
+
+
 # --- time --------------------------------------------------------------------------------------
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -182,3 +222,41 @@ def first_line(text: str) -> str:
 
 def plural(count: int, word: str, words: Sequence[str] = ()) -> str:
     return f"{count} {word if count == 1 else (words[0] if words else word + 's')}"
+
+
+def cut(text: str, width: int) -> str:
+    """``text`` fitted into ``width`` characters, with an ellipsis when something was cut."""
+    text = " ".join(text.split())  # a multi-line error must not break the table
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def emit(obj: dict[str, Any]) -> None:
+    """One JSON object on one line: what ``--json`` prints, for ``jq`` and scripts."""
+    print(json.dumps(obj, ensure_ascii=False), flush=True)
+
+
+_ROLE = re.compile(r":[a-z]+:`(~?)([^`]+)`")
+
+
+def plain(doc: str | None) -> str:
+    """A docstring as ``--help`` text: reStructuredText markup removed, the words kept.
+
+    Module docstrings double as command descriptions; double backticks and Sphinx roles are
+    for the API docs and read as noise in a terminal.
+    """
+    text = _ROLE.sub(lambda match: match[2].rsplit(".", 1)[-1] if match[1] else match[2], doc or "")
+    return text.replace("``", "").replace("::\n", ":\n")
+
+
+def plugin_label(manager: pluggy.PluginManager, plugin: object) -> str:
+    """A readable plugin name: the module, the entry-point name, or the class of an instance.
+
+    pluggy names an instance registered without a name by its ``id()``, which tells an
+    operator nothing.
+    """
+    name = manager.get_name(plugin)
+    if inspect.ismodule(plugin):
+        return name or plugin.__name__
+    if name and not name.isdigit():
+        return name
+    return type(plugin).__qualname__

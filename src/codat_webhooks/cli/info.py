@@ -15,6 +15,7 @@ from ..models._parse import load_object
 from ..routing import key_from_body, route
 from ..verify import Authenticator, message_id
 from . import _catalog
+from ._app import add_app_flag, load_app
 from ._common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -22,7 +23,9 @@ from ._common import (
     CommandError,
     add_credential_flags,
     credentials,
+    emit,
     first_line,
+    plugin_label,
 )
 
 __all__ = ["add_parsers", "read_headers"]
@@ -34,11 +37,16 @@ def add_parsers(subparsers: Any) -> None:
     )
     samples.add_argument("type", nargs="?", metavar="TYPE", help="print a sample of this type")
     samples.add_argument("--company-id", metavar="ID", help="CompanyId to put in the sample")
+    samples.add_argument(
+        "--json", action="store_true", help="one JSON object per type (or the sample on one line)"
+    )
     samples.set_defaults(run=run_samples)
 
     plugins: argparse.ArgumentParser = subparsers.add_parser(
         "plugins", help="installed plugins, their distribution and the hooks they implement"
     )
+    add_app_flag(plugins)
+    plugins.add_argument("--json", action="store_true", help="one JSON object per plugin")
     plugins.set_defaults(run=run_plugins)
 
     verify: argparse.ArgumentParser = subparsers.add_parser(
@@ -58,6 +66,7 @@ def add_parsers(subparsers: Any) -> None:
         metavar="SECONDS",
         help="allowed signature-timestamp skew (default 300; raise it for old captures)",
     )
+    verify.add_argument("--json", action="store_true", help="the verdict as one JSON object")
     verify.set_defaults(run=run_verify)
 
 
@@ -67,9 +76,15 @@ def add_parsers(subparsers: Any) -> None:
 def run_samples(args: argparse.Namespace) -> int:
     if args.type:
         sample_type = _catalog.find_type(args.type)
-        print(json.dumps(sample_type.build(args.company_id), indent=2))
+        print(json.dumps(sample_type.build(args.company_id), indent=None if args.json else 2))
         return EXIT_OK
     known = _catalog.types()
+    if args.json:
+        for sample_type in known:
+            emit(
+                {"type": sample_type.name, "hook": sample_type.hook, "summary": sample_type.summary}
+            )
+        return EXIT_OK
     width = max(len(t.name) for t in known)
     hook_width = max(len(t.hook) for t in known)
     for sample_type in known:
@@ -83,24 +98,38 @@ def run_samples(args: argparse.Namespace) -> int:
 
 
 def run_plugins(args: argparse.Namespace) -> int:
-    try:
-        manager = make_plugin_manager(load_entrypoints=True)
-    except ConfigurationError as exc:
-        raise CommandError(f"a plugin is broken: {exc}") from None
+    app = load_app(args)
+    if app is not None:
+        manager = app.receiver.plugin_manager
+    else:
+        try:
+            manager = make_plugin_manager(load_entrypoints=True)
+        except ConfigurationError as exc:
+            raise CommandError(f"a plugin is broken: {exc}") from None
     hooks: dict[int, list[str]] = defaultdict(list)
     for name, caller in sorted(vars(manager.hook).items()):
         for impl in caller.get_hookimpls():
             hooks[id(impl.plugin)].append(name)
     dists = {id(plugin): dist for plugin, dist in manager.list_plugin_distinfo()}
     rows = []
-    for name, plugin in manager.list_name_plugin():
+    for _, plugin in manager.list_name_plugin():
         dist = dists.get(id(plugin))
-        origin = f"{dist.project_name} {dist.version}" if dist is not None else "built-in"
-        rows.append((name or "?", origin, ", ".join(hooks.get(id(plugin), [])) or "(no hooks)"))
-    third_party = sum(1 for row in rows if row[1] != "built-in")
-    for name, origin, implemented in rows:
-        print(f"{name}  ({origin})\n    {implemented}")
-    print(f"{third_party} installed plugin(s) in the 'codat_webhooks' entry-point group")
+        name = plugin_label(manager, plugin)
+        if dist is not None:
+            origin, version = dist.project_name, dist.version
+        else:
+            builtin = (manager.get_name(plugin) or "").startswith("codat_webhooks.")
+            origin, version = ("built-in" if builtin else "app"), None
+        rows.append((name, origin, version, hooks.get(id(plugin), [])))
+    if args.json:
+        for name, origin, version, implemented in rows:
+            emit({"name": name, "origin": origin, "version": version, "hooks": implemented})
+        return EXIT_OK
+    for name, origin, version, implemented in rows:
+        label = f"{origin} {version}" if version else origin
+        print(f"{name}  ({label})\n    {', '.join(implemented) or '(no hooks)'}")
+    installed = sum(1 for row in rows if row[2] is not None)
+    print(f"{installed} installed plugin(s) in the 'codat_webhooks' entry-point group")
     return EXIT_OK
 
 
@@ -149,18 +178,45 @@ def run_verify(args: argparse.Namespace) -> int:
         )
     except ConfigurationError as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None
+    verdict = _verdict(authenticator, headers, body)
+    if args.json:
+        emit(verdict)
+    elif verdict["ok"]:
+        print(f"authenticated by {verdict['verified_by']}")
+        company = verdict["company_id"] or "-"
+        print(f"OK: {verdict['type']!r} for company {company}, key {verdict['key']}")
+    else:
+        if verdict["verified_by"]:
+            print(f"authenticated by {verdict['verified_by']}")
+        print(f"REJECTED ({verdict['status']}): {verdict['reason']}")
+    return EXIT_OK if verdict["ok"] else EXIT_FAILED
+
+
+def _verdict(authenticator: Authenticator, headers: Headers, body: bytes) -> dict[str, Any]:
+    """What the receiver would say, with stable keys (``verify --json`` prints it)."""
+    verdict: dict[str, Any] = {
+        "ok": False,
+        "status": 401,
+        "verified_by": None,
+        "reason": None,
+        "type": None,
+        "company_id": None,
+        "key": None,
+    }
     try:
-        verified_by = authenticator.verify(headers, body)
+        verdict["verified_by"] = authenticator.verify(headers, body)
     except CodatWebhookError as exc:
-        print(f"REJECTED (401): {exc.reason}")
-        return EXIT_FAILED
-    print(f"authenticated by {verified_by}")
+        return verdict | {"reason": exc.reason}
     try:
         obj = load_object(body)
         routed = route(obj)
     except PayloadError as exc:
-        print(f"REJECTED ({exc.status_hint}): {first_line(exc.reason)}")
-        return EXIT_FAILED
+        return verdict | {"status": exc.status_hint, "reason": first_line(exc.reason)}
     key = message_id(headers) or key_from_body(obj)
-    print(f"OK: {routed.kind!r} for company {routed.company_id or '-'}, key {key}")
-    return EXIT_OK
+    return verdict | {
+        "ok": True,
+        "status": 200,
+        "type": routed.kind,
+        "company_id": routed.company_id,
+        "key": key,
+    }

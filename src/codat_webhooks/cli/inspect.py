@@ -1,38 +1,49 @@
 """``events``, ``show`` and ``purge``: look into the store that ``serve`` (or your app) writes.
 
 Everything here reads the store through its public API (:meth:`Store.find`, :meth:`Store.get`,
-:meth:`Store.purge`), so it works the same on SQLite and Redis.
+:meth:`Store.purge`), so it works the same on every store. ``--app`` reads the store your
+application's receiver uses.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..rules import RuleType
-from ..stores.base import Record, State, Store
+from ..stores.base import CODAT_RETRY_WINDOW, Record, State, Store
+from ._app import add_app_flag, load_app, store_for
 from ._common import (
     EXIT_OK,
+    EXIT_USAGE,
     CommandError,
     add_store_flags,
+    cut,
+    emit,
     format_time,
-    open_store,
     parse_duration,
     parse_since,
     plural,
+    positive_int,
 )
 
 __all__ = ["add_parsers", "record_json", "type_matches"]
 
 STATES = [state.value for state in State]
+FOLLOW_INTERVAL = 0.25
+"""Seconds between two looks at the store in ``events --follow``."""
+ERROR_WIDTH = 60
+"""The ERROR column is cut to this many characters (with an ellipsis); ``show`` prints it all."""
 
 
 def add_parsers(subparsers: Any) -> None:
     events: argparse.ArgumentParser = subparsers.add_parser(
         "events", help="list stored deliveries, newest first"
     )
+    add_app_flag(events)
     add_store_flags(events)
     events.add_argument(
         "--state", action="append", choices=STATES, help="only this state (repeatable)"
@@ -44,7 +55,14 @@ def add_parsers(subparsers: Any) -> None:
     events.add_argument(
         "--since", type=parse_since, metavar="WHEN", help="seen since a duration ago (2h) or a date"
     )
-    events.add_argument("--limit", type=int, metavar="N", help="at most N deliveries")
+    events.add_argument(
+        "--limit", type=positive_int, metavar="N", help="at most N deliveries (the newest)"
+    )
+    events.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep running and print each new or changed delivery as it happens (Ctrl+C stops)",
+    )
     events.add_argument("--json", action="store_true", help="one JSON object per line")
     events.set_defaults(run=run_events)
 
@@ -52,6 +70,7 @@ def add_parsers(subparsers: Any) -> None:
         "show", help="one delivery: its record, headers (credentials redacted) and body"
     )
     show.add_argument("key", metavar="KEY")
+    add_app_flag(show)
     add_store_flags(show)
     show.add_argument("--json", action="store_true", help="as one JSON object")
     show.set_defaults(run=run_show)
@@ -64,9 +83,19 @@ def add_parsers(subparsers: Any) -> None:
         type=parse_duration,
         required=True,
         metavar="DURATION",
-        help="e.g. 15d, 36h; keep at least 28h so Codat's retries are still recognised",
+        help="e.g. 15d, 36h; under 28h (Codat's retry window) needs --force",
     )
+    add_app_flag(purge)
     add_store_flags(purge)
+    purge.add_argument(
+        "--dry-run", action="store_true", help="list what would be deleted; delete nothing"
+    )
+    purge.add_argument(
+        "--force",
+        action="store_true",
+        help="purge inside Codat's 28-hour retry window: a late retry then runs the hooks again",
+    )
+    purge.add_argument("--json", action="store_true", help="one JSON object")
     purge.set_defaults(run=run_purge)
 
 
@@ -97,35 +126,117 @@ def record_json(record: Record, *, with_body: bool = False) -> dict[str, Any]:
 
 
 def _with_store(args: argparse.Namespace) -> Store:
-    return open_store(args, create=False)
+    return store_for(args, load_app(args), create=False)
+
+
+def _rule_filter(wanted: str | None) -> tuple[str | None, bool]:
+    """(exact kind for the store query, whether rows must still be matched by spelling).
+
+    Event types are stored exactly as sent, so the store filters them. Rule types arrive in
+    several spellings (``Data sync completed``, ``DataSyncCompleted``...), so those are
+    matched after the query.
+    """
+    if wanted is None:
+        return None, False
+    if RuleType.parse(wanted) is None:
+        return wanted, False
+    return None, True
+
+
+def find_records(store: Store, args: argparse.Namespace) -> list[Record]:
+    """The records ``events`` lists, with ``--limit`` applied by the store's query.
+
+    For a rule type (matched by spelling afterwards) the query is repeated with a growing
+    limit until enough rows matched or the store has no more.
+    """
+    kind, by_spelling = _rule_filter(args.type)
+    query: dict[str, Any] = {
+        "states": [State(s) for s in args.state or ()],
+        "kind": kind,
+        "company_id": args.company,
+        "since": args.since,
+    }
+    if not by_spelling:
+        return store.find(**query, limit=args.limit)
+    if args.limit is None:
+        return [r for r in store.find(**query) if type_matches(r.kind, args.type)]
+    batch = max(4 * args.limit, 100)
+    while True:
+        records = store.find(**query, limit=batch)
+        matched = [r for r in records if type_matches(r.kind, args.type)]
+        if len(matched) >= args.limit or len(records) < batch:
+            return matched[: args.limit]
+        batch *= 4
+
+
+_HEADER = ("LAST SEEN", "STATE", "TRIES", "TYPE", "COMPANY", "KEY", "ERROR")
+
+
+def _row(record: Record) -> tuple[str, ...]:
+    return (
+        format_time(record.last_seen),
+        record.state.value,
+        str(record.attempts),
+        record.kind or "-",
+        record.company_id or "-",
+        record.key,
+        cut(record.last_error or "", ERROR_WIDTH),
+    )
 
 
 def run_events(args: argparse.Namespace) -> int:
     with _with_store(args) as store:
-        records = store.find(states=args.state or (), company_id=args.company, since=args.since)
-    if args.type:
-        records = [r for r in records if type_matches(r.kind, args.type)]
-    if args.limit is not None:
-        records = records[: args.limit]
+        if args.follow:
+            return _follow(store, args)
+        records = find_records(store, args)
     if args.json:
         for record in records:
-            print(json.dumps(record_json(record)))
+            emit(record_json(record))
         return EXIT_OK
-    rows = [
-        (
-            format_time(r.last_seen),
-            r.state.value,
-            str(r.attempts),
-            r.kind or "-",
-            r.company_id or "-",
-            r.key,
-            (r.last_error or "")[:60],
-        )
-        for r in records
-    ]
-    _print_table(("LAST SEEN", "STATE", "TRIES", "TYPE", "COMPANY", "KEY", "ERROR"), rows)
+    _print_table(_HEADER, [_row(r) for r in records])
     print(plural(len(records), "delivery", ["deliveries"]))
     return EXIT_OK
+
+
+def _follow(store: Store, args: argparse.Namespace) -> int:
+    """Print each delivery as it appears or changes, until Ctrl+C (like ``tail -f``).
+
+    The store is polled: new rows come from a ``since`` query just behind the newest row
+    seen, and deliveries still ``processing`` are re-read by key, because finishing one does
+    not move it in the ``last_seen`` order.
+    """
+    cursor = args.since if args.since is not None else time.time()
+    printed: dict[str, tuple[object, ...]] = {}
+    watching: set[str] = set()
+    if not args.json:
+        print("  ".join(_HEADER), flush=True)
+    try:
+        while True:
+            found = store.find(company_id=args.company, since=cursor - 1.0)
+            found += [r for r in map(store.get, watching - {r.key for r in found}) if r]
+            for record in sorted(found, key=lambda r: r.last_seen):
+                cursor = max(cursor, record.last_seen)
+                if record.state is State.PROCESSING:
+                    watching.add(record.key)
+                else:
+                    watching.discard(record.key)
+                version = (record.state, record.attempts, record.last_seen, record.last_error)
+                if printed.get(record.key) == version or not _wanted(record, args):
+                    continue
+                printed[record.key] = version
+                if args.json:
+                    emit(record_json(record))
+                else:
+                    print("  ".join(_row(record)).rstrip(), flush=True)
+            time.sleep(FOLLOW_INTERVAL)
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def _wanted(record: Record, args: argparse.Namespace) -> bool:
+    return (not args.state or record.state.value in args.state) and (
+        not args.type or type_matches(record.kind, args.type)
+    )
 
 
 def _print_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
@@ -158,8 +269,53 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_purge(args: argparse.Namespace) -> int:
+    window = CODAT_RETRY_WINDOW
+    if args.older_than < window and not args.force and not args.dry_run:
+        raise CommandError(
+            f"--older-than {_hours(args.older_than)} is inside Codat's {_hours(window)} retry "
+            "window: a late retry of a purged delivery would run its handlers again. Use "
+            f"--older-than {_hours(window)} or more, or pass --force (--dry-run shows what "
+            "would go)",
+            EXIT_USAGE,
+        )
     with _with_store(args) as store:
+        if args.dry_run:
+            doomed = _purgeable(store.find(), args.older_than)
+            return _report_purge(args, len(doomed), [r.key for r in doomed])
         removed = store.purge(older_than=args.older_than)
-    count = plural(removed, "delivery", ["deliveries"])
-    print(f"purged {count} last seen over {args.older_than:g}s ago")
+    return _report_purge(args, removed, None)
+
+
+def _purgeable(records: Iterable[Record], older_than: float) -> list[Record]:
+    """What :meth:`Store.purge` would delete: the same rule, evaluated on listed records."""
+    now = time.time()
+    cutoff = now - older_than
+    return [
+        record
+        for record in records
+        if record.last_seen < cutoff
+        and not (record.state is State.PROCESSING and record.lease_expires > now)
+    ]
+
+
+def _report_purge(args: argparse.Namespace, count: int, keys: list[str] | None) -> int:
+    if args.json:
+        emit(
+            {
+                "dry_run": args.dry_run,
+                "older_than_seconds": args.older_than,
+                "count": count,
+                "keys": keys,
+            }
+        )
+        return EXIT_OK
+    for key in keys or ():
+        print(f"would purge {key}")
+    verb = "would purge" if args.dry_run else "purged"
+    count_text = plural(count, "delivery", ["deliveries"])
+    print(f"{verb} {count_text} last seen over {_hours(args.older_than)} ago")
     return EXIT_OK
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:g}h" if seconds >= 3600 else f"{seconds:g}s"

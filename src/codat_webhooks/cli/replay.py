@@ -1,9 +1,14 @@
-"""``codat-webhooks replay``: run stored deliveries through the current plugins again.
+"""``codat-webhooks replay``: run stored deliveries through your handlers again.
 
 After fixing a handler, failed deliveries (a hook raised) and parked ones (authenticated but
 invalid when they arrived) can be run again without waiting for Codat. Replays go through the
 normal receiver pipeline under the stored key, so idempotency holds: a key that is already
 ``done`` is skipped unless ``--force``, and two replays racing each other run the hooks once.
+
+The handlers are your application's: ``--app myapp.web:app`` loads its receiver (plugins, store,
+settings); without it, the plugins installed under the ``codat_webhooks`` entry point. A
+replay marks a delivery done, and Codat's next retry is then answered as a duplicate, so
+``replay`` refuses (exit 2) when nothing but the built-in log plugin would handle a delivery.
 
 Authentication is not repeated: the delivery was authenticated when it was stored, and its
 credentials were redacted before storing, so the replaying receiver trusts the store instead.
@@ -14,40 +19,54 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
+import pluggy
+
 from ..delivery import Outcome
+from ..errors import PayloadError
+from ..models._parse import load_object
+from ..plugins import BUILTIN_PLUGINS
 from ..receiver import Receiver
+from ..routing import route
 from ..stores.base import Record, State, Store
 from ..verify import SIGNATURE_HEADER_SETS
+from ._app import ENV_APP, LoadedApp, add_app_flag, load_app, store_for
 from ._common import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
     CommandError,
     add_store_flags,
-    open_store,
+    cut,
+    emit,
+    plain,
+    plugin_label,
     plural,
+    select_records,
     stderr_is_tty,
 )
 
-__all__ = ["add_parser", "replay_headers", "run"]
+__all__ = ["HandlerPlan", "add_parser", "handler_plan", "replay_headers", "run"]
 
 PROGRESS_FROM = 20
 """Show a progress bar (on a terminal) from this many deliveries on."""
 
 _REPLAYABLE = (State.FAILED.value, State.PARKED.value)
 _DROPPED = frozenset(name for names in SIGNATURE_HEADER_SETS for name in names)
+_BUILTIN_NAMES = frozenset(name for name, _ in BUILTIN_PLUGINS)
 
 
 def add_parser(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "replay",
-        help="run stored deliveries through the current plugins again",
-        description=__doc__,
+        help="run stored deliveries through your handlers again",
+        description=plain(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("keys", nargs="*", metavar="KEY", help="keys to replay")
+    add_app_flag(parser)
     add_store_flags(parser)
     parser.add_argument(
         "--state", action="append", choices=_REPLAYABLE, help="every delivery in this state"
@@ -56,9 +75,56 @@ def add_parser(subparsers: Any) -> None:
         "--force", action="store_true", help="re-run deliveries that were already processed"
     )
     parser.add_argument(
-        "--no-plugins", action="store_true", help="do not load plugins from entry points"
+        "--dry-run",
+        action="store_true",
+        help="list each delivery with the hooks and plugins that would run; change nothing",
     )
+    parser.add_argument(
+        "--no-plugins",
+        action="store_true",
+        help="with --app: leave out plugins installed under entry points, run only the app's",
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.set_defaults(run=run)
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerPlan:
+    """What replaying one delivery would run."""
+
+    kind: str | None
+    hooks: tuple[str, ...]
+    """The hooks its type calls, in order (empty when the body no longer routes)."""
+    handlers: tuple[tuple[str, str], ...]
+    """(hook, plugin) pairs that would run, the built-in log plugin left out."""
+
+    @property
+    def routable(self) -> bool:
+        return bool(self.hooks)
+
+    @property
+    def runnable(self) -> bool:
+        """False when replaying would mark the delivery done without any handler running."""
+        return not self.routable or bool(self.handlers)
+
+
+def handler_plan(manager: pluggy.PluginManager, record: Record) -> HandlerPlan:
+    """The hooks a stored delivery calls and which plugins implement them.
+
+    A body that does not route (still invalid) calls no hook: its replay parks it again,
+    it cannot be marked done, so it needs no handler.
+    """
+    try:
+        routed = route(load_object(record.body))
+    except PayloadError:
+        return HandlerPlan(record.kind, (), ())
+    handlers = []
+    for hook in routed.hooks:
+        caller = getattr(manager.hook, hook, None)
+        for impl in reversed(caller.get_hookimpls() if caller is not None else []):
+            if impl.plugin_name not in _BUILTIN_NAMES:  # pluggy lists them last-called first
+                handlers.append((hook, plugin_label(manager, impl.plugin)))
+    return HandlerPlan(routed.kind, routed.hooks, tuple(handlers))
 
 
 def replay_headers(record: Record) -> list[tuple[str, str]]:
@@ -74,58 +140,137 @@ def replay_headers(record: Record) -> list[tuple[str, str]]:
 def run(args: argparse.Namespace) -> int:
     if not args.keys and not args.state:
         raise CommandError("name the KEYs to replay, or pass --state failed|parked", EXIT_USAGE)
-    store = open_store(args, create=False)
+    app = load_app(args)
+    if args.no_plugins and app is None:
+        raise CommandError(
+            "--no-plugins without --app would replay through no handlers at all and mark the "
+            f"deliveries done: load your application's receiver with --app MODULE:ATTRIBUTE (or "
+            f"${ENV_APP})",
+            EXIT_USAGE,
+        )
+    store = store_for(args, app, create=False)
     try:
-        records = _select(store, args.keys, args.state or [])
-        receiver = Receiver(store=store, insecure=True, load_entrypoints=not args.no_plugins)
+        records = select_records(store, args.keys, args.state or [])
+        receiver = _replaying_receiver(app, store, no_plugins=args.no_plugins)
     except BaseException:
         store.close()
         raise
     try:
-        outcomes = _replay_all(receiver, records, force=args.force)
+        plans = [handler_plan(receiver.plugin_manager, record) for record in records]
+        if args.dry_run:
+            return _print_plans(records, plans, as_json=args.json)
+        _refuse_unhandled(records, plans, app)
+        outcomes = _replay_all(receiver, records, force=args.force, as_json=args.json)
     finally:
         receiver.close()
-    summary = ", ".join(f"{plural(n, 'delivery', ['deliveries'])} {o}" for o, n in outcomes.items())
-    print(f"replayed {len(records)}: {summary or 'nothing to do'}")
+    if not args.json:
+        summary = ", ".join(
+            f"{plural(n, 'delivery', ['deliveries'])} {o}" for o, n in outcomes.items()
+        )
+        print(f"replayed {len(records)}: {summary or 'nothing to do'}")
     failed = sum(n for o, n in outcomes.items() if o not in (Outcome.PROCESSED, "skipped"))
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def _select(store: Store, keys: list[str], states: list[str]) -> list[Record]:
-    records: dict[str, Record] = {}
-    missing = []
-    for key in keys:
-        record = store.get(key)
-        if record is None:
-            missing.append(key)
+def _replaying_receiver(app: LoadedApp | None, store: Store, *, no_plugins: bool) -> Receiver:
+    """A receiver that trusts the store, running the app's plugins (or the installed ones).
+
+    The app's own plugin manager is reused, never rebuilt: building another from entry
+    points would register every installed plugin a second time.
+    """
+    if app is None:
+        return Receiver(store=store, insecure=True)
+    manager = app.receiver.plugin_manager
+    if no_plugins:
+        for plugin, _ in list(manager.list_plugin_distinfo()):
+            manager.unregister(plugin)
+    return Receiver(store=store, insecure=True, plugin_manager=manager, lease=app.receiver.lease)
+
+
+def _refuse_unhandled(
+    records: list[Record], plans: list[HandlerPlan], app: LoadedApp | None
+) -> None:
+    unhandled = [(r, p) for r, p in zip(records, plans, strict=True) if not p.runnable]
+    if not unhandled:
+        return
+    lines = [
+        f"  {record.key} ({plan.kind!r}): no plugin implements {' or '.join(plan.hooks)}"
+        for record, plan in unhandled[:10]
+    ]
+    if len(unhandled) > 10:
+        lines.append(f"  ... and {len(unhandled) - 10} more")
+    where = (
+        f"the receiver of --app {app.spec!r} has no such plugin"
+        if app is not None
+        else f"load your application's receiver with --app MODULE:ATTRIBUTE (or ${ENV_APP}), "
+        "or install the package whose plugin handles them"
+    )
+    raise CommandError(
+        f"refusing to replay: {plural(len(unhandled), 'delivery', ['deliveries'])} would be "
+        "marked done without any handler running (the built-in log plugin does not count):\n"
+        + "\n".join(lines)
+        + f"\n{where}",
+        EXIT_USAGE,
+    )
+
+
+def _print_plans(records: list[Record], plans: list[HandlerPlan], *, as_json: bool) -> int:
+    for record, plan in zip(records, plans, strict=True):
+        if as_json:
+            emit(
+                {
+                    "key": record.key,
+                    "state": record.state.value,
+                    "type": plan.kind,
+                    "hooks": list(plan.hooks),
+                    "handlers": [{"hook": h, "plugin": p} for h, p in plan.handlers],
+                    "runnable": plan.runnable,
+                }
+            )
+            continue
+        if not plan.routable:
+            would = "still invalid: would be parked again"
+        elif plan.handlers:
+            would = ", ".join(f"{hook} ({plugin})" for hook, plugin in plan.handlers)
         else:
-            records[key] = record
-    if missing:
-        raise CommandError(f"no delivery with key {', '.join(map(repr, missing))} in {store!r}")
-    if states:
-        for record in reversed(store.find(states=[State(s) for s in states])):  # oldest first
-            records.setdefault(record.key, record)
-    return list(records.values())
+            would = f"NO HANDLER: nothing implements {' or '.join(plan.hooks)}"
+        print(f"{record.key}  {record.state.value}  {plan.kind or '-'}  -> {would}")
+    if not as_json:
+        print(f"dry run: {plural(len(records), 'delivery', ['deliveries'])}, nothing replayed")
+    return EXIT_OK if all(plan.runnable for plan in plans) else EXIT_USAGE
 
 
-def _replay_all(receiver: Receiver, records: list[Record], *, force: bool) -> Counter[str]:
+def _replay_all(
+    receiver: Receiver, records: list[Record], *, force: bool, as_json: bool
+) -> Counter[str]:
     outcomes: Counter[str] = Counter()
-    bar = _Progress(len(records)) if len(records) >= PROGRESS_FROM and stderr_is_tty() else None
+    show_bar = not as_json and len(records) >= PROGRESS_FROM and stderr_is_tty()
+    bar = _Progress(len(records)) if show_bar else None
     for done, record in enumerate(records, 1):
         reply = receiver.handle("POST", replay_headers(record), record.body, force=force)
-        outcome = "skipped" if reply.outcome == Outcome.DUPLICATE else reply.outcome
+        outcome = "skipped" if reply.outcome == Outcome.DUPLICATE else str(reply.outcome)
         outcomes[outcome] += 1
+        after = receiver.store.get(record.key)
+        error = (
+            after.last_error if after and outcome not in ("skipped", Outcome.PROCESSED) else None
+        )
+        if as_json:
+            emit(
+                {
+                    "key": record.key,
+                    "was": record.state.value,
+                    "outcome": outcome,
+                    "state": after.state.value if after else None,
+                    "error": error,
+                }
+            )
+            continue
         if bar is not None:
             bar.update(done)
         if bar is None or outcome not in (Outcome.PROCESSED, "skipped"):
-            note = "already processed; --force re-runs it" if outcome == "skipped" else ""
-            after = receiver.store.get(record.key)
-            error = (
-                f"  {after.last_error}"
-                if after and after.last_error and outcome != "skipped"
-                else ""
-            )
-            print(f"{record.key}  {record.state.value} -> {outcome}{error}  {note}".rstrip())
+            note = "  already processed; --force re-runs it" if outcome == "skipped" else ""
+            detail = f"  {cut(error, 200)}" if error else ""
+            print(f"{record.key}  {record.state.value} -> {outcome}{detail}{note}")
     if bar is not None:
         bar.finish()
     return outcomes

@@ -1,18 +1,24 @@
 """``codat-webhooks serve``: a receiver on a local port, one log line per delivery.
 
 For development, demos and trying plugins before Codat ever calls you. It is werkzeug's
-threaded server: fine on a laptop, not built for the internet. In production run the same
-receiver under a real server, for example:
+threaded server: fine on a laptop, not built for the internet.
+
+``--app myapp.web:app`` serves your application's own receiver (its plugins, store and
+credentials) at the path where the app mounts it. A WSGI app (Flask, Django...) is served
+whole, so its other routes answer too; of an ASGI app (FastAPI, Starlette) only the receiver is
+served. In production run the app under a real server, for example:
 
   gunicorn -w 2 'myapp:app'            # app = WebhookApp(receiver) from codat_webhooks.wsgi
   gunicorn -w 2 -k uvicorn_worker.UvicornWorker 'myapp:app'   # app from codat_webhooks.asgi
 
-(avoid plain ``uvicorn --workers N``: it leaves TCP_NODELAY off and stalls keep-alive clients)
+(avoid plain uvicorn --workers N: it leaves TCP_NODELAY off and stalls keep-alive clients)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import logging
 import signal
 import sys
@@ -20,7 +26,7 @@ import threading
 import time
 from datetime import datetime, timezone
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..delivery import Outcome, Reply
 from ..errors import ConfigurationError, PayloadError
@@ -28,6 +34,7 @@ from ..headers import HeaderInput
 from ..models._parse import load_object
 from ..receiver import Receiver
 from ..routing import route
+from ._app import LoadedApp, add_app_flag, load_app
 from ._common import (
     ENV_AUTHORIZATION,
     ENV_SIGNING_SECRET,
@@ -38,9 +45,14 @@ from ._common import (
     add_store_flags,
     credentials,
     open_store,
+    plain,
+    plugin_label,
 )
 
-__all__ = ["LoggingReceiver", "add_parser", "run"]
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+__all__ = ["LoggedReceiver", "add_parser", "run"]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -53,12 +65,15 @@ def add_parser(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "serve",
         help="run a receiver locally, logging one line per delivery",
-        description=__doc__,
+        description=plain(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"default {DEFAULT_HOST}")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
-    parser.add_argument("--path", default=DEFAULT_PATH, help=f"default {DEFAULT_PATH}")
+    parser.add_argument(
+        "--path", help=f"default: where --app mounts its receiver, else {DEFAULT_PATH}"
+    )
+    add_app_flag(parser)
     add_store_flags(parser)
     add_credential_flags(parser)
     parser.add_argument(
@@ -72,20 +87,36 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
-class LoggingReceiver(Receiver):
-    """A receiver that prints ``time key type company status outcome ms`` for each delivery.
+class LoggedReceiver:
+    """Stands in for a receiver in the WSGI adapter and prints one line per delivery:
+    ``time key type company status outcome ms``.
 
-    Timing wraps :meth:`handle` itself, so the figure is the receiver's work (verify, parse,
-    claim, hooks), not the network. The type and company are read by the same routing the
-    receiver uses, and only for deliveries that got past authentication, so an anonymous
-    prober cannot write what it likes into the log.
+    A wrapper rather than a subclass, so an application's own receiver (``--app``) is logged
+    without being rebuilt. Timing wraps ``handle`` itself, so the figure is the receiver's work
+    (verify, parse, claim, hooks), not the network. The type and company are read by the same
+    routing the receiver uses, and only for deliveries that got past authentication, so an
+    anonymous prober cannot write what it likes into the log.
     """
+
+    def __init__(self, receiver: Receiver) -> None:
+        self.receiver = receiver
+        self.max_body_bytes = receiver.max_body_bytes
 
     def handle(
         self, method: str, headers: HeaderInput, body: bytes, *, force: bool = False
     ) -> Reply:
         started = time.perf_counter()
-        reply = super().handle(method, headers, body, force=force)
+        reply = self.receiver.handle(method, headers, body, force=force)
+        self._log(reply, body, started)
+        return reply
+
+    def reject_too_large(self, method: str, headers: HeaderInput, size: int | None) -> Reply:
+        started = time.perf_counter()
+        reply = self.receiver.reject_too_large(method, headers, size)
+        self._log(reply, b"", started)
+        return reply
+
+    def _log(self, reply: Reply, body: bytes, started: float) -> None:
         millis = (time.perf_counter() - started) * 1000
         kind, company = self._describe(reply, body)
         stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
@@ -94,7 +125,6 @@ class LoggingReceiver(Receiver):
             f"{reply.status} {reply.outcome}  {millis:.1f} ms",
             flush=True,
         )
-        return reply
 
     @staticmethod
     def _describe(reply: Reply, body: bytes) -> tuple[str, str]:
@@ -108,8 +138,18 @@ class LoggingReceiver(Receiver):
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.path.startswith("/"):
+    if args.path is not None and not args.path.startswith("/"):
         raise CommandError(f"--path must start with '/', got {args.path!r}", EXIT_USAGE)
+    app = load_app(args)
+    receiver = _app_receiver(args, app) if app is not None else _own_receiver(args)
+    path = args.path or (app.path if app is not None else None) or DEFAULT_PATH
+    try:
+        return _serve(args, receiver, path, app)
+    finally:
+        receiver.close()
+
+
+def _own_receiver(args: argparse.Namespace) -> Receiver:
     authorization, secrets = credentials(args)
     if not authorization and not secrets and not args.insecure:
         raise CommandError(
@@ -120,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         )
     store = open_store(args, create=True)
     try:
-        receiver = LoggingReceiver(
+        return Receiver(
             authorization=authorization or None,
             signing_secrets=secrets or None,
             store=store,
@@ -130,25 +170,59 @@ def run(args: argparse.Namespace) -> int:
     except ConfigurationError as exc:
         store.close()
         raise CommandError(str(exc)) from None
-    try:
-        return _serve(args, receiver)
-    finally:
-        receiver.close()
 
 
-def _serve(args: argparse.Namespace, receiver: Receiver) -> int:
+def _app_receiver(args: argparse.Namespace, app: LoadedApp) -> Receiver:
+    """The app's receiver as it is, or on the store ``--db``/``--redis-url`` names."""
+    given = [
+        flag
+        for flag, value in (
+            ("--authorization", args.authorization),
+            ("--signing-secret", args.signing_secret),
+            ("--insecure", args.insecure),
+            ("--no-plugins", args.no_plugins),
+        )
+        if value
+    ]
+    if given:
+        raise CommandError(
+            f"{', '.join(given)}: with --app, the app's receiver decides credentials and "
+            "plugins; configure them where the app builds its Receiver",
+            EXIT_USAGE,
+        )
+    own = app.receiver
+    if not args.db and not args.redis_url:
+        return own
+    receiver = Receiver(
+        store=open_store(args, create=True),
+        plugin_manager=own.plugin_manager,
+        max_body_bytes=own.max_body_bytes,
+        lease=own.lease,
+        retry_after=own.retry_after,
+        insecure=True,  # replaced by the app's authenticator on the next line
+    )
+    receiver.authenticator = own.authenticator
+    return receiver
+
+
+def _serve(args: argparse.Namespace, receiver: Receiver, path: str, app: LoadedApp | None) -> int:
     from werkzeug.serving import make_server
 
     from ..wsgi import WebhookMiddleware
 
-    app = WebhookMiddleware(_not_found, receiver, path=args.path)
+    rest = _rest_of(app)
+    logged = cast(Receiver, LoggedReceiver(receiver))  # duck-typed: the adapter needs 3 members
+    wsgi_app = WebhookMiddleware(rest, logged, path=path)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # we print our own line per delivery
-    try:
-        server = make_server(args.host, args.port, app, threaded=True)
-    except OSError as exc:
-        raise CommandError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
-    except SystemExit:  # werkzeug exits when the port is taken
-        raise CommandError(f"cannot listen on {args.host}:{args.port}: address in use") from None
+    address = f"{args.host}:{args.port}"
+    # werkzeug prints its own paragraph before exiting on a busy port: ours is the one line.
+    with contextlib.redirect_stderr(io.StringIO()):
+        try:
+            server = make_server(args.host, args.port, wsgi_app, threaded=True)
+        except OSError as exc:
+            raise CommandError(f"cannot listen on {address}: {exc.strerror}") from None
+        except SystemExit:  # werkzeug exits when the port is taken
+            raise CommandError(f"cannot listen on {address}: address already in use") from None
 
     def stop(signum: int, frame: FrameType | None) -> None:
         # shutdown() waits for serve_forever() to return, which runs in this very thread
@@ -156,18 +230,25 @@ def _serve(args: argparse.Namespace, receiver: Receiver) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    if args.insecure and not receiver.authenticator.secured:
+    if not receiver.authenticator.secured:
         print("WARNING: --insecure: accepting deliveries without credentials", file=sys.stderr)
+    manager = receiver.plugin_manager
     plugins = [
-        name
-        for name, _ in receiver.plugin_manager.list_name_plugin()
-        if name and not name.startswith("codat_webhooks.")
+        plugin_label(manager, plugin)
+        for name, plugin in manager.list_name_plugin()
+        if not (name or "").startswith("codat_webhooks.")
     ]
+    origin = f"  app={app.spec}" if app is not None else ""
     print(
-        f"codat-webhooks listening on http://{args.host}:{server.port}{args.path}  "
-        f"store={type(receiver.store).__name__}  plugins={', '.join(plugins) or 'none'}",
+        f"codat-webhooks listening on http://{args.host}:{server.port}{path}  "
+        f"store={type(receiver.store).__name__}  plugins={', '.join(plugins) or 'none'}{origin}",
         flush=True,
     )
+    if app is not None and app.is_asgi:
+        print(
+            "note: only the receiver of this ASGI app is served; run the whole app with uvicorn",
+            flush=True,
+        )
     print("press Ctrl+C to stop", flush=True)
     server.serve_forever()
     server.server_close()
@@ -175,7 +256,14 @@ def _serve(args: argparse.Namespace, receiver: Receiver) -> int:
     return EXIT_OK
 
 
-def _not_found(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+def _rest_of(app: LoadedApp | None) -> WSGIApplication:
+    """What answers every other path: a WSGI app loaded with ``--app``, else a 404."""
+    if app is None or app.is_asgi or isinstance(app.target, Receiver) or not callable(app.target):
+        return _not_found
+    return cast("WSGIApplication", app.target)
+
+
+def _not_found(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
     body = b'{"detail":"not found: POST to the webhook path"}'
     start_response(
         "404 Not Found", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import threading
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -30,9 +33,12 @@ from ._common import (
     CommandError,
     add_credential_flags,
     credentials,
+    emit,
+    plain,
+    positive_int,
 )
 
-__all__ = ["add_parser", "run"]
+__all__ = ["Sender", "Sent", "acceptable", "add_parser", "run", "sender_from_args", "summary"]
 
 DEFAULT_URL = "http://127.0.0.1:8000/webhooks/codat"
 TIMEOUT = 15.0  # Codat's own deadline for an answer
@@ -42,7 +48,7 @@ def add_parser(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "trigger",
         help="POST a realistic sample delivery to a receiver",
-        description=__doc__,
+        description=plain(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example: codat-webhooks trigger DataConnectionStatusChanged "
         "--authorization 'Bearer s3cret' --set Data.newStatus=Unlinked --repeat 5 --concurrency 5",
@@ -60,28 +66,27 @@ def add_parser(subparsers: Any) -> None:
         help="override a body field by dotted path (Data.newStatus=Unlinked); VALUE is JSON "
         "when it parses, else a string",
     )
-    parser.add_argument("--repeat", type=_positive, default=1, metavar="N", help="send N times")
+    parser.add_argument("--repeat", type=positive_int, default=1, metavar="N", help="send N times")
     parser.add_argument(
-        "--concurrency", type=_positive, default=1, metavar="N", help="N requests in flight at once"
+        "--concurrency",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="N requests in flight at once",
     )
     parser.add_argument(
         "--new-key", action="store_true", help="give every repeat its own key instead of reusing it"
     )
+    parser.add_argument(
+        "--json", action="store_true", help="one JSON object per request (no header or summary)"
+    )
     parser.set_defaults(run=run)
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 @dataclass(frozen=True, slots=True)
-class _Sent:
+class Sent:
+    """One request and its answer, as ``trigger`` and ``resend`` print it."""
+
     number: int
     key: str
     status: int
@@ -89,49 +94,94 @@ class _Sent:
     detail: str
     millis: float
 
+    def line(self) -> str:
+        return (
+            f"{self.number:>3}  {self.status} {self.outcome:<12} {self.key}  "
+            f"{self.millis:.1f} ms  {self.detail}"
+        ).rstrip()
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "key": self.key,
+            "status": self.status,
+            "outcome": self.outcome,
+            "detail": self.detail,
+            "ms": round(self.millis, 3),
+        }
+
 
 def run(args: argparse.Namespace) -> int:
     sample_type = _catalog.find_type(args.type)
     overrides = [_catalog.parse_override(text) for text in args.overrides]
+    base = sample_type.build(args.company_id)
+    for name, value in overrides:
+        _catalog.apply_override(base, name, value)
+    bodies = [_catalog.fresh_ids(base) if args.new_key and i else base for i in range(args.repeat)]
+    sender = sender_from_args(args)
+    lock = threading.Lock()
+    results: list[Sent] = []
+
+    def send(number: int) -> None:
+        body_obj = bodies[number - 1]
+        body = json.dumps(body_obj, separators=(",", ":")).encode()
+        sent = sender.post(number, _catalog.body_key(body_obj), body)
+        with lock:
+            results.append(sent)
+            if args.json:
+                emit(sent.json())
+            else:
+                print(sent.line(), flush=True)
+
+    if not args.json:
+        hook = sample_type.hook or "no hook"
+        print(f"POST {args.url}  {sample_type.name}  ({hook})", flush=True)
+    with ThreadPoolExecutor(max_workers=min(args.concurrency, args.repeat)) as pool:
+        list(pool.map(send, range(1, args.repeat + 1)))
+    if args.repeat > 1 and not args.json:
+        print(summary(results))
+    return EXIT_OK if all(acceptable(sent) for sent in results) else EXIT_FAILED
+
+
+def summary(results: Sequence[Sent]) -> str:
+    """``6 sent: 1 x 200 processed, 5 x 200 duplicate; p50 2.1 ms, p99 4.8 ms``."""
+    counts = Counter(f"{sent.status} {sent.outcome}" for sent in results)
+    outcomes = ", ".join(f"{n} x {what}" for what, n in sorted(counts.items()))
+    millis = sorted(sent.millis for sent in results)
+    return (
+        f"{len(results)} sent: {outcomes}; "
+        f"p50 {_percentile(millis, 50):.1f} ms, p99 {_percentile(millis, 99):.1f} ms"
+    )
+
+
+def _percentile(ordered: Sequence[float], percent: int) -> float:
+    """Nearest-rank percentile: a value that was actually measured."""
+    rank = max(1, math.ceil(percent / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def acceptable(sent: Sent) -> bool:
+    """2xx, or a 503 ``in_progress``: a concurrent duplicate held back is dedup doing its job."""
+    return 200 <= sent.status < 300 or sent.outcome == Outcome.IN_PROGRESS
+
+
+def sender_from_args(args: argparse.Namespace) -> Sender:
+    """The sender ``--url``, ``--authorization`` and ``--signing-secret`` describe."""
     if not args.url.startswith(("http://", "https://")):
         raise CommandError(f"--url must be an http(s) URL, got {args.url!r}", EXIT_USAGE)
     authorization, secrets = credentials(args)
     if len(authorization) > 1 or len(secrets) > 1:
         raise CommandError(
-            "trigger sends one credential: pass --authorization/--signing-secret once"
+            f"{args.command} sends one credential: pass --authorization/--signing-secret once"
         )
-    base = sample_type.build(args.company_id)
-    for name, value in overrides:
-        _catalog.apply_override(base, name, value)
-    bodies = [_catalog.fresh_ids(base) if args.new_key and i else base for i in range(args.repeat)]
-    sender = _Sender(
+    return Sender(
         args.url, authorization[0] if authorization else None, secrets[0] if secrets else None
     )
-    lock = threading.Lock()
-    results: list[_Sent] = []
-
-    def send(number: int) -> None:
-        sent = sender.send(number, bodies[number - 1])
-        with lock:
-            results.append(sent)
-            print(
-                f"{sent.number:>3}  {sent.status} {sent.outcome:<12} {sent.key}  "
-                f"{sent.millis:.1f} ms  {sent.detail}",
-                flush=True,
-            )
-
-    print(f"POST {args.url}  {sample_type.name}  ({sample_type.hook or 'no hook'})", flush=True)
-    with ThreadPoolExecutor(max_workers=min(args.concurrency, args.repeat)) as pool:
-        list(pool.map(send, range(1, args.repeat + 1)))
-    return EXIT_OK if all(_acceptable(sent) for sent in results) else EXIT_FAILED
 
 
-def _acceptable(sent: _Sent) -> bool:
-    """2xx, or a 503 ``in_progress``: a concurrent duplicate held back is dedup doing its job."""
-    return 200 <= sent.status < 300 or sent.outcome == Outcome.IN_PROGRESS
+class Sender:
+    """POSTs bodies as Codat does: signed per attempt (``webhook-id`` = key) or with a header."""
 
-
-class _Sender:
     def __init__(self, url: str, authorization: str | None, secret: str | None) -> None:
         self.url = url
         self.authorization = authorization
@@ -142,17 +192,18 @@ class _Sender:
             except ConfigurationError as exc:
                 raise CommandError(f"--signing-secret: {exc}", EXIT_USAGE) from None
 
-    def send(self, number: int, body_obj: dict[str, Any]) -> _Sent:
-        key = _catalog.body_key(body_obj)
-        body = json.dumps(body_obj, separators=(",", ":")).encode()
-        headers = {"Content-Type": "application/json", "User-Agent": "codat-webhooks-trigger"}
+    def post(
+        self, number: int, key: str, body: bytes, headers: Sequence[tuple[str, str]] = ()
+    ) -> Sent:
+        sending = {"Content-Type": "application/json", "User-Agent": "codat-webhooks-trigger"}
+        sending |= dict(headers)
         if self.secret is not None:
-            headers |= sign(body, self.secret, msg_id=key)  # signed per attempt, as Svix does
+            sending |= sign(body, self.secret, msg_id=key)  # signed per attempt, as Svix does
         else:
-            headers["webhook-id"] = key
+            sending["webhook-id"] = key
         if self.authorization is not None:
-            headers["Authorization"] = self.authorization
-        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")  # noqa: S310 - the scheme is checked in run()
+            sending["Authorization"] = self.authorization
+        request = urllib.request.Request(self.url, data=body, headers=sending, method="POST")  # noqa: S310 - the scheme is checked in sender_from_args()
         started = time.perf_counter()
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310
@@ -164,7 +215,7 @@ class _Sender:
             raise CommandError(f"cannot reach {self.url}: {reason}") from None
         millis = (time.perf_counter() - started) * 1000
         outcome, detail = _read_reply(payload)
-        return _Sent(number, key, status, outcome, detail, millis)
+        return Sent(number, key, status, outcome, detail, millis)
 
 
 def _read_reply(payload: bytes) -> tuple[str, str]:
