@@ -335,4 +335,5 @@ def test_help_texts_carry_no_restructuredtext_markup(cli: Cli) -> None:
             [EXECUTABLE, *args, "--help"], capture_output=True, text=True, env=cli.env, check=True
         )
         assert "``" not in done.stdout, args
-        assert ":class:" not in done.stdout and ":mod:" not in done.stdout, args
+        assert ":class:" not in done.stdout, args
+        assert ":mod:" not in done.stdout, args

@@ -46,10 +46,10 @@ def test_events_json_table_and_purge(cli: Cli) -> None:
     assert table.stdout.splitlines()[0].split()[:3] == ["LAST", "SEEN", "STATE"]
     assert "2 deliveries" in table.stdout
 
-    kept = cli("purge", "--older-than", "1h", "--db", str(db))
+    kept = cli("purge", "--older-than", "30d", "--db", str(db))
     assert kept.returncode == 0
     assert "purged 0 deliveries" in kept.stdout
-    purged = cli("purge", "--older-than", "0s", "--db", str(db))
+    purged = cli("purge", "--older-than", "0s", "--db", str(db), "--force")
     assert "purged 4 deliveries" in purged.stdout
     assert cli.events("--db", str(db)) == []
 
