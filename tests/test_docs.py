@@ -3,7 +3,8 @@
 * The site builds with ``mkdocs build --strict`` (broken links and anchors fail).
 * Every hookspec and every rule and event type appears in the generated reference pages.
 * Every fenced ``python`` and ``bash`` block in ``docs/*.md`` runs, page by page, in a fresh
-  directory and one interpreter per page (so a page's blocks build on each other).
+  directory and one interpreter per page (so a page's blocks build on each other); a block
+  marked ``file: NAME`` is written to ``NAME`` there instead, so later blocks can import it.
 * Blocks that belong to a running app are marked with an HTML comment on the line before and
   run for real: ``file: NAME`` and ``app: KIND`` are written to disk (``app.py``), ``setup: env``
   is sourced, every ``serves: KIND`` command is started on a free port, and the ``sends:`` command
@@ -85,8 +86,11 @@ ALL_BLOCKS = [block for page in PAGES for block in blocks(page)]
 
 
 def runnable(page: Path) -> list[Block]:
+    """Blocks that run, and ``file:`` blocks, which are written to disk where they appear."""
     return [
-        block for block in blocks(page) if block.language in RUNNABLE and block.directive is None
+        block
+        for block in blocks(page)
+        if block.language in RUNNABLE and block.directive in (None, "file")
     ]
 
 
@@ -186,7 +190,10 @@ import json, subprocess, sys
 
 for block in json.load(sys.stdin):
     print(f"--- {block['where']}", flush=True)
-    if block["language"] == "python":
+    if block["file"]:
+        with open(block["file"], "w", encoding="utf-8") as module:
+            module.write(block["code"])
+    elif block["language"] == "python":
         namespace = globals().setdefault("_docs_namespace", {"__name__": "__docs__"})
         exec(compile(block["code"], block["where"], "exec"), namespace)
     else:
@@ -201,7 +208,12 @@ for block in json.load(sys.stdin):
 )
 def test_code_samples_run(page: Path, tmp_path: Path) -> None:
     payload = [
-        {"where": block.where, "language": block.language, "code": block.code}
+        {
+            "where": block.where,
+            "language": block.language,
+            "code": block.code,
+            "file": block.argument if block.directive == "file" else None,
+        }
         for block in runnable(page)
     ]
     result = subprocess.run(

@@ -119,7 +119,7 @@ def _import(module_name: str, spec: str) -> Any:
     try:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name is not None and module_name.startswith(exc.name):
+        if exc.name == module_name or module_name.startswith(f"{exc.name}."):
             raise CommandError(
                 f"--app {spec!r}: no module named {exc.name!r} (run from the directory that "
                 "holds it, or put it on PYTHONPATH)",

@@ -209,7 +209,7 @@ def _follow(store: Store, args: argparse.Namespace) -> int:
     printed: dict[str, tuple[object, ...]] = {}
     watching: set[str] = set()
     if not args.json:
-        print("  ".join(_HEADER), flush=True)
+        print(_follow_line(_HEADER), flush=True)
     try:
         while True:
             found = store.find(company_id=args.company, since=cursor - 1.0)
@@ -227,10 +227,23 @@ def _follow(store: Store, args: argparse.Namespace) -> int:
                 if args.json:
                     emit(record_json(record))
                 else:
-                    print("  ".join(_row(record)).rstrip(), flush=True)
+                    print(_follow_line(_row(record)), flush=True)
             time.sleep(FOLLOW_INTERVAL)
     except KeyboardInterrupt:
         return EXIT_OK
+
+
+_FOLLOW_WIDTHS = (20, 10, 5, 32, 36)
+"""Fixed columns for ``--follow``, which cannot measure rows it has not seen yet."""
+
+
+def _follow_line(row: tuple[str, ...]) -> str:
+    """The fixed columns cut to width; the key padded but never cut (it is what you act on)."""
+    fixed = [
+        cut(cell, width).ljust(width) for cell, width in zip(row, _FOLLOW_WIDTHS, strict=False)
+    ]
+    key, *rest = row[len(_FOLLOW_WIDTHS) :]
+    return "  ".join([*fixed, key.ljust(36), *rest]).rstrip()
 
 
 def _wanted(record: Record, args: argparse.Namespace) -> bool:
@@ -318,4 +331,8 @@ def _report_purge(args: argparse.Namespace, count: int, keys: list[str] | None) 
 
 
 def _hours(seconds: float) -> str:
-    return f"{seconds / 3600:g}h" if seconds >= 3600 else f"{seconds:g}s"
+    """A duration as an operator would write it: ``15d``, ``28h``, ``90s``."""
+    for unit, size in (("d", 86400), ("h", 3600)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"

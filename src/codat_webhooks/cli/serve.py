@@ -120,11 +120,12 @@ class LoggedReceiver:
         millis = (time.perf_counter() - started) * 1000
         kind, company = self._describe(reply, body)
         stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
-        print(
+        line = (
             f"{stamp}  {reply.key or '-'}  {kind}  company={company}  "
-            f"{reply.status} {reply.outcome}  {millis:.1f} ms",
-            flush=True,
+            f"{reply.status} {reply.outcome}  {millis:.1f} ms\n"
         )
+        sys.stdout.write(line)  # one write: lines from concurrent requests never interleave
+        sys.stdout.flush()
 
     @staticmethod
     def _describe(reply: Reply, body: bytes) -> tuple[str, str]:
