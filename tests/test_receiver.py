@@ -244,6 +244,40 @@ def test_object_that_is_not_an_alert_is_422_invalid_and_parked(
     assert record.last_error
 
 
+@pytest.mark.parametrize(
+    ("payload", "kind", "company"),
+    [
+        (
+            {"RuleType": "Rate Limit Reached", "CompanyId": "c-1", "Data": {"DailyQuota": "x"}},
+            "Rate Limit Reached",
+            "c-1",
+        ),
+        (
+            {"eventType": "connection.connected", "payload": {"referenceCompany": {"id": 5}}},
+            "connection.connected",
+            None,
+        ),
+        (
+            {
+                "eventType": "connection.connected",
+                "payload": {"referenceCompany": {"id": "c-2"}, "connection": "not an object"},
+            },
+            "connection.connected",
+            "c-2",
+        ),
+        ({"RuleType": 12, "CompanyId": ["c-3"]}, None, None),
+    ],
+)
+def test_parked_delivery_keeps_the_type_and_company_its_body_names(
+    receiver: Receiver, store: MemoryStore, payload: dict[str, Any], kind: str, company: str
+) -> None:
+    body = json.dumps({**payload, "AlertId": "parked-1"}).encode()
+    assert receiver.handle("POST", AUTH, body).status == 422
+    record = store.get("parked-1")
+    assert record is not None
+    assert (record.state, record.kind, record.company_id) == (State.PARKED, kind, company)
+
+
 def test_parked_key_redelivered_stays_parked(receiver: Receiver, store: MemoryStore) -> None:
     body = json.dumps({"AlertId": "k1", "no": "rule"}).encode()
     receiver.handle("POST", AUTH, body)

@@ -299,6 +299,12 @@ def test_find_filters_and_orders_newest_first(store: Store, clock: FakeClock) ->
     assert _keys(store.find(company_id="company-a")) == ["processing-4", "done-1"]
     assert _keys(store.find(since=clock.now - 10)) == ["processing-4", "parked-3"]
     assert _keys(store.find(limit=3)) == ["processing-4", "parked-3", "failed-2"]
+    # the limit applies after the filters, in the same query: the newest matching rows
+    assert _keys(store.find(states=[State.FAILED, State.DONE], limit=1)) == ["failed-2"]
+    assert _keys(store.find(kind="Data sync completed", limit=1)) == ["failed-2"]
+    assert _keys(store.find(company_id="company-a", since=clock.now - 20, limit=5)) == [
+        "processing-4"
+    ]
     assert _keys(store.find(states=[State.DONE], company_id="company-b")) == []
 
 
