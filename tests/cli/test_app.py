@@ -85,16 +85,18 @@ def ledger(cli: Cli, tmp_path: Path) -> LedgerApp:
     return app
 
 
+def _push_timeout(cli: Cli, url: str) -> subprocess.CompletedProcess[str]:
+    credential = f"--authorization={AUTHORIZATION}"
+    return cli("trigger", "Push Operation Timed Out", "--url", url, credential)
+
+
 def test_lost_work_replay_runs_the_apps_handler_exactly_once(ledger: LedgerApp) -> None:
     cli = ledger.cli
     ledger.fail_once.touch()
     server = start_server(cli, "--app", "ledger_app:receiver")
     try:
         assert "plugins=Ledger" in server.banner
-        sent = cli(
-            "trigger", "Push Operation Timed Out", "--url", server.url,
-            "--authorization", AUTHORIZATION,
-        )  # fmt: skip
+        sent = _push_timeout(cli, server.url)
     finally:
         server.stop()
     assert sent.returncode == 1
@@ -141,10 +143,7 @@ def test_a_replay_whose_hook_raises_stays_failed_with_the_new_error(ledger: Ledg
     assert "nothing to do" in first.stdout, "no delivery yet"
     server = start_server(cli, "--app", "ledger_app:make_receiver")
     try:
-        sent = cli(
-            "trigger", "Push Operation Timed Out", "--url", server.url,
-            "--authorization", AUTHORIZATION,
-        )  # fmt: skip
+        sent = _push_timeout(cli, server.url)
         assert " 503 failed " in sent.stdout
     finally:
         server.stop()
@@ -214,10 +213,7 @@ def test_db_flag_overrides_the_apps_store_only_when_given(ledger: LedgerApp) -> 
     other = cli.cwd / "other.sqlite3"
     server = start_server(cli, "--app", "ledger_app:receiver", "--db", str(other))
     try:
-        sent = cli(
-            "trigger", "Push Operation Timed Out", "--url", server.url,
-            "--authorization", AUTHORIZATION,
-        )  # fmt: skip
+        sent = _push_timeout(cli, server.url)
         assert " 200 processed " in sent.stdout
         unauthorized = cli("trigger", "Push Operation Timed Out", "--url", server.url)
         assert " 401 " in unauthorized.stdout, "the app's credentials still apply"
@@ -296,9 +292,7 @@ def test_serve_app_under_gunicorn_then_replay_with_the_same_app(ledger: LedgerAp
     try:
         port = _gunicorn_port(process)
         url = f"http://127.0.0.1:{port}/webhooks/codat"
-        sent = cli(
-            "trigger", "Push Operation Timed Out", "--url", url, "--authorization", AUTHORIZATION
-        )
+        sent = _push_timeout(cli, url)
         assert " 503 failed " in sent.stdout, sent.stdout + sent.stderr
     finally:
         process.send_signal(signal.SIGTERM)

@@ -77,11 +77,13 @@ def test_repeats_reuse_the_key_and_run_the_handler_once(cli: Cli, server: Server
         "--repeat", "6", "--concurrency", "6",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()[1:]
+    *lines, summary = done.stdout.splitlines()[1:]
     assert len(lines) == 6
     assert len({line.split()[3] for line in lines}) == 1
     assert sum(" processed " in line for line in lines) == 1
     assert len(cli.hook_log()) == 1
+    assert summary.startswith("6 sent: ")
+    assert "1 x 200 processed" in summary
 
     fresh = cli(
         "trigger", "Data sync completed", "--url", server.url, "--authorization", AUTHORIZATION,
