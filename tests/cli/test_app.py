@@ -162,6 +162,29 @@ def test_a_replay_whose_hook_raises_stays_failed_with_the_new_error(ledger: Ledg
     assert (row["state"], row["last_error"]) == ("failed", "RuntimeError: still broken")
 
 
+def test_resend_show_and_purge_use_the_apps_store(ledger: LedgerApp) -> None:
+    cli = ledger.cli
+    cli.env["CODAT_WEBHOOKS_APP"] = "ledger_app:receiver"  # instead of --app on every command
+    ledger.fail_once.touch()
+    server = start_server(cli)
+    try:
+        assert "app=ledger_app:receiver" in server.banner
+        key = _push_timeout(cli, server.url).stdout.splitlines()[1].split()[3]
+        shown = json.loads(cli("show", key, "--json").stdout)
+        assert (shown["state"], shown["type"]) == ("failed", "Push Operation Timed Out")
+        resent = cli("resend", "--state", "failed", "--url", server.url,
+                     "--authorization", AUTHORIZATION)  # fmt: skip
+        assert resent.returncode == 0, resent.stdout + resent.stderr
+        assert f"200 processed    {key}" in resent.stdout
+    finally:
+        server.stop()
+    assert ledger.booked() == [key]
+    dry = json.loads(cli("purge", "--older-than", "0s", "--dry-run", "--json").stdout)
+    assert dry["keys"] == [key]
+    assert cli("purge", "--older-than", "0s", "--force").returncode == 0
+    assert cli.events() == []
+
+
 def test_app_errors_name_what_was_not_found(ledger: LedgerApp) -> None:
     cli = ledger.cli
     cases = [
