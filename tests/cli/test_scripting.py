@@ -229,9 +229,17 @@ def test_replay_json_and_dry_run_json(cli: Cli, server: Server) -> None:
     ]
 
 
-def test_serve_on_a_busy_port_prints_one_line(cli: Cli, server: Server) -> None:
+@pytest.mark.parametrize("served", ["werkzeug", "uvicorn"])
+def test_serve_on_a_busy_port_prints_one_line(cli: Cli, server: Server, served: str) -> None:
+    (cli.cwd / "asgi_app.py").write_text(
+        "from codat_webhooks import Receiver\n"
+        "from codat_webhooks.asgi import WebhookApp\n"
+        "from codat_webhooks.stores import MemoryStore\n"
+        "app = WebhookApp(Receiver(insecure=True, store=MemoryStore()))\n"
+    )
     port = server.url.split(":")[2].split("/")[0]
-    done = cli("serve", "--insecure", "--port", port)
+    flags = ["--insecure"] if served == "werkzeug" else ["--app", "asgi_app:app"]
+    done = cli("serve", *flags, "--port", port)
     assert done.returncode == 1
     assert done.stderr.splitlines() == [
         f"codat-webhooks: error: cannot listen on 127.0.0.1:{port}: address already in use"

@@ -4,9 +4,9 @@ For development, demos and trying plugins before Codat ever calls you. It is wer
 threaded server: fine on a laptop, not built for the internet.
 
 ``--app myapp.web:app`` serves your application's own receiver (its plugins, store and
-credentials) at the path where the app mounts it. A WSGI app (Flask, Django...) is served
-whole, so its other routes answer too; of an ASGI app (FastAPI, Starlette) only the receiver is
-served. In production run the app under a real server, for example:
+credentials) at the path where the app mounts it, and the rest of the app with it: a WSGI app
+(Flask, Django...) under werkzeug, an ASGI app (FastAPI, Starlette) under uvicorn. In
+production run the app under a real server, for example:
 
   gunicorn -w 2 'myapp:app'            # app = WebhookApp(receiver) from codat_webhooks.wsgi
   gunicorn -w 2 -k uvicorn_worker.UvicornWorker 'myapp:app'   # app from codat_webhooks.asgi
@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import io
 import logging
 import signal
+import socket
 import sys
 import threading
 import time
@@ -116,6 +118,22 @@ class LoggedReceiver:
         self._log(reply, b"", started)
         return reply
 
+    async def handle_async(
+        self, method: str, headers: HeaderInput, body: bytes, *, force: bool = False
+    ) -> Reply:
+        started = time.perf_counter()
+        reply = await self.receiver.handle_async(method, headers, body, force=force)
+        self._log(reply, body, started)
+        return reply
+
+    async def reject_too_large_async(
+        self, method: str, headers: HeaderInput, size: int | None
+    ) -> Reply:
+        started = time.perf_counter()
+        reply = await self.receiver.reject_too_large_async(method, headers, size)
+        self._log(reply, b"", started)
+        return reply
+
     def _log(self, reply: Reply, body: bytes, started: float) -> None:
         millis = (time.perf_counter() - started) * 1000
         kind, company = self._describe(reply, body)
@@ -207,6 +225,8 @@ def _app_receiver(args: argparse.Namespace, app: LoadedApp) -> Receiver:
 
 
 def _serve(args: argparse.Namespace, receiver: Receiver, path: str, app: LoadedApp | None) -> int:
+    if app is not None and app.is_asgi and _has_uvicorn():
+        return _serve_asgi(args, receiver, path, app)
     from werkzeug.serving import make_server
 
     from ..wsgi import WebhookMiddleware
@@ -231,6 +251,67 @@ def _serve(args: argparse.Namespace, receiver: Receiver, path: str, app: LoadedA
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    _banner(args, receiver, server.port, path, app)
+    if app is not None and app.is_asgi:
+        print("note: only the receiver is served; install uvicorn to serve the whole app")
+    print("press Ctrl+C to stop", flush=True)
+    server.serve_forever()
+    server.server_close()
+    print("stopped", flush=True)
+    return EXIT_OK
+
+
+def _has_uvicorn() -> bool:
+    try:
+        import uvicorn  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _serve_asgi(args: argparse.Namespace, receiver: Receiver, path: str, app: LoadedApp) -> int:
+    """The whole ASGI app under uvicorn, with the receiver's path logged one line per delivery."""
+    import uvicorn
+
+    from ..asgi import ASGIApp, WebhookMiddleware
+
+    logged = cast(Receiver, LoggedReceiver(receiver))
+    asgi_app = WebhookMiddleware(cast(ASGIApp, app.target), logged, path=path)
+    listener = _listen(args.host, args.port)
+    config = uvicorn.Config(asgi_app, log_level="warning", access_log=False)
+    _banner(args, receiver, listener.getsockname()[1], path, app)
+    print("press Ctrl+C to stop", flush=True)
+    # uvicorn stops gracefully on SIGINT/SIGTERM, then re-raises the signal through the handler
+    # that was installed before it: make that one a no-op, so stopping is a clean exit 0.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _ignore)
+    uvicorn.Server(config).run(sockets=[listener])
+    listener.close()
+    print("stopped", flush=True)
+    return EXIT_OK
+
+
+def _ignore(signum: int, frame: FrameType | None) -> None:
+    """A signal that has already been handled (by uvicorn's graceful shutdown)."""
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket, bound here so a busy port is our one error line, not a log."""
+    try:
+        info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        listener = socket.socket(info[0], socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(info[4])
+    except OSError as exc:
+        reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise CommandError(f"cannot listen on {host}:{port}: {reason}") from None
+    listener.listen(2048)
+    return listener
+
+
+def _banner(
+    args: argparse.Namespace, receiver: Receiver, port: int, path: str, app: LoadedApp | None
+) -> None:
     if not receiver.authenticator.secured:
         print("WARNING: --insecure: accepting deliveries without credentials", file=sys.stderr)
     manager = receiver.plugin_manager
@@ -241,20 +322,10 @@ def _serve(args: argparse.Namespace, receiver: Receiver, path: str, app: LoadedA
     ]
     origin = f"  app={app.spec}" if app is not None else ""
     print(
-        f"codat-webhooks listening on http://{args.host}:{server.port}{path}  "
+        f"codat-webhooks listening on http://{args.host}:{port}{path}  "
         f"store={type(receiver.store).__name__}  plugins={', '.join(plugins) or 'none'}{origin}",
         flush=True,
     )
-    if app is not None and app.is_asgi:
-        print(
-            "note: only the receiver of this ASGI app is served; run the whole app with uvicorn",
-            flush=True,
-        )
-    print("press Ctrl+C to stop", flush=True)
-    server.serve_forever()
-    server.server_close()
-    print("stopped", flush=True)
-    return EXIT_OK
 
 
 def _rest_of(app: LoadedApp | None) -> WSGIApplication:
