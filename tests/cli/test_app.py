@@ -231,6 +231,27 @@ def test_plugins_app_lists_the_apps_plugins_once(cli: Cli, ledger: LedgerApp) ->
     assert "Ledger" not in plain.stdout
 
 
+def test_replay_app_no_plugins_leaves_out_the_installed_ones(cli: Cli, ledger: LedgerApp) -> None:
+    cli.env["PYTHONPATH"] += os.pathsep + str(cli.cwd.parent / "site")
+    ledger.fail_once.touch()
+    server = start_server(cli, "--app", "ledger_app:receiver")
+    try:
+        assert " 503 failed " in _push_timeout(cli, server.url).stdout
+    finally:
+        server.stop()
+
+    def handlers(*flags: str) -> list[dict[str, str]]:
+        done = cli("replay", "--app", "ledger_app:receiver", "--state", "failed", "--dry-run",
+                   "--json", *flags)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        [plan] = [json.loads(line) for line in done.stdout.splitlines()]
+        return list(plan["handlers"])
+
+    ledger_hook = {"hook": "on_push_operation_timed_out", "plugin": "Ledger"}
+    assert handlers() == [ledger_hook, {"hook": "on_alert", "plugin": "hook-log"}]
+    assert handlers("--no-plugins") == [ledger_hook]
+
+
 def test_db_flag_overrides_the_apps_store_only_when_given(ledger: LedgerApp) -> None:
     cli = ledger.cli
     other = cli.cwd / "other.sqlite3"

@@ -232,7 +232,7 @@ def cut(text: str, width: int) -> str:
 
 def emit(obj: dict[str, Any]) -> None:
     """One JSON object on one line: what ``--json`` prints, for ``jq`` and scripts."""
-    print(json.dumps(obj, ensure_ascii=False), flush=True)
+    print(json.dumps(obj), flush=True)
 
 
 _ROLE = re.compile(r":[a-z]+:`(~?)([^`]+)`")
