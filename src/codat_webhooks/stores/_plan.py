@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 
+from pydantic_core import to_json
+
 from .base import Claim, ClaimStatus, Entry, Record, State
 
 __all__ = [
@@ -16,6 +18,7 @@ __all__ = [
     "decode_headers",
     "encode_headers",
     "plan_claim",
+    "plan_first_claim",
     "plan_park",
     "record_from_row",
     "record_to_row",
@@ -26,6 +29,31 @@ Row = tuple[object, ...]
 
 _FIRST_CLAIM = Claim(ClaimStatus.CLAIMED, token=1, attempts=1)
 """The answer for a key never seen before: every new delivery gets it, so it is built once."""
+
+
+def plan_first_claim(entry: Entry, now: float, lease: float) -> tuple[Claim, Record]:
+    """The answer for a key never seen (or long expired), and its new record.
+
+    A store that can insert only-if-absent atomically (SQLite's ``INSERT OR IGNORE``) writes
+    this record without reading first, and falls back to :func:`plan_claim` when the key exists.
+    """
+    # Positional: this runs for every new delivery, and keywords cost a third more here.
+    fresh = Record(
+        entry.key,
+        State.PROCESSING,
+        entry.fingerprint,
+        1,  # attempts
+        now,  # first_seen
+        now,  # last_seen
+        entry.kind,
+        entry.company_id,
+        entry.body,
+        entry.headers,
+        None,  # last_error
+        1,  # token
+        now + lease,  # lease_expires
+    )
+    return _FIRST_CLAIM, fresh
 
 
 def plan_claim(
@@ -39,23 +67,7 @@ def plan_claim(
 ) -> tuple[Claim, Record | None]:
     """The answer to a claim, and the record to store (``None``: store nothing)."""
     if record is None or now - record.last_seen > retention:  # expired: as if purged
-        # Positional: this runs for every new delivery, and keywords cost a third more here.
-        fresh = Record(
-            entry.key,
-            State.PROCESSING,
-            entry.fingerprint,
-            1,  # attempts
-            now,  # first_seen
-            now,  # last_seen
-            entry.kind,
-            entry.company_id,
-            entry.body,
-            entry.headers,
-            None,  # last_error
-            1,  # token
-            now + lease,  # lease_expires
-        )
-        return _FIRST_CLAIM, fresh
+        return plan_first_claim(entry, now, lease)
     if record.fingerprint != entry.fingerprint:
         return Claim(ClaimStatus.CONFLICT, attempts=record.attempts), None
     if record.state is State.DONE and not force:
@@ -107,7 +119,8 @@ def plan_park(record: Record | None, entry: Entry, *, now: float, reason: str) -
 
 
 def encode_headers(headers: tuple[tuple[str, str], ...]) -> str:
-    return json.dumps([list(pair) for pair in headers], separators=(",", ":"))
+    """Compact JSON pairs; pydantic-core writes them several times faster than ``json``."""
+    return to_json(headers).decode()
 
 
 def decode_headers(text: str | None) -> tuple[tuple[str, str], ...]:

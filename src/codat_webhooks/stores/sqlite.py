@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import ConfigurationError, StoreError
-from ._plan import plan_claim, plan_park, record_from_row, record_to_row
+from ._plan import plan_claim, plan_first_claim, plan_park, record_from_row, record_to_row
 from .base import DEFAULT_RETENTION, Claim, Entry, Record, State, Store
 
 __all__ = ["SQLiteStore"]
@@ -51,7 +51,20 @@ _COLUMNS = (
 )
 _SELECT = f"SELECT {_COLUMNS} FROM deliveries"  # noqa: S608 - constant column list
 _UPSERT = f"INSERT OR REPLACE INTO deliveries ({_COLUMNS}) VALUES ({', '.join('?' * 13)})"  # noqa: S608
-_UPDATE_HELD = "UPDATE deliveries SET {} WHERE key = ? AND token = ? AND state = 'processing'"
+_INSERT_NEW = f"INSERT OR IGNORE INTO deliveries ({_COLUMNS}) VALUES ({', '.join('?' * 13)})"  # noqa: S608
+# Each UPDATE applies only while ``token`` still holds the record (fencing), and writes only the
+# columns that change.
+_RENEW = (
+    "UPDATE deliveries SET lease_expires = ? WHERE key = ? AND token = ? AND state = 'processing'"
+)
+_COMPLETE = (
+    "UPDATE deliveries SET state = 'done', last_seen = ?, lease_expires = 0, last_error = NULL"
+    " WHERE key = ? AND token = ? AND state = 'processing'"
+)
+_RELEASE = (
+    "UPDATE deliveries SET state = 'failed', last_seen = ?, lease_expires = 0, last_error = ?"
+    " WHERE key = ? AND token = ? AND state = 'processing'"
+)
 
 
 class SQLiteStore(Store):
@@ -109,12 +122,15 @@ class SQLiteStore(Store):
             self._all.append((pid, conn))
         return conn
 
+    def _failure(self, exc: sqlite3.Error) -> StoreError:
+        return StoreError(f"SQLite store {self.path}: {exc}")
+
     @contextmanager
     def _errors(self) -> Iterator[None]:
         try:
             yield
         except sqlite3.Error as exc:
-            raise StoreError(f"SQLite store {self.path}: {exc}") from exc
+            raise self._failure(exc) from exc
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -136,6 +152,15 @@ class SQLiteStore(Store):
     # --- the protocol ------------------------------------------------------------------------
 
     def claim(self, entry: Entry, *, lease: float, force: bool = False) -> Claim:
+        # Most deliveries carry a key never seen: one statement, one transaction, no read.
+        # INSERT OR IGNORE is atomic, so of two processes racing for a new key exactly one
+        # inserts; the other (and any key already known) takes the read-decide-write path.
+        claim, fresh = plan_first_claim(entry, self._clock(), lease)
+        try:
+            if self._connection().execute(_INSERT_NEW, record_to_row(fresh)).rowcount == 1:
+                return claim
+        except sqlite3.Error as exc:
+            raise self._failure(exc) from exc
         with self._write() as conn:
             now = self._clock()
             record = self._read(entry.key, conn)
@@ -146,32 +171,21 @@ class SQLiteStore(Store):
                 conn.execute(_UPSERT, record_to_row(store))
         return claim
 
-    def _update_held(self, key: str, token: int, assignments: str, *values: object) -> bool:
-        with self._errors():
-            cursor = self._connection().execute(
-                _UPDATE_HELD.format(assignments), (*values, key, token)
-            )
-            return cursor.rowcount == 1
+    def _update_held(self, sql: str, key: str, token: int, *values: object) -> bool:
+        """Run ``sql`` (an UPDATE of a record still held by ``token``) in its own transaction."""
+        try:
+            return self._connection().execute(sql, (*values, key, token)).rowcount == 1
+        except sqlite3.Error as exc:
+            raise self._failure(exc) from exc
 
     def renew(self, key: str, token: int, *, lease: float) -> bool:
-        return self._update_held(key, token, "lease_expires = ?", self._clock() + lease)
+        return self._update_held(_RENEW, key, token, self._clock() + lease)
 
     def complete(self, key: str, token: int) -> bool:
-        return self._update_held(
-            key,
-            token,
-            "state = 'done', last_seen = ?, lease_expires = 0, last_error = NULL",
-            self._clock(),
-        )
+        return self._update_held(_COMPLETE, key, token, self._clock())
 
     def release(self, key: str, token: int, *, error: str) -> bool:
-        return self._update_held(
-            key,
-            token,
-            "state = 'failed', last_seen = ?, lease_expires = 0, last_error = ?",
-            self._clock(),
-            error,
-        )
+        return self._update_held(_RELEASE, key, token, self._clock(), error)
 
     def park(self, entry: Entry, *, reason: str) -> None:
         with self._write() as conn:
