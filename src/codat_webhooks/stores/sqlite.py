@@ -67,6 +67,18 @@ _RELEASE = (
 )
 
 
+_FIRST_WAIT = 20e-6
+_LONGEST_WAIT = 1e-3
+_SQLITE_BUSY = 5  # the primary result code; extended codes keep it in their low byte
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code: int | None = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    if code is None:
+        return str(exc).startswith("database is locked")
+    return code & 0xFF == _SQLITE_BUSY
+
+
 class SQLiteStore(Store):
     """Exactly-once across the threads and processes of one machine that share ``path``.
 
@@ -117,6 +129,8 @@ class SQLiteStore(Store):
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.executescript(_SCHEMA)
+        # From here on a busy database is waited for by _run, not by SQLite (see there).
+        conn.execute("PRAGMA busy_timeout=0")
         self._local.conn = (pid, conn)
         with self._all_lock:
             self._all.append((pid, conn))
@@ -132,21 +146,53 @@ class SQLiteStore(Store):
         except sqlite3.Error as exc:
             raise self._failure(exc) from exc
 
+    def _run(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Cursor:
+        """Execute one statement, waiting while another connection holds the write lock.
+
+        SQLite's own busy handler sleeps 1 ms, then 2, 5, 10... before it looks again, while a
+        write here holds the lock for tens of microseconds: with two worker processes, every
+        collision cost a worker a millisecond or more of doing nothing. So connections run with
+        ``busy_timeout=0`` and the wait is done here, looking again after 20 microseconds and
+        backing off to 1 ms, until ``timeout`` seconds have passed. Only statements that start a
+        write (or run alone) ever find the database busy, and such a statement did nothing when
+        it failed, so running it again is safe.
+        """
+        conn = self._connection()
+        try:
+            return conn.execute(sql, params)
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc):
+                raise self._failure(exc) from exc
+        except sqlite3.Error as exc:
+            raise self._failure(exc) from exc
+        deadline = time.monotonic() + self.timeout  # real waiting, not the records' clock
+        delay = _FIRST_WAIT
+        while True:
+            time.sleep(delay)
+            try:
+                return conn.execute(sql, params)
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() >= deadline:
+                    raise self._failure(exc) from exc
+            except sqlite3.Error as exc:
+                raise self._failure(exc) from exc
+            delay = min(delay * 2, _LONGEST_WAIT)
+
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """A transaction that holds the database write lock from its first statement."""
+        self._run("BEGIN IMMEDIATE")
+        conn = self._connection()
         with self._errors():
-            conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
+        self._run("COMMIT")
 
-    def _read(self, key: str, conn: sqlite3.Connection) -> Record | None:
-        row = conn.execute(f"{_SELECT} WHERE key = ?", (key,)).fetchone()
+    def _read(self, key: str) -> Record | None:
+        row = self._run(f"{_SELECT} WHERE key = ?", (key,)).fetchone()
         return None if row is None else record_from_row(row)
 
     # --- the protocol ------------------------------------------------------------------------
@@ -156,14 +202,11 @@ class SQLiteStore(Store):
         # INSERT OR IGNORE is atomic, so of two processes racing for a new key exactly one
         # inserts; the other (and any key already known) takes the read-decide-write path.
         claim, fresh = plan_first_claim(entry, self._clock(), lease)
-        try:
-            if self._connection().execute(_INSERT_NEW, record_to_row(fresh)).rowcount == 1:
-                return claim
-        except sqlite3.Error as exc:
-            raise self._failure(exc) from exc
+        if self._run(_INSERT_NEW, record_to_row(fresh)).rowcount == 1:
+            return claim
         with self._write() as conn:
             now = self._clock()
-            record = self._read(entry.key, conn)
+            record = self._read(entry.key)
             claim, store = plan_claim(
                 record, entry, now=now, lease=lease, force=force, retention=self.retention
             )
@@ -173,10 +216,7 @@ class SQLiteStore(Store):
 
     def _update_held(self, sql: str, key: str, token: int, *values: object) -> bool:
         """Run ``sql`` (an UPDATE of a record still held by ``token``) in its own transaction."""
-        try:
-            return self._connection().execute(sql, (*values, key, token)).rowcount == 1
-        except sqlite3.Error as exc:
-            raise self._failure(exc) from exc
+        return self._run(sql, (*values, key, token)).rowcount == 1
 
     def renew(self, key: str, token: int, *, lease: float) -> bool:
         return self._update_held(_RENEW, key, token, self._clock() + lease)
@@ -189,14 +229,13 @@ class SQLiteStore(Store):
 
     def park(self, entry: Entry, *, reason: str) -> None:
         with self._write() as conn:
-            record = self._read(entry.key, conn)
+            record = self._read(entry.key)
             conn.execute(
                 _UPSERT, record_to_row(plan_park(record, entry, now=self._clock(), reason=reason))
             )
 
     def get(self, key: str) -> Record | None:
-        with self._errors():
-            return self._read(key, self._connection())
+        return self._read(key)
 
     def find(
         self,
@@ -225,7 +264,7 @@ class SQLiteStore(Store):
             sql += " LIMIT ?"
             params.append(limit)
         with self._errors():
-            rows = self._connection().execute(sql, params).fetchall()
+            rows = self._run(sql, params).fetchall()
         return [record_from_row(row) for row in rows]
 
     def purge(self, *, older_than: float | None = None) -> int:

@@ -1,0 +1,73 @@
+"""What SQLiteStore does that the contract suite cannot see: how it writes and how it waits."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from codat_webhooks.stores import ClaimStatus, Entry, SQLiteStore
+from codat_webhooks.stores import sqlite as sqlite_store
+
+
+def test_a_new_key_is_claimed_by_one_statement_and_completed_by_another(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "db.sqlite3")
+    statements: list[str] = []
+    store._connection().set_trace_callback(statements.append)
+    claim = store.claim(Entry("new-key", "f" * 64, body=b"{}"), lease=60)
+    assert store.complete("new-key", claim.token)
+    store.close()
+    assert claim.status is ClaimStatus.CLAIMED
+    assert [sql.split()[:3] for sql in statements] == [
+        ["INSERT", "OR", "IGNORE"],
+        ["UPDATE", "deliveries", "SET"],
+    ]
+
+
+def test_a_known_key_is_decided_under_the_write_lock(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "db.sqlite3")
+    entry = Entry("known-key", "f" * 64)
+    store.complete("known-key", store.claim(entry, lease=60).token)
+    statements: list[str] = []
+    store._connection().set_trace_callback(statements.append)
+    assert store.claim(entry, lease=60).status is ClaimStatus.DUPLICATE
+    store.close()
+    assert [sql.split()[0] for sql in statements] == [
+        "INSERT",
+        "BEGIN",
+        "SELECT",
+        "INSERT",
+        "COMMIT",
+    ]
+
+
+def test_a_write_waits_in_short_steps_while_another_connection_holds_the_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SQLiteStore(tmp_path / "db.sqlite3")
+    blocker = sqlite3.connect(tmp_path / "db.sqlite3", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the store's only way to wait: count, then free the lock
+        waits.append(seconds)
+        if len(waits) == 10:
+            blocker.execute("ROLLBACK")
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    claim = store.claim(Entry("k", "f" * 64), lease=60)
+    store.close()
+    blocker.close()
+    assert claim.status is ClaimStatus.CLAIMED
+    assert len(waits) == 10
+    assert waits[0] == sqlite_store._FIRST_WAIT < 1e-4  # SQLite's own handler sleeps 1 ms first
+    assert waits == sorted(waits)
+    assert max(waits) == sqlite_store._LONGEST_WAIT
+
+
+def test_a_busy_database_is_recognised_by_its_message_where_python_gives_no_code() -> None:
+    busy = sqlite3.OperationalError("database is locked")
+    assert sqlite_store._is_busy(busy)
+    assert not sqlite_store._is_busy(sqlite3.OperationalError("no such table: deliveries"))
