@@ -71,3 +71,11 @@ def test_a_busy_database_is_recognised_by_its_message_where_python_gives_no_code
     busy = sqlite3.OperationalError("database is locked")
     assert sqlite_store._is_busy(busy)
     assert not sqlite_store._is_busy(sqlite3.OperationalError("no such table: deliveries"))
+
+
+def test_the_wal_is_checkpointed_every_2500_pages_and_synced_as_normal(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "db.sqlite3")
+    conn = store._connection()
+    assert conn.execute("PRAGMA wal_autocheckpoint").fetchone() == (2500,)
+    assert conn.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL, as documented
+    store.close()
