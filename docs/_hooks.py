@@ -267,8 +267,7 @@ def render_events(module: Any) -> str:
 
 def hookspecs() -> Iterator[tuple[str, str, Callable[..., Any]]]:
     """(group title, name, function) of every hookspec, module by module, in source order."""
-    from codat_webhooks.hooks.hookspecs import PROJECT_NAME
-    from codat_webhooks.hooks.manager import SPEC_MODULES
+    from codat_webhooks.hookspecs import PROJECT_NAME, SPEC_MODULES
 
     marker = PROJECT_NAME + "_spec"
     for module in SPEC_MODULES:
@@ -315,7 +314,7 @@ def hooks_reference() -> str:
 
 def hook_common_arguments() -> str:
     """Each hookspec module's docstring: what its hooks share (the common arguments)."""
-    from codat_webhooks.hooks.manager import SPEC_MODULES
+    from codat_webhooks.hookspecs import SPEC_MODULES
 
     return "\n\n".join(docstring_markdown(module.__doc__) for module in SPEC_MODULES)
 

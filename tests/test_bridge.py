@@ -12,8 +12,9 @@ import pytest
 
 from codat_webhooks import Alert, ConfigurationError, Receiver, RuleType, hookimpl
 from codat_webhooks.events import EventType
+from codat_webhooks.hooks.manager import BUILTIN_PLUGINS, load_builtin
 from codat_webhooks.models import parse_event
-from codat_webhooks.plugins import BUILTIN_PLUGINS, MigrationBridge
+from codat_webhooks.plugins import MigrationBridge
 from codat_webhooks.plugins.bridge import translate
 from codat_webhooks.stores import MemoryStore
 from codat_webhooks.testing import event_body, event_sample, sample_body
@@ -286,7 +287,10 @@ def test_unknown_legacy_rule_is_forwarded_to_on_unknown_alert() -> None:
 
 
 def test_bridge_is_opt_in() -> None:
-    assert all(not isinstance(plugin, MigrationBridge) for _, plugin in BUILTIN_PLUGINS)
+    assert all(
+        not isinstance(plugin, MigrationBridge)
+        for plugin in map(load_builtin, BUILTIN_PLUGINS.values())
+    )
     record = LegacyCalls()
     receiver = Receiver(
         insecure=True,

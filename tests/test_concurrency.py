@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -92,14 +91,14 @@ def test_slow_hook_keeps_its_lease_and_runs_once() -> None:
 def test_lease_keeper_renews_only_claims_still_tracked() -> None:
     clock = [1000.0]
     store = MemoryStore(clock=lambda: clock[0])
-    keeper = LeaseKeeper(store, lease=10.0)
+    keeper = LeaseKeeper(store, lease=10.0, clock=lambda: clock[0])
     tokens = {key: store.claim(Entry(key, "f"), lease=10.0).token for key in ("kept", "done")}
     try:
         for key, token in tokens.items():
             keeper.track(key, token)
         keeper.untrack("done", tokens["done"])
         clock[0] += 6  # past half the lease
-        keeper.renew_due(time.monotonic() + 6)
+        keeper.renew_due(clock[0])
     finally:
         keeper.close()
     kept, done = store.get("kept"), store.get("done")

@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 from codat_webhooks.delivery import Outcome
-from codat_webhooks.hooks.manager import SPEC_MODULES
+from codat_webhooks.hookspecs import SPEC_MODULES
 from codat_webhooks.rules import RULES
 
 ROOT = Path(__file__).resolve().parent.parent

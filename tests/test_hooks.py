@@ -271,3 +271,19 @@ def test_nonblocking_sync_implementations_run_on_the_loop_without_a_thread_hop()
     loop_thread = asyncio.run(main())
     assert threads["nonblocking"] == loop_thread
     assert threads["plain"] != loop_thread
+
+
+def test_hookspecs_is_the_public_module_of_every_hook() -> None:
+    import codat_webhooks
+    import codat_webhooks.hookspecs as hookspecs
+
+    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    manager.add_hookspecs(hookspecs)
+    every = set().union(*(hookspecs.spec_names(m) for m in hookspecs.SPEC_MODULES))
+    assert {"on_alert", "on_event", "on_handler_error", "on_data_sync_completed"} <= every
+    assert {name for name in vars(manager.hook) if name.startswith("on_")} == every
+    assert hookspecs.on_event is hookspecs.SPEC_MODULES[1].on_event
+    assert every <= set(dir(hookspecs))
+    assert codat_webhooks.hookimpl is hookspecs.hookimpl
+    with pytest.raises(AttributeError):
+        _ = hookspecs.on_no_such_hook

@@ -7,7 +7,7 @@ import inspect
 import pytest
 
 from codat_webhooks import RuleType
-from codat_webhooks.hooks import hookspecs
+from codat_webhooks.hooks import alert_specs
 from codat_webhooks.models import ALERT_CLASSES
 from codat_webhooks.rules import RULES
 
@@ -37,11 +37,11 @@ def test_rule_types_and_hooks_match_the_contract() -> None:
 def test_table_hookspecs_and_models_agree() -> None:
     assert [rule.type for rule in RULES] == list(RuleType)
     for kind in RuleType:
-        spec = getattr(hookspecs, kind.hook)
+        spec = getattr(alert_specs, kind.hook)
         assert list(inspect.signature(spec).parameters) == ["alert", "delivery"]
         assert spec.__doc__, f"{kind.hook} is undocumented"
         assert ALERT_CLASSES[kind].model_validate({"RuleType": kind.value}).kind is kind
-    rule_hooks = {name for name in dir(hookspecs) if name.startswith("on_")} - {
+    rule_hooks = {name for name in dir(alert_specs) if name.startswith("on_")} - {
         "on_alert",
         "on_unknown_alert",
         "on_duplicate",

@@ -17,12 +17,13 @@ from .errors import (
     CodatWebhookError,
     ConfigurationError,
     ConflictError,
+    MethodNotAllowedError,
     PayloadError,
     PayloadTooLargeError,
     StoreError,
     VerificationError,
 )
-from .hooks.hookspecs import hookimpl
+from .hookspecs import hookimpl
 from .models import Alert, Event, parse_alert, parse_event
 from .receiver import Receiver
 from .rules import RuleType
@@ -34,6 +35,7 @@ __all__ = [
     "ConflictError",
     "Delivery",
     "Event",
+    "MethodNotAllowedError",
     "PayloadError",
     "PayloadTooLargeError",
     "Receiver",

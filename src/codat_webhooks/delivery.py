@@ -8,23 +8,9 @@ from datetime import datetime
 from json.encoder import encode_basestring_ascii
 
 from .headers import Headers
+from .outcomes import Outcome  # re-exported: older code imports it from here
 
 __all__ = ["Delivery", "Outcome", "Reply"]
-
-
-class Outcome:
-    """The ``outcome`` strings of the status policy, in one place."""
-
-    PROCESSED = "processed"
-    DUPLICATE = "duplicate"
-    IN_PROGRESS = "in_progress"
-    CONFLICT = "conflict"
-    UNAUTHORIZED = "unauthorized"
-    INVALID = "invalid"
-    TOO_LARGE = "too_large"
-    METHOD_NOT_ALLOWED = "method_not_allowed"
-    FAILED = "failed"
-    UNAVAILABLE = "unavailable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +52,7 @@ class Reply:
     def build(
         cls,
         status: int,
-        outcome: str,
+        outcome: Outcome,
         key: str | None,
         detail: str,
         extra_headers: tuple[tuple[str, str], ...] = (),
@@ -79,11 +65,7 @@ class Reply:
         return cls(status, headers, body, outcome, key)
 
 
-_OPENINGS = {
-    value: f'{{"outcome": "{value}", "key": '.encode()
-    for name, value in vars(Outcome).items()
-    if not name.startswith("_")
-}
+_OPENINGS = {outcome: f'{{"outcome": "{outcome.value}", "key": '.encode() for outcome in Outcome}
 
 
 @functools.lru_cache(maxsize=64)

@@ -6,10 +6,13 @@ reading ``status_hint`` and ``outcome`` instead of consulting a lookup table (th
 
 from __future__ import annotations
 
+from .outcomes import Outcome
+
 __all__ = [
     "CodatWebhookError",
     "ConfigurationError",
     "ConflictError",
+    "MethodNotAllowedError",
     "PayloadError",
     "PayloadTooLargeError",
     "StoreError",
@@ -20,8 +23,9 @@ __all__ = [
 class CodatWebhookError(Exception):
     """Base class, so callers can catch everything this library raises in one place."""
 
-    status_hint: int = 500
-    outcome: str = "error"
+    status_hint: int = 503
+    """503 unless a subclass knows better: a failure on our side must make Codat retry."""
+    outcome: Outcome = Outcome.ERROR
 
     def __init__(self, message: str, *, status_hint: int | None = None) -> None:
         super().__init__(message)
@@ -41,7 +45,7 @@ class ConfigurationError(CodatWebhookError):
     delivery.
     """
 
-    outcome = "misconfigured"
+    outcome = Outcome.MISCONFIGURED
 
 
 class VerificationError(CodatWebhookError):
@@ -52,7 +56,7 @@ class VerificationError(CodatWebhookError):
     """
 
     status_hint = 401
-    outcome = "unauthorized"
+    outcome = Outcome.UNAUTHORIZED
 
 
 class PayloadError(CodatWebhookError):
@@ -63,14 +67,28 @@ class PayloadError(CodatWebhookError):
     """
 
     status_hint = 422
-    outcome = "invalid"
+    outcome = Outcome.INVALID
 
 
 class PayloadTooLargeError(PayloadError):
-    """The body exceeds ``max_body_bytes``; adapters raise it before buffering the rest."""
+    """The body exceeds ``max_body_bytes``.
+
+    Never raised: the receiver hands it to ``on_rejected`` (the adapters stop reading such a
+    body and ask the receiver for its reply through ``Receiver.reject_too_large``).
+    """
 
     status_hint = 413
-    outcome = "too_large"
+    outcome = Outcome.TOO_LARGE
+
+
+class MethodNotAllowedError(CodatWebhookError):
+    """The request is neither a POST nor a PUT, so it cannot be a delivery.
+
+    Never raised and never passed to a hook: it only carries the 405 of the status policy.
+    """
+
+    status_hint = 405
+    outcome = Outcome.METHOD_NOT_ALLOWED
 
 
 class ConflictError(PayloadError):
@@ -80,7 +98,7 @@ class ConflictError(PayloadError):
     so the answer is 422 and hooks do not run.
     """
 
-    outcome = "conflict"
+    outcome = Outcome.CONFLICT
 
 
 class StoreError(CodatWebhookError):
@@ -91,4 +109,4 @@ class StoreError(CodatWebhookError):
     """
 
     status_hint = 503
-    outcome = "unavailable"
+    outcome = Outcome.UNAVAILABLE

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
+from .clock import Clock, system_clock
 from .errors import StoreError
 from .stores.base import Store
 
@@ -20,9 +20,12 @@ logger = logging.getLogger("codat_webhooks")
 
 
 class LeaseKeeper:
-    def __init__(self, store: Store, lease: float) -> None:
+    """Renews the claims registered with :meth:`track`; ``clock`` is the store's clock."""
+
+    def __init__(self, store: Store, lease: float, *, clock: Clock = system_clock) -> None:
         self._store = store
         self._lease = lease
+        self._clock = clock
         # claim -> [time of the last renewal]: a one-item list, so the renewer can update it in
         # place and never re-inserts a claim that untrack() removed meanwhile.
         self._held: dict[tuple[str, int], list[float]] = {}
@@ -33,10 +36,10 @@ class LeaseKeeper:
     def track(self, key: str, token: int) -> None:
         """Start renewing the claim ``(key, token)`` in the background until :meth:`untrack`.
 
-        A plain call pair rather than a context manager, and no lock: this sits on every
-        delivery's path, and a single dict insert or pop is atomic.
+        No lock: a single dict insert or pop is atomic, so the renewer thread and any number
+        of request threads share the table safely.
         """
-        self._held[(key, token)] = [time.monotonic()]
+        self._held[(key, token)] = [self._clock()]
         if self._thread is None:
             self._start()
 
@@ -54,7 +57,7 @@ class LeaseKeeper:
     def _run(self) -> None:
         interval = max(self._lease / 4, 0.01)
         while not self._wake.wait(interval):
-            self.renew_due(time.monotonic())
+            self.renew_due(self._clock())
 
     def renew_due(self, now: float) -> None:
         """Renew every claim whose last renewal is more than half a lease old."""

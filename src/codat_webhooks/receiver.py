@@ -13,6 +13,7 @@ without blocking the event loop. So the status policy exists once, not once per 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
@@ -23,11 +24,13 @@ from typing import Any, NamedTuple, TypeAlias
 
 import pluggy
 
-from .delivery import Delivery, Outcome, Reply
+from .clock import Clock, system_clock, utc_now
+from .delivery import Delivery, Reply
 from .errors import (
     CodatWebhookError,
     ConfigurationError,
     ConflictError,
+    MethodNotAllowedError,
     PayloadError,
     PayloadTooLargeError,
     StoreError,
@@ -37,16 +40,24 @@ from .hooks.dispatch import Dispatcher
 from .hooks.manager import make_plugin_manager
 from .leases import LeaseKeeper
 from .models._parse import load_object
+from .outcomes import Outcome
 from .routing import Route, describe, key_from_body, route
 from .stores.base import CODAT_RETRY_WINDOW, Claim, ClaimStatus, Entry, Store
-from .verify import Authenticator, Credentials, SecretCredentials, message_id
+from .verify import Authenticator, Credentials, SecretCredentials
 
-__all__ = ["ALLOWED_METHODS", "DEFAULT_DB_PATH", "Receiver"]
+__all__ = ["ALLOWED_METHODS", "Receiver", "default_store"]
 
 logger = logging.getLogger("codat_webhooks")
 
 ALLOWED_METHODS = ("POST", "PUT")  # PUT: a Svix transformation can change the method
-DEFAULT_DB_PATH = "codat-webhooks.sqlite3"
+
+
+def default_store(clock: Clock = system_clock) -> Store:
+    """The store of a receiver built without one: ``codat-webhooks.sqlite3`` in the working
+    directory, created on the first delivery rather than when the receiver is built."""
+    from .stores.sqlite import DEFAULT_DB_PATH, SQLiteStore
+
+    return SQLiteStore(DEFAULT_DB_PATH, clock=clock, connect=False)
 
 
 @dataclass(slots=True)
@@ -73,45 +84,90 @@ class _Admitted:
         )
 
 
-class _Rejected(Exception):
-    """Internal: carries a rejection out of :meth:`Receiver._admit` with what to do about it."""
+class _Rejection(NamedTuple):
+    """A delivery refused before its hooks: the error, whom to tell, and what to keep."""
 
-    def __init__(
-        self, error: CodatWebhookError, delivery: Delivery, park: Entry | None = None
-    ) -> None:
-        super().__init__(error.reason)
-        self.error = error
-        self.delivery = delivery
-        self.park = park
+    error: CodatWebhookError
+    delivery: Delivery | None
+    """What ``on_rejected`` receives; ``None`` when nothing was read (a wrong method)."""
+    park: Entry | None = None
+    """The record to keep as a dead letter: authenticated bodies we could not process."""
 
 
-# Effects are NamedTuples, told apart by ``type(effect) is ...`` and unpacked by position: the
-# drivers handle three of them per delivery, so they are kept as cheap as a plain tuple.
+_WRONG_METHOD = _Rejection(MethodNotAllowedError("use POST or PUT"), None)
+
+
+# --- Effects: the I/O a pipeline asks its driver for -----------------------------------------
+# Each effect knows how to perform itself in both styles, so the two drivers are the same loop.
 
 
 class _StoreCall(NamedTuple):
-    """Effect: call the store (the async driver runs blocking stores in a thread)."""
+    """Call the store (the async driver runs blocking stores in a thread)."""
 
     function: Callable[..., Any]
     args: tuple[Any, ...]
 
+    def perform(self, receiver: Receiver) -> Any:
+        return self.function(*self.args)
+
+    async def perform_async(self, receiver: Receiver) -> Any:
+        if not receiver.store.blocking:
+            return self.function(*self.args)
+        from asgiref.sync import sync_to_async
+
+        return await sync_to_async(self.function, thread_sensitive=False)(*self.args)
+
 
 class _Hooks(NamedTuple):
-    """Effect: call these hooks in order; an exception is thrown back into the pipeline."""
+    """Call these hooks in order under a claim, whose lease is renewed while they run.
+
+    An exception is thrown back into the pipeline.
+    """
 
     names: tuple[str, ...]
     kwargs: dict[str, Any]
+    key: str
+    token: int
+
+    def perform(self, receiver: Receiver) -> None:
+        receiver._leases.track(self.key, self.token)
+        try:
+            receiver.dispatcher.call(self.names, self.kwargs)
+        finally:
+            receiver._leases.untrack(self.key, self.token)
+
+    async def perform_async(self, receiver: Receiver) -> None:
+        receiver._leases.track(self.key, self.token)
+        try:
+            await receiver.dispatcher.call_async(self.names, self.kwargs)
+        finally:
+            receiver._leases.untrack(self.key, self.token)
 
 
 class _Notify(NamedTuple):
-    """Effect: call an informational hook, whose errors are logged and never propagate."""
+    """Call an informational hook, whose errors are logged and never propagate."""
 
     name: str
     kwargs: dict[str, Any]
 
+    def perform(self, receiver: Receiver) -> None:
+        receiver.dispatcher.notify(self.name, self.kwargs)
 
-_Pipeline: TypeAlias = Generator[_StoreCall | _Hooks | _Notify, Any, Reply]
+    async def perform_async(self, receiver: Receiver) -> None:
+        await receiver.dispatcher.notify_async(self.name, self.kwargs)
+
+
+_Effect: TypeAlias = _StoreCall | _Hooks | _Notify
+_Pipeline: TypeAlias = Generator[_Effect, Any, Reply]
 """The receiver's decisions as a generator of effects: written once, run by either driver."""
+
+
+def _resume(pipeline: _Pipeline, result: Any, error: Exception | None) -> _Effect | Reply:
+    """Hand the last effect's result (or error) back: the next effect, or the final reply."""
+    try:
+        return pipeline.send(result) if error is None else pipeline.throw(error)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
 
 
 class Receiver:
@@ -125,9 +181,15 @@ class Receiver:
         long a crashed worker blocks redelivery.
     ``retry_after``
         Seconds sent in ``Retry-After`` when a hook failed or the store was unavailable.
-    ``plugin_manager``
-        A ready manager (from :func:`codat_webhooks.hooks.manager.make_plugin_manager`) to use
-        instead of building one from ``plugins`` and ``load_entrypoints``.
+    ``clock``
+        Unix seconds; read by the receiver, its leases, its signature checks and the default
+        store, so tests can move time instead of sleeping.
+
+    The collaborators are built from the arguments above unless given ready-made:
+    ``authenticator`` (instead of ``authorization``, ``signing_secrets``, ``tolerance`` and
+    ``insecure``), ``plugin_manager`` (from
+    :func:`codat_webhooks.hooks.manager.make_plugin_manager`, instead of ``plugins`` and
+    ``load_entrypoints``) and ``dispatcher`` (which brings its own plugin manager).
     """
 
     def __init__(
@@ -143,34 +205,45 @@ class Receiver:
         *,
         lease: float = 60.0,
         retry_after: int = 30,
+        clock: Clock = system_clock,
+        authenticator: Authenticator | None = None,
         plugin_manager: pluggy.PluginManager | None = None,
+        dispatcher: Dispatcher | None = None,
     ) -> None:
         if max_body_bytes <= 0:
             raise ConfigurationError("max_body_bytes must be positive")
         if lease <= 0:
             raise ConfigurationError("lease must be a positive number of seconds")
-        self.authenticator = Authenticator(
-            authorization, signing_secrets, tolerance=tolerance, insecure=insecure
+        if authenticator is not None and (authorization or signing_secrets or insecure):
+            raise ConfigurationError(
+                "pass either an authenticator or the credentials to build one, not both"
+            )
+        self.clock = clock
+        self._received_at: Callable[[], datetime] = (
+            functools.partial(datetime.now, timezone.utc)
+            if clock is system_clock
+            else functools.partial(utc_now, clock)
         )
-        if store is None:
-            from .stores.sqlite import SQLiteStore
-
-            store = SQLiteStore(DEFAULT_DB_PATH)
-        if store.retention < CODAT_RETRY_WINDOW:
+        self.authenticator = authenticator or Authenticator(
+            authorization, signing_secrets, tolerance=tolerance, insecure=insecure, clock=clock
+        )
+        self.store = store or default_store(clock)
+        if self.store.retention < CODAT_RETRY_WINDOW:
             logger.warning(
                 "store retention %.0fs is shorter than Codat's 28-hour retry window: "
                 "late retries of processed alerts will run the hooks again",
-                store.retention,
+                self.store.retention,
             )
-        self.store = store
-        self.plugin_manager = plugin_manager or make_plugin_manager(
-            plugins, load_entrypoints=load_entrypoints
-        )
-        self.dispatcher = Dispatcher(self.plugin_manager)
+        if dispatcher is None:
+            dispatcher = Dispatcher(
+                plugin_manager or make_plugin_manager(plugins, load_entrypoints=load_entrypoints)
+            )
+        self.dispatcher = dispatcher
+        self.plugin_manager = dispatcher.manager
         self.max_body_bytes = max_body_bytes
         self.lease = float(lease)
         self.retry_after = retry_after
-        self._leases = LeaseKeeper(store, self.lease)
+        self._leases = LeaseKeeper(self.store, self.lease, clock=clock)
 
     # --- public entry points -----------------------------------------------------------------
 
@@ -197,29 +270,55 @@ class Receiver:
         the reply is the same 413 (405 for a wrong method) that :meth:`handle` would give.
         ``size`` is the declared ``Content-Length``, or ``None`` for a cut-off chunked body.
         """
-        return self._run(self._too_large(method, headers, size))
+        return self._run(self._reject(self._too_large(method, headers, b"", size)))
 
     async def reject_too_large_async(
         self, method: str, headers: HeaderInput, size: int | None
     ) -> Reply:
         """As :meth:`reject_too_large`, for event loops."""
-        return await self._run_async(self._too_large(method, headers, size))
+        return await self._run_async(self._reject(self._too_large(method, headers, b"", size)))
 
     def close(self) -> None:
         """Stop the lease renewer and close the store."""
         self._leases.close()
         self.store.close()
 
+    # --- the drivers: the same loop, effects performed inline or awaited ---------------------
+
+    def _run(self, pipeline: _Pipeline) -> Reply:
+        result: Any = None
+        error: Exception | None = None
+        while True:
+            step = _resume(pipeline, result, error)
+            if type(step) is Reply:
+                return step
+            result = error = None
+            try:
+                result = step.perform(self)  # type: ignore[union-attr]
+            except Exception as exc:  # handed back to the pipeline, which decides
+                error = exc
+
+    async def _run_async(self, pipeline: _Pipeline) -> Reply:
+        result: Any = None
+        error: Exception | None = None
+        while True:
+            step = _resume(pipeline, result, error)
+            if type(step) is Reply:
+                return step
+            result = error = None
+            try:
+                result = await step.perform_async(self)  # type: ignore[union-attr]
+            except Exception as exc:
+                error = exc
+
     # --- the pipeline, written once for both drivers ----------------------------------------
 
     def _process(self, method: str, headers: HeaderInput, body: bytes, force: bool) -> _Pipeline:
         """Every decision of a delivery; the I/O it needs is yielded to the driver as effects."""
-        try:
-            admitted = self._admit(method, headers, body)
-        except _Rejected as rejected:
-            return (yield from self._reject(rejected))
-        if admitted is None:
-            return self._method_not_allowed()
+        admitted = self._admit(method, headers, body)
+        if type(admitted) is _Rejection:
+            return (yield from self._reject(admitted))
+        assert type(admitted) is _Admitted
 
         key = admitted.entry.key
         try:
@@ -227,129 +326,106 @@ class Receiver:
         except StoreError as exc:
             return self._unavailable(key, exc)
         if claim.status is not ClaimStatus.CLAIMED:
-            reply, note = self._not_claimed(admitted, claim.status, claim.retry_after)
-            if note is not None:
-                yield note
-            return reply
+            return (yield from self._not_claimed(admitted, claim))
 
-        kwargs = self._hook_kwargs(admitted.route, admitted.delivery(claim.attempts))
-        self._leases.track(key, claim.token)
+        routed = admitted.route
+        delivery = admitted.delivery(claim.attempts)
+        kwargs = {"delivery": delivery, routed.argument: routed.payload}
         try:
-            yield _Hooks(admitted.route.hooks, kwargs)
+            yield _Hooks(routed.hooks, kwargs, key, claim.token)
         except Exception as exc:
-            yield _Notify("on_handler_error", {**kwargs, "error": exc})
+            # ``alert`` is the contract's name; ``payload`` says it may be an event as well.
+            failure = {"delivery": delivery, "alert": routed.payload, "payload": routed.payload}
+            yield _Notify("on_handler_error", {**failure, "error": exc})
             yield _StoreCall(self._release, (key, claim.token, exc))
             return self._failed(key)
-        finally:
-            self._leases.untrack(key, claim.token)
         yield _StoreCall(self._complete, (key, claim.token))
         return Reply.build(200, Outcome.PROCESSED, key, "processed")
 
-    def _reject(self, rejected: _Rejected) -> _Pipeline:
+    def _reject(self, rejection: _Rejection) -> _Pipeline:
         """Park what deserves keeping, tell ``on_rejected``, answer with the error's status."""
-        if rejected.park is not None:
+        error, delivery, park = rejection
+        if park is not None:
             try:
-                yield _StoreCall(self._park, (rejected.park, rejected.error.reason))
+                yield _StoreCall(self._park, (park, error.reason))
             except StoreError as exc:
-                return self._unavailable(rejected.park.key, exc)
-        yield _Notify("on_rejected", {"delivery": rejected.delivery, "error": rejected.error})
-        return self._error_reply(rejected.error, rejected.delivery.key)
+                return self._unavailable(park.key, exc)
+        if delivery is None:
+            return self._error_reply(error, None)
+        yield _Notify("on_rejected", {"delivery": delivery, "error": error})
+        return self._error_reply(error, delivery.key)
 
-    def _too_large(self, method: str, headers: HeaderInput, size: int | None) -> _Pipeline:
-        if method.upper() not in ALLOWED_METHODS:
-            return self._method_not_allowed()
-        hdrs = headers if isinstance(headers, Headers) else Headers(headers)
-        header_key = message_id(hdrs)
-        received_at = datetime.now(timezone.utc)
-        delivery = Delivery(header_key, hdrs, b"", received_at, method=method.upper())
-        measured = "a chunked body" if size is None else f"body of {size} bytes"
-        error = PayloadTooLargeError(f"{measured} exceeds max_body_bytes={self.max_body_bytes}")
-        return (yield from self._reject(_Rejected(error, delivery)))
+    def _not_claimed(self, admitted: _Admitted, claim: Claim) -> _Pipeline:
+        """The answer for a key we could not claim, with the hook that hears of it."""
+        key = admitted.entry.key
+        if claim.status is ClaimStatus.DUPLICATE:
+            yield _Notify("on_duplicate", {"delivery": admitted.delivery()})
+            return Reply.build(200, Outcome.DUPLICATE, key, "already processed")
+        if claim.status is ClaimStatus.IN_PROGRESS:
+            seconds = str(max(1, math.ceil(claim.retry_after)))
+            return Reply.build(
+                503,
+                Outcome.IN_PROGRESS,
+                key,
+                "this key is being processed; retry later",
+                (("Retry-After", seconds),),
+            )
+        error = ConflictError("this key was already received with a different body")
+        return (yield from self._reject(_Rejection(error, admitted.delivery())))
 
-    def _run(self, pipeline: _Pipeline) -> Reply:
-        """Drive a pipeline synchronously: store calls inline, hooks via :meth:`Dispatcher.call`."""
-        result: Any = None
-        error: Exception | None = None
-        while True:
-            try:
-                effect = pipeline.send(result) if error is None else pipeline.throw(error)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            result = error = None
-            try:
-                if type(effect) is _StoreCall:
-                    result = effect[0](*effect[1])
-                elif type(effect) is _Hooks:
-                    self.dispatcher.call(*effect)
-                else:
-                    self.dispatcher.notify(*effect)
-            except Exception as exc:  # handed back to the pipeline, which decides
-                error = exc
+    # --- admission: every check that needs no store ------------------------------------------
 
-    async def _run_async(self, pipeline: _Pipeline) -> Reply:
-        """Drive a pipeline on an event loop: blocking stores and sync hooks go to threads."""
-        result: Any = None
-        error: Exception | None = None
-        while True:
-            try:
-                effect = pipeline.send(result) if error is None else pipeline.throw(error)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            result = error = None
-            try:
-                if type(effect) is _StoreCall:
-                    result = await self._store_call(*effect)
-                elif type(effect) is _Hooks:
-                    await self.dispatcher.call_async(*effect)
-                else:
-                    await self.dispatcher.notify_async(*effect)
-            except Exception as exc:
-                error = exc
+    def _admit(self, method: str, headers: HeaderInput, body: bytes) -> _Admitted | _Rejection:
+        """Method, size, credentials, JSON and model checks.
 
-    # --- steps that need no I/O --------------------------------------------------------------
-
-    def _admit(self, method: str, headers: HeaderInput, body: bytes) -> _Admitted | None:
-        """Method, size, credentials, JSON and model checks; ``None`` means a wrong method.
-
-        Runs once per request on the hot path, so each value is computed once and the
-        :class:`Delivery` for a rejection is only built when there is one.
+        An authenticated body we cannot process comes back as a rejection that parks it, so
+        nothing Codat sent is lost; anything unauthenticated is never stored.
         """
         method = method.upper()
         if method not in ALLOWED_METHODS:
-            return None
-        received_at = datetime.now(timezone.utc)
+            return _WRONG_METHOD
         hdrs = headers if type(headers) is Headers else Headers(headers)
-        header_key = message_id(hdrs)
         if len(body) > self.max_body_bytes:
-            error = PayloadTooLargeError(
-                f"body of {len(body)} bytes exceeds max_body_bytes={self.max_body_bytes}"
-            )
-            raise _Rejected(error, Delivery(header_key, hdrs, body, received_at, method=method))
+            return self._too_large(method, hdrs, body, len(body))
+        received_at = self._received_at()
+        header_key = hdrs.get("webhook-id") or hdrs.get("svix-id")
         try:
             verified_by = self.authenticator.verify(hdrs, body)
         except CodatWebhookError as exc:
-            delivery = Delivery(header_key, hdrs, body, received_at, method=method)
-            raise _Rejected(exc, delivery) from None
+            return _Rejection(exc, Delivery(header_key, hdrs, body, received_at, method=method))
         fingerprint = hashlib.sha256(body).hexdigest()
+        key = header_key
+        obj: Mapping[str, Any] | None = None
         try:
             obj = load_object(body)
-        except PayloadError as exc:
-            key = header_key or f"sha256:{fingerprint}"
-            delivery = Delivery(key, hdrs, body, received_at, verified_by, method=method)
-            raise _Rejected(exc, delivery, self._entry(delivery, fingerprint)) from None
-        key = header_key or key_from_body(obj) or f"sha256:{fingerprint}"
-        try:
+            key = key or key_from_body(obj)
             routed = route(obj)
         except PayloadError as exc:
+            key = key or f"sha256:{fingerprint}"
             delivery = Delivery(key, hdrs, body, received_at, verified_by, method=method)
-            raise _Rejected(exc, delivery, self._entry(delivery, fingerprint, obj)) from None
+            return _Rejection(exc, delivery, self._dead_letter(delivery, fingerprint, obj))
+        key = key or f"sha256:{fingerprint}"
         entry = Entry(
             key, fingerprint, body, tuple(redact(hdrs.raw)), routed.kind, routed.company_id
         )
         return _Admitted(hdrs, body, received_at, verified_by, method, routed, entry)
 
+    def _too_large(
+        self, method: str, headers: HeaderInput, body: bytes, size: int | None
+    ) -> _Rejection:
+        """A body over ``max_body_bytes``, measured by us or (``size``) by the adapter."""
+        method = method.upper()
+        if method not in ALLOWED_METHODS:
+            return _WRONG_METHOD
+        hdrs = headers if type(headers) is Headers else Headers(headers)
+        header_key = hdrs.get("webhook-id") or hdrs.get("svix-id")
+        delivery = Delivery(header_key, hdrs, body, self._received_at(), method=method)
+        measured = "a chunked body" if size is None else f"body of {size} bytes"
+        error = PayloadTooLargeError(f"{measured} exceeds max_body_bytes={self.max_body_bytes}")
+        return _Rejection(error, delivery)
+
     @staticmethod
-    def _entry(delivery: Delivery, fingerprint: str, obj: Mapping[str, Any] | None = None) -> Entry:
+    def _dead_letter(delivery: Delivery, fingerprint: str, obj: Mapping[str, Any] | None) -> Entry:
         """The record of a rejected, authenticated delivery, to park it.
 
         The type and company are kept when the decoded body names them, so a parked delivery
@@ -366,20 +442,7 @@ class Receiver:
             company_id=company_id,
         )
 
-    @staticmethod
-    def _hook_kwargs(routed: Route, delivery: Delivery) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"delivery": delivery, routed.argument: routed.payload}
-        kwargs.setdefault("alert", routed.payload)  # on_handler_error names it ``alert``
-        return kwargs
-
     # --- store calls -------------------------------------------------------------------------
-
-    async def _store_call(self, function: Callable[..., Any], args: tuple[Any, ...]) -> Any:
-        if not self.store.blocking:
-            return function(*args)
-        from asgiref.sync import sync_to_async
-
-        return await sync_to_async(function, thread_sensitive=False)(*args)
 
     def _claim(self, entry: Entry, force: bool) -> Claim:
         return self.store.claim(entry, lease=self.lease, force=force)
@@ -404,35 +467,17 @@ class Receiver:
 
     # --- replies: the status policy ----------------------------------------------------------
 
-    def _not_claimed(
-        self, admitted: _Admitted, status: ClaimStatus, retry_after: float
-    ) -> tuple[Reply, _Notify | None]:
-        """The reply for a claim we did not get, and the informational hook to call, if any."""
-        key = admitted.entry.key
-        if status is ClaimStatus.DUPLICATE:
-            reply = Reply.build(200, Outcome.DUPLICATE, key, "already processed")
-            return reply, _Notify("on_duplicate", {"delivery": admitted.delivery()})
-        if status is ClaimStatus.IN_PROGRESS:
-            seconds = str(max(1, math.ceil(retry_after)))
-            reply = Reply.build(
-                503,
-                Outcome.IN_PROGRESS,
-                key,
-                "this key is being processed; retry later",
-                (("Retry-After", seconds),),
-            )
-            return reply, None
-        error = ConflictError("this key was already received with a different body")
-        note = _Notify("on_rejected", {"delivery": admitted.delivery(), "error": error})
-        return self._error_reply(error, key), note
-
-    @staticmethod
-    def _error_reply(error: CodatWebhookError, key: str | None) -> Reply:
-        detail = {
-            401: "authentication failed",
-            413: "body too large",
-        }.get(error.status_hint, error.reason)
-        return Reply.build(error.status_hint, error.outcome, key, detail)
+    def _error_reply(self, error: CodatWebhookError, key: str | None) -> Reply:
+        """The reply for a rejection; the sender never learns why authentication failed."""
+        status = error.status_hint
+        detail = _GENERIC_DETAILS.get(status, error.reason)
+        extra: tuple[tuple[str, str], ...] = ()
+        if status == 405:
+            extra = (("Allow", ", ".join(ALLOWED_METHODS)),)
+        elif status == 503:  # our failure, not the delivery's: Codat must try again
+            logger.error("could not check %s: %s", key, error.reason)
+            extra = (("Retry-After", str(self.retry_after)),)
+        return Reply.build(status, error.outcome, key, detail, extra)
 
     def _unavailable(self, key: str | None, exc: StoreError) -> Reply:
         logger.error("store unavailable for %s: %s", key, exc)
@@ -453,12 +498,6 @@ class Receiver:
             (("Retry-After", str(self.retry_after)),),
         )
 
-    @staticmethod
-    def _method_not_allowed() -> Reply:
-        return Reply.build(
-            405,
-            Outcome.METHOD_NOT_ALLOWED,
-            None,
-            "use POST or PUT",
-            (("Allow", ", ".join(ALLOWED_METHODS)),),
-        )
+
+_GENERIC_DETAILS = {401: "authentication failed", 413: "body too large"}
+"""Details that replace the error's reason in replies: a prober learns nothing from them."""

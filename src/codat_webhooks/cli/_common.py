@@ -20,8 +20,8 @@ from typing import Any
 
 import pluggy
 
-from ..receiver import DEFAULT_DB_PATH
 from ..stores.base import Record, State, Store
+from ..stores.sqlite import DEFAULT_DB_PATH
 
 __all__ = [
     "ENV_AUTHORIZATION",

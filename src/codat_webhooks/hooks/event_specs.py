@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .hookspecs import hookspec
+from .markers import hookspec
 
 if TYPE_CHECKING:
     from ..delivery import Delivery

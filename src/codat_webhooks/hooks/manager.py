@@ -1,39 +1,54 @@
-"""Builds the pluggy plugin manager a receiver dispatches through; nothing global."""
+"""Builds the pluggy plugin manager a receiver dispatches through; nothing global.
+
+Built-in plugins are named by dotted path and imported when a manager is built, so this module
+never imports :mod:`codat_webhooks.plugins` (whose plugins import the hook markers from here).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import importlib
+from collections.abc import Iterable, Sequence
 from types import ModuleType
 
 import pluggy
 
 from ..errors import ConfigurationError
-from . import event_specs, hookspecs
-from .hookspecs import PROJECT_NAME
+from . import SPEC_MODULES
+from .markers import PROJECT_NAME
 
-__all__ = ["ENTRY_POINT_GROUP", "SPEC_MODULES", "make_plugin_manager"]
+__all__ = ["BUILTIN_PLUGINS", "ENTRY_POINT_GROUP", "load_builtin", "make_plugin_manager"]
 
 ENTRY_POINT_GROUP = PROJECT_NAME
-SPEC_MODULES: list[ModuleType] = [hookspecs, event_specs]
-"""Every module of hookspecs; the manager, the docs and the consistency tests read this list."""
+
+BUILTIN_PLUGINS: dict[str, str] = {"codat_webhooks.log": "codat_webhooks.plugins.log:LogPlugin"}
+"""Plugin name -> ``module:factory`` of the plugins every receiver registers."""
+
+
+def load_builtin(path: str) -> object:
+    """The plugin made by the ``module:factory`` at ``path``."""
+    module_name, _, factory = path.partition(":")
+    return getattr(importlib.import_module(module_name), factory)()
 
 
 def make_plugin_manager(
-    plugins: Iterable[object] = (), *, load_entrypoints: bool = True
+    plugins: Iterable[object] = (),
+    *,
+    load_entrypoints: bool = True,
+    builtins: bool = True,
+    spec_modules: Sequence[ModuleType] = SPEC_MODULES,
 ) -> pluggy.PluginManager:
-    """A manager with every spec, built-ins, entry-point plugins (unless disabled) and ``plugins``.
+    """A manager with the specs, built-ins, entry-point plugins (unless disabled) and ``plugins``.
 
-    Raises :class:`ConfigurationError` when a plugin implements a hook that does not exist (a
-    typo would otherwise be silently never called) or uses a hook wrapper, which the
-    dispatcher does not support because hooks may be async.
+    Raises :class:`ConfigurationError` when a plugin implements a hook that is not in
+    ``spec_modules`` (a typo would otherwise be silently never called) or uses a hook wrapper,
+    which the dispatcher does not support because hooks may be async.
     """
     manager = pluggy.PluginManager(PROJECT_NAME)
-    for module in SPEC_MODULES:
+    for module in spec_modules:
         manager.add_hookspecs(module)
-    from ..plugins import BUILTIN_PLUGINS
-
-    for name, builtin in BUILTIN_PLUGINS:
-        manager.register(builtin, name=name)
+    if builtins:
+        for name, path in BUILTIN_PLUGINS.items():
+            manager.register(load_builtin(path), name=name)
     if load_entrypoints:
         manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
     for plugin in plugins:

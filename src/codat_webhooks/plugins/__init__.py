@@ -1,10 +1,12 @@
-"""Built-in plugins, registered through the same hooks third-party plugins use."""
+"""Built-in plugins, registered through the same hooks third-party plugins use.
+
+Which of them every receiver registers is listed, by dotted path, in
+:data:`codat_webhooks.hooks.manager.BUILTIN_PLUGINS`.
+"""
 
 from __future__ import annotations
 
 from .bridge import MigrationBridge
 from .log import LogPlugin
 
-__all__ = ["BUILTIN_PLUGINS", "LogPlugin", "MigrationBridge"]
-
-BUILTIN_PLUGINS: tuple[tuple[str, object], ...] = (("codat_webhooks.log", LogPlugin()),)
+__all__ = ["LogPlugin", "MigrationBridge"]

@@ -42,14 +42,13 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import pluggy
-
 from ..delivery import Delivery
 from ..errors import ConfigurationError
 from ..events import EventType
-from ..hooks import hookspecs
+from ..hooks import alert_specs
 from ..hooks.dispatch import Dispatcher
-from ..hooks.hookspecs import PROJECT_NAME, hookimpl
+from ..hooks.manager import make_plugin_manager
+from ..hooks.markers import hookimpl
 from ..models.events import (
     ClientRateLimitEvent,
     ConnectionEvent,
@@ -198,13 +197,11 @@ class MigrationBridge:
             raise ConfigurationError(
                 "MigrationBridge(...) needs the legacy handler plugins to wrap"
             )
-        manager = pluggy.PluginManager(PROJECT_NAME)
-        manager.add_hookspecs(hookspecs)
-        for handler in handlers:
-            manager.register(handler)
         try:
-            manager.check_pending()
-        except pluggy.PluginValidationError as exc:
+            manager = make_plugin_manager(
+                handlers, load_entrypoints=False, builtins=False, spec_modules=(alert_specs,)
+            )
+        except ConfigurationError as exc:
             raise ConfigurationError(
                 f"MigrationBridge wraps legacy handlers only; register event handlers with the "
                 f"Receiver directly ({exc})"
@@ -230,10 +227,10 @@ class MigrationBridge:
         self._dispatcher.call(("on_rejected",), {"delivery": delivery, "error": error})
 
     @hookimpl
-    def on_handler_error(self, alert: Any, delivery: Delivery, error: Exception) -> None:
+    def on_handler_error(self, payload: Any, delivery: Delivery, error: Exception) -> None:
         """Forwarded for legacy alerts only: a failed *event* has no single legacy alert."""
-        if isinstance(alert, Alert):
-            kwargs = {"alert": alert, "delivery": delivery, "error": error}
+        if isinstance(payload, Alert):
+            kwargs = {"alert": payload, "payload": payload, "delivery": delivery, "error": error}
             self._dispatcher.call(("on_handler_error",), kwargs)
 
 

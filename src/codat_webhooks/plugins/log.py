@@ -6,7 +6,7 @@ import logging
 
 from ..delivery import Delivery
 from ..hooks.dispatch import nonblocking
-from ..hooks.hookspecs import hookimpl
+from ..hooks.markers import hookimpl
 from ..models.events import Event
 from ..models.legacy import Alert
 

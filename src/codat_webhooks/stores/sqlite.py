@@ -26,7 +26,10 @@ from ..errors import ConfigurationError, StoreError
 from ._plan import plan_claim, plan_first_claim, plan_park, record_from_row, record_to_row
 from .base import DEFAULT_RETENTION, Claim, Entry, Record, State, Store
 
-__all__ = ["SQLiteStore"]
+__all__ = ["DEFAULT_DB_PATH", "SQLiteStore"]
+
+DEFAULT_DB_PATH = "codat-webhooks.sqlite3"
+"""The file a receiver (and the CLI) uses when no store is given: in the working directory."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -94,7 +97,10 @@ class SQLiteStore(Store):
     """Exactly-once across the threads and processes of one machine that share ``path``.
 
     ``timeout`` is how long a call waits for another process's write lock before it gives up
-    with :class:`StoreError` (so the receiver answers 503 and Codat retries).
+    with :class:`StoreError` (so the receiver answers 503 and Codat retries). The file is
+    created and checked at construction, so a bad path fails at start; ``connect=False``
+    defers that to the first call (the default store of a receiver built in a REPL or a test
+    writes nothing until a delivery arrives).
     """
 
     blocking = True
@@ -106,6 +112,7 @@ class SQLiteStore(Store):
         retention: float = DEFAULT_RETENTION,
         timeout: float = 5.0,
         clock: Callable[[], float] = time.time,
+        connect: bool = True,
     ) -> None:
         super().__init__(retention=retention)
         text = os.fspath(path)
@@ -121,8 +128,9 @@ class SQLiteStore(Store):
         self._all: list[tuple[int, sqlite3.Connection]] = []
         self._all_lock = threading.Lock()
         self._closed = False
-        with self._errors():
-            self._connection()  # create the file and schema now, so a bad path fails at start
+        if connect:
+            with self._errors():
+                self._connection()
 
     # --- connections -------------------------------------------------------------------------
 

@@ -7,7 +7,8 @@ Every fixture is prefixed ``codat_`` so it never shadows a project's own fixture
         assert delivery.post(codat_receiver).outcome == "processed"
         assert codat_recorder.names()[:1] == ["on_data_connection_status_changed"]
 
-``codat_receiver`` uses a :class:`MemoryStore` on a :class:`FakeClock` and loads no entry
+``codat_receiver`` uses a :class:`MemoryStore` and the receiver's clock is one :class:`FakeClock`
+(``codat_clock``: leases, signature ages and the store all read it), and it loads no entry
 points, so installed plugins never leak into tests; add your own with ``codat_make_receiver``.
 Nothing from codat_webhooks is imported until a fixture is used, so merely having the package
 installed costs other projects' test runs nothing.
@@ -94,7 +95,10 @@ def codat_recorder() -> Recorder:
 
 @pytest.fixture
 def codat_make_receiver(
-    codat_credentials: CodatCredentials, codat_store: MemoryStore, codat_recorder: Recorder
+    codat_credentials: CodatCredentials,
+    codat_store: MemoryStore,
+    codat_recorder: Recorder,
+    codat_clock: FakeClock,
 ) -> Iterator[Callable[..., Receiver]]:
     """A factory for receivers on the test store with the recorder and your ``plugins``.
 
@@ -111,6 +115,7 @@ def codat_make_receiver(
             "signing_secrets": codat_credentials.signing_secret,
             "store": codat_store,
             "load_entrypoints": False,
+            "clock": codat_clock,
         }
         options.update(overrides)
         options["plugins"] = [codat_recorder, *plugins]
@@ -149,14 +154,15 @@ def _sample_body(kind: str, **options: Any) -> bytes:
 
 @pytest.fixture
 def codat_signed_delivery(
-    codat_credentials: CodatCredentials,
+    codat_credentials: CodatCredentials, codat_clock: FakeClock
 ) -> Callable[..., SignedDelivery]:
     """Build deliveries signed with ``codat_credentials`` (or anything you pass).
 
     ``codat_signed_delivery(type_or_body, *, key=None, timestamp=None, secret=None,
     authorization=None, prefix="webhook", **sample_options)``: a type name builds a fresh
     sample; bytes are sent as they are. ``secret=False`` sends no signature (legacy style);
-    ``authorization=True`` adds the test ``Authorization`` header.
+    ``authorization=True`` adds the test ``Authorization`` header. The signature is dated by
+    ``codat_clock`` unless ``timestamp`` is given, as Codat would date it at that moment.
     """
     from .signing import sign
 
@@ -175,7 +181,8 @@ def codat_signed_delivery(
         headers = {"Content-Type": "application/json"}
         if secret is not False:
             chosen = codat_credentials.signing_secret if secret in (None, True) else str(secret)
-            headers |= sign(raw, chosen, msg_id=key, timestamp=timestamp, prefix=prefix)
+            when = codat_clock.now if timestamp is None else timestamp
+            headers |= sign(raw, chosen, msg_id=key, timestamp=when, prefix=prefix)
         if authorization:
             headers["Authorization"] = (
                 codat_credentials.authorization if authorization is True else str(authorization)

@@ -12,8 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..hooks.hookspecs import PROJECT_NAME, hookimpl
-from ..hooks.manager import SPEC_MODULES
+from ..hookspecs import PROJECT_NAME, SPEC_MODULES, hookimpl
 
 __all__ = ["HookCall", "Recorder"]
 

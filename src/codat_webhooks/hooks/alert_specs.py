@@ -1,4 +1,4 @@
-"""Hook specifications: what plugins can implement, when each is called, with what.
+"""Hook specifications for legacy alerts and for every delivery: what plugins can implement.
 
 Implement any subset with ``@codat_webhooks.hookimpl`` on a class or module and pass it in
 ``Receiver(plugins=[...])`` or publish it under the ``codat_webhooks`` entry-point group.
@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import pluggy
+from .markers import hookspec
 
 if TYPE_CHECKING:
     from ..delivery import Delivery
+    from ..models.events import Event
     from ..models.legacy import (
         AccountCategoriesUpdatedAlert,
         Alert,
@@ -40,11 +41,6 @@ if TYPE_CHECKING:
         SyncConnectionDeletedAlert,
     )
 
-__all__ = ["PROJECT_NAME", "hookimpl", "hookspec"]
-
-PROJECT_NAME = "codat_webhooks"
-hookspec = pluggy.HookspecMarker(PROJECT_NAME)
-hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 # --- Legacy rule hooks: one per rule type, called once per new alert of that type ------------
 # Called after the delivery is authenticated, parsed and claimed, before ``on_alert``.
@@ -210,8 +206,13 @@ def on_rejected(delivery: Delivery, error: Exception) -> None:
 
 
 @hookspec
-def on_handler_error(alert: Alert, delivery: Delivery, error: Exception) -> None:
-    """A hook raised ``error`` while processing ``alert``.
+def on_handler_error(
+    alert: Alert | Event, delivery: Delivery, error: Exception, payload: Alert | Event
+) -> None:
+    """A hook raised ``error`` while processing a delivery.
 
-    The claim is released and Codat is told to retry (503). Errors here are logged and ignored.
+    ``payload`` is what the failing hook received: the alert, or the event for an event hook.
+    ``alert`` holds the same object under its original name, kept so existing plugins work
+    (it is an event too when an event hook failed); take whichever reads better. The claim is
+    released and Codat is told to retry (503). Errors here are logged and ignored.
     """

@@ -1,0 +1,43 @@
+"""Every ``outcome`` a reply can carry: the word a sender, a log line or the CLI sees.
+
+One enum, so the status policy, the errors that map onto it and the reply bodies cannot
+disagree about the spelling of an outcome.
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = ["Outcome"]
+
+
+class Outcome(str, enum.Enum):
+    """A reply's ``outcome``; compares equal to its string, so ``reply.outcome == "processed"``."""
+
+    PROCESSED = "processed"
+    """Every hook returned (or an unknown type was authenticated and passed to its hook)."""
+    DUPLICATE = "duplicate"
+    """The key was already processed; only ``on_duplicate`` ran."""
+    IN_PROGRESS = "in_progress"
+    """Another worker holds a live lease on the key; retry later."""
+    CONFLICT = "conflict"
+    """The key was already received with a different body."""
+    UNAUTHORIZED = "unauthorized"
+    """Missing or wrong credentials, or a bad or stale signature."""
+    INVALID = "invalid"
+    """Not a JSON object (400), or not an alert or event (422, parked)."""
+    TOO_LARGE = "too_large"
+    """The body exceeds ``max_body_bytes``."""
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    """Neither POST nor PUT."""
+    FAILED = "failed"
+    """A hook raised; the claim was released so the retry runs the hooks again."""
+    UNAVAILABLE = "unavailable"
+    """The store could not be reached; no hook ran."""
+    MISCONFIGURED = "misconfigured"
+    """The receiver or its store is set up in a way that cannot work."""
+    ERROR = "error"
+    """Any other failure of this library."""
+
+    def __str__(self) -> str:
+        return self.value
