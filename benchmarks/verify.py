@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 import standardwebhooks
 from svix.webhooks import Webhook as SvixWebhook
 
-from codat_webhooks.events import EventType
+from codat_webhooks.event_types import EventType
 from codat_webhooks.headers import Headers
 from codat_webhooks.testing import event_body, sign
 from codat_webhooks.verify import SignatureCheck, decode_signing_secret

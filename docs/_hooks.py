@@ -8,7 +8,6 @@ plain functions of the code, so ``tests/test_docs.py`` can call them too.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import json
 import re
@@ -167,21 +166,10 @@ def rule_details() -> str:
 # --- new-service events -----------------------------------------------------------------------
 
 
-def _events_module() -> Any:
-    """``codat_webhooks.events`` if it exists yet (it is built alongside these docs)."""
-    try:
-        return importlib.import_module("codat_webhooks.events")
-    except ModuleNotFoundError as exc:
-        if exc.name != "codat_webhooks.events":
-            raise
-        return None
-
-
 def events_table() -> str:
-    module = _events_module()
-    if module is None:
-        return "!!! note\n    New-service events are not part of this release yet."
-    return render_events(module)
+    from codat_webhooks import event_types
+
+    return render_events(event_types)
 
 
 def _nested_models(annotation: Any) -> Iterator[Any]:
@@ -219,9 +207,7 @@ def render_events(module: Any) -> str:
     from codat_webhooks.models import events as models
 
     documented_hooks = {name for _, name, _ in hookspecs()}
-    sample = getattr(
-        importlib.import_module("codat_webhooks.testing.samples"), "event_sample", None
-    )
+    from codat_webhooks.testing.samples import event_sample as sample
 
     def hook_link(hook: str) -> str:
         return f"[`{hook}`](hooks.md#{hook})" if hook in documented_hooks else f"`{hook}`"
@@ -247,9 +233,8 @@ def render_events(module: Any) -> str:
         )
         if isinstance(payload, type) and getattr(payload, "model_fields", None):
             parts.append(linked_fields_table(payload, seen))
-        if sample is not None:
-            body = _stable_ids(sample(spec.type))
-            parts.append("A sample body:\n\n" + json_block(body))
+        body = _stable_ids(sample(spec.type))
+        parts.append("A sample body:\n\n" + json_block(body))
     parts.append("### Payload parts")
     done: set[str] = set()
     while len(done) < len(seen):
@@ -321,14 +306,12 @@ def hook_common_arguments() -> str:
 
 def migration_table() -> str:
     """Legacy rule type -> the new-service events that replace it, from the event table."""
+    from codat_webhooks.event_types import EVENTS
     from codat_webhooks.rules import RULES
 
-    module = _events_module()
-    if module is None:
-        return ""
     rows = ["| legacy rule type | new-service events |", "|---|---|"]
     for rule in RULES:
-        events = [spec for spec in module.EVENTS if rule.type.value in spec.legacy]
+        events = [spec for spec in EVENTS if rule.type.value in spec.legacy]
         links = ", ".join(f"[`{e.type.value}`](reference/rules.md#{e.hook})" for e in events)
         rows.append(f"| `{rule.type.value}` | {links or 'none'} |")
     return "\n".join(rows)

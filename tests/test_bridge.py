@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from codat_webhooks import Alert, ConfigurationError, Receiver, RuleType, hookimpl
-from codat_webhooks.events import EventType
+from codat_webhooks.event_types import EventType
 from codat_webhooks.hooks.manager import BUILTIN_PLUGINS, load_builtin
 from codat_webhooks.models import parse_event
 from codat_webhooks.plugins import MigrationBridge

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from codat_webhooks import Receiver
-from codat_webhooks.events import EventType
+from codat_webhooks.event_types import EventType
 from codat_webhooks.models import events as models
 from codat_webhooks.models import parse_event
 from codat_webhooks.models.values import (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -11,12 +12,11 @@ import pytest
 
 import codat_webhooks
 from codat_webhooks import Event, PayloadError, Receiver, hookimpl, parse_event
-from codat_webhooks.events import EVENTS, EventType, hook_name_for
+from codat_webhooks.event_types import EVENTS, EventType, hook_name_for
 from codat_webhooks.hooks import alert_specs, event_specs
 from codat_webhooks.hookspecs import SPEC_MODULES
 from codat_webhooks.models import events as models
 from codat_webhooks.rules import RuleType
-from codat_webhooks.stores import MemoryStore
 from codat_webhooks.testing import event_body, event_sample, event_type_string
 
 ALL_TYPES = list(EventType)
@@ -270,14 +270,24 @@ def _recording_plugin(calls: list[tuple[str, Any]]) -> object:
     return type("EventRecorder", (), namespace)()
 
 
-def _receiver(*plugins: object) -> Receiver:
-    return Receiver(insecure=True, store=MemoryStore(), plugins=plugins, load_entrypoints=False)
+@pytest.fixture
+def make_receiver(codat_make_receiver: Callable[..., Receiver]) -> Callable[..., Receiver]:
+    """Receivers from the shared fixtures, unauthenticated: these tests are about routing."""
+
+    def make(*plugins: object) -> Receiver:
+        return codat_make_receiver(
+            list(plugins), authorization=None, signing_secrets=None, insecure=True
+        )
+
+    return make
 
 
 @pytest.mark.parametrize("kind", ALL_TYPES, ids=IDS)
-def test_each_event_type_reaches_its_hook_then_on_event(kind: EventType) -> None:
+def test_each_event_type_reaches_its_hook_then_on_event(
+    kind: EventType, make_receiver: Callable[..., Receiver]
+) -> None:
     calls: list[tuple[str, Any]] = []
-    receiver = _receiver(_recording_plugin(calls))
+    receiver = make_receiver(_recording_plugin(calls))
     body = event_body(kind, data_type="journalEntries", report_type="categorizedBankStatement")
     reply = receiver.handle("POST", {}, body)
 
@@ -295,16 +305,20 @@ def test_each_event_type_reaches_its_hook_then_on_event(kind: EventType) -> None
     assert record.kind == event.event_type
 
 
-def test_unknown_event_reaches_on_unknown_event_and_succeeds() -> None:
+def test_unknown_event_reaches_on_unknown_event_and_succeeds(
+    make_receiver: Callable[..., Receiver],
+) -> None:
     calls: list[tuple[str, Any]] = []
-    receiver = _receiver(_recording_plugin(calls))
+    receiver = make_receiver(_recording_plugin(calls))
     reply = receiver.handle("POST", {}, event_body("payroll.run.completed"))
     assert (reply.status, reply.outcome) == (200, "processed")
     assert [hook for hook, _ in calls] == ["on_unknown_event", "on_event"]
 
 
-def test_body_id_is_the_key_without_a_webhook_id_header() -> None:
-    receiver = _receiver()
+def test_body_id_is_the_key_without_a_webhook_id_header(
+    make_receiver: Callable[..., Receiver],
+) -> None:
+    receiver = make_receiver()
     body = event_body(EventType.COMPANY_CREATED)
     first = receiver.handle("POST", {}, body)
     assert first.key == parse_event(body).model_dump(mode="json")["id"]
@@ -324,9 +338,11 @@ class _Failing:
         self.errors.append((alert, error))
 
 
-def test_a_failing_event_hook_gives_503_and_on_handler_error_gets_the_event_as_alert() -> None:
+def test_a_failing_event_hook_gives_503_and_on_handler_error_gets_the_event_as_alert(
+    make_receiver: Callable[..., Receiver],
+) -> None:
     failing = _Failing()
-    receiver = _receiver(failing)
+    receiver = make_receiver(failing)
     reply = receiver.handle("POST", {}, event_body(EventType.CONNECTION_CONNECTED))
     assert (reply.status, reply.outcome) == (503, "failed")
     [(alert, error)] = failing.errors
@@ -338,7 +354,7 @@ async def _async_collect(receiver: Receiver, body: bytes) -> Any:
     return await receiver.handle_async("POST", {}, body)
 
 
-def test_async_event_hooks_run_under_handle_async() -> None:
+def test_async_event_hooks_run_under_handle_async(make_receiver: Callable[..., Receiver]) -> None:
     import asyncio
 
     seen: list[str] = []
@@ -349,7 +365,7 @@ def test_async_event_hooks_run_under_handle_async() -> None:
             await asyncio.sleep(0)
             seen.append(event.event_type)
 
-    receiver = _receiver(AsyncHandlers())
+    receiver = make_receiver(AsyncHandlers())
     reply = asyncio.run(_async_collect(receiver, event_body(EventType.READ_COMPLETED)))
     assert reply.status == 200
     assert seen == ["read.completed"]

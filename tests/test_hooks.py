@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pluggy
@@ -15,10 +16,15 @@ from codat_webhooks.stores import MemoryStore
 from codat_webhooks.testing import sample_body
 
 
-def make_receiver(*plugins: object, **kwargs: Any) -> Receiver:
-    return Receiver(
-        insecure=True, store=MemoryStore(), plugins=list(plugins), load_entrypoints=False, **kwargs
-    )
+@pytest.fixture
+def make_receiver(codat_make_receiver: Callable[..., Receiver]) -> Callable[..., Receiver]:
+    """Receivers from the shared fixtures, unauthenticated: these tests are about hooks."""
+
+    def make(*plugins: object, **kwargs: Any) -> Receiver:
+        kwargs.update(authorization=None, signing_secrets=None, insecure=True)
+        return codat_make_receiver(list(plugins), **kwargs)
+
+    return make
 
 
 class Mixed:
@@ -40,14 +46,18 @@ class Mixed:
         self.threads["async"] = threading.get_ident()
 
 
-def test_sync_handle_runs_async_implementations_to_completion() -> None:
+def test_sync_handle_runs_async_implementations_to_completion(
+    make_receiver: Callable[..., Receiver],
+) -> None:
     plugin = Mixed()
     reply = make_receiver(plugin).handle("POST", {}, sample_body("Data sync completed"))
     assert reply.outcome == "processed"
     assert plugin.order == ["sync", "async"]
 
 
-def test_handle_async_runs_sync_implementations_off_the_event_loop() -> None:
+def test_handle_async_runs_sync_implementations_off_the_event_loop(
+    make_receiver: Callable[..., Receiver],
+) -> None:
     plugin = Mixed()
     receiver = make_receiver(plugin)
 
@@ -62,7 +72,9 @@ def test_handle_async_runs_sync_implementations_off_the_event_loop() -> None:
     assert plugin.threads["async"] == loop_thread
 
 
-def test_sync_handle_called_inside_a_running_loop_still_runs_async_hooks() -> None:
+def test_sync_handle_called_inside_a_running_loop_still_runs_async_hooks(
+    make_receiver: Callable[..., Receiver],
+) -> None:
     plugin = Mixed()
     receiver = make_receiver(plugin)
 
@@ -73,7 +85,9 @@ def test_sync_handle_called_inside_a_running_loop_still_runs_async_hooks() -> No
     assert plugin.order == ["sync", "async"]
 
 
-def test_slow_sync_hook_does_not_block_the_event_loop() -> None:
+def test_slow_sync_hook_does_not_block_the_event_loop(
+    make_receiver: Callable[..., Receiver],
+) -> None:
     released = threading.Event()
     outcome: list[bool] = []
 
@@ -101,7 +115,9 @@ def test_slow_sync_hook_does_not_block_the_event_loop() -> None:
 
 
 @pytest.mark.parametrize("use_async", [False, True])
-def test_async_failure_stops_the_chain_and_is_retried(use_async: bool) -> None:
+def test_async_failure_stops_the_chain_and_is_retried(
+    use_async: bool, make_receiver: Callable[..., Receiver]
+) -> None:
     ran: list[str] = []
 
     class Failing:
@@ -128,7 +144,7 @@ def test_async_failure_stops_the_chain_and_is_retried(use_async: bool) -> None:
     assert ran == ["failing", "error:boom"]
 
 
-def test_implementations_run_in_pluggy_order() -> None:
+def test_implementations_run_in_pluggy_order(make_receiver: Callable[..., Receiver]) -> None:
     order: list[str] = []
 
     class A:
@@ -155,7 +171,9 @@ def test_implementations_run_in_pluggy_order() -> None:
     assert order == ["first", "B", "A", "last"]
 
 
-def test_plugins_registered_or_removed_between_deliveries_are_seen() -> None:
+def test_plugins_registered_or_removed_between_deliveries_are_seen(
+    make_receiver: Callable[..., Receiver],
+) -> None:
     # The dispatcher caches each hook's implementations; the cache must follow the manager.
     order: list[str] = []
 
@@ -179,7 +197,9 @@ def test_plugins_registered_or_removed_between_deliveries_are_seen() -> None:
     assert order == ["early", "late", "early", "late"]
 
 
-def test_implementations_may_take_any_subset_of_arguments() -> None:
+def test_implementations_may_take_any_subset_of_arguments(
+    make_receiver: Callable[..., Receiver],
+) -> None:
     got: list[tuple[Any, ...]] = []
 
     class Subsets:
@@ -196,7 +216,7 @@ def test_implementations_may_take_any_subset_of_arguments() -> None:
 
 
 def test_errors_in_informational_hooks_are_logged_not_raised(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, make_receiver: Callable[..., Receiver]
 ) -> None:
     class Noisy:
         @hookimpl
@@ -211,7 +231,7 @@ def test_errors_in_informational_hooks_are_logged_not_raised(
     assert "on_duplicate hook raised" in caplog.text
 
 
-def test_a_misspelt_hook_is_a_configuration_error() -> None:
+def test_a_misspelt_hook_is_a_configuration_error(make_receiver: Callable[..., Receiver]) -> None:
     class Typo:
         @hookimpl
         def on_data_conection_status_changed(self) -> None:  # pragma: no cover
@@ -221,7 +241,7 @@ def test_a_misspelt_hook_is_a_configuration_error() -> None:
         make_receiver(Typo())
 
 
-def test_hook_wrappers_are_refused() -> None:
+def test_hook_wrappers_are_refused(make_receiver: Callable[..., Receiver]) -> None:
     class Wrapper:
         @hookimpl(wrapper=True)
         def on_alert(self) -> Any:  # pragma: no cover
@@ -246,7 +266,9 @@ def test_builtin_log_plugin_reports_rejections(caplog: pytest.LogCaptureFixture)
     assert "Authorization: y" not in caplog.text
 
 
-def test_nonblocking_sync_implementations_run_on_the_loop_without_a_thread_hop() -> None:
+def test_nonblocking_sync_implementations_run_on_the_loop_without_a_thread_hop(
+    make_receiver: Callable[..., Receiver],
+) -> None:
     from codat_webhooks.hooks import nonblocking
 
     threads: dict[str, int] = {}

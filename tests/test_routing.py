@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from codat_webhooks import Alert, Event, PayloadError, Receiver, RuleType, hookimpl
-from codat_webhooks.events import EventType
+from codat_webhooks.event_types import EventType
 from codat_webhooks.models.legacy import ALERT_CLASSES, AccountCategoriesUpdatedAlert
 from codat_webhooks.routing import key_from_body, legacy_body_from_event, route
 from codat_webhooks.stores import MemoryStore

@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -51,12 +52,22 @@ class Rejections:
         self.processed.append(event)
 
 
-def make_receiver(**kwargs: Any) -> tuple[Receiver, MemoryStore, Rejections]:
-    store = MemoryStore()
-    recorder = Rejections()
-    kwargs.setdefault("signing_secrets", SECRET)
-    receiver = Receiver(store=store, plugins=[recorder], load_entrypoints=False, **kwargs)
-    return receiver, store, recorder
+MakeReceiver = Callable[..., tuple[Receiver, MemoryStore, Rejections]]
+
+
+@pytest.fixture
+def make_receiver(
+    codat_make_receiver: Callable[..., Receiver], codat_store: MemoryStore
+) -> MakeReceiver:
+    """A receiver on the shared fixtures checking ``SECRET``, its store and its rejections."""
+
+    def make(**kwargs: Any) -> tuple[Receiver, MemoryStore, Rejections]:
+        recorder = Rejections()
+        kwargs.setdefault("signing_secrets", SECRET)
+        kwargs.setdefault("authorization", None)
+        return codat_make_receiver([recorder], **kwargs), codat_store, recorder
+
+    return make
 
 
 def svix_headers(body: bytes, secret: str, msg_id: str, when: datetime) -> dict[str, str]:
@@ -71,7 +82,7 @@ def svix_headers(body: bytes, secret: str, msg_id: str, when: datetime) -> dict[
 # --- Interoperability with the official libraries ------------------------------------------
 
 
-def test_signatures_made_by_svix_verify() -> None:
+def test_signatures_made_by_svix_verify(make_receiver: MakeReceiver) -> None:
     receiver, store, recorder = make_receiver()
     body = event_body("connection.connected")
     headers = svix_headers(body, SECRET, "msg_svix_1", datetime.now(timezone.utc))
@@ -81,7 +92,7 @@ def test_signatures_made_by_svix_verify() -> None:
     assert store.get("msg_svix_1") is not None
 
 
-def test_signatures_made_by_standardwebhooks_verify() -> None:
+def test_signatures_made_by_standardwebhooks_verify(make_receiver: MakeReceiver) -> None:
     receiver, _, recorder = make_receiver()
     body = sample_body("DataConnectionStatusChanged")
     now = datetime.now(timezone.utc)
@@ -122,7 +133,7 @@ def test_sign_uses_given_id_and_timestamp() -> None:
     assert headers["webhook-signature"] == expected
 
 
-def test_raw_bytes_secret_and_unprefixed_base64_secret() -> None:
+def test_raw_bytes_secret_and_unprefixed_base64_secret(make_receiver: MakeReceiver) -> None:
     raw = os.urandom(32)
     receiver, _, _ = make_receiver(signing_secrets=raw)
     body = event_body("company.created")
@@ -141,7 +152,9 @@ def test_raw_bytes_secret_and_unprefixed_base64_secret() -> None:
     assert receiver.handle("POST", sign(body, SECRET), body).status == 200
 
 
-def test_any_of_several_v1_signatures_matches_and_other_versions_are_ignored() -> None:
+def test_any_of_several_v1_signatures_matches_and_other_versions_are_ignored(
+    make_receiver: MakeReceiver,
+) -> None:
     receiver, _, _ = make_receiver()
     body = event_body("company.deleted")
     good = sign(body, SECRET)
@@ -154,7 +167,9 @@ def test_any_of_several_v1_signatures_matches_and_other_versions_are_ignored() -
     assert receiver.handle("POST", headers, body).status == 200
 
 
-def test_header_names_are_case_insensitive_and_pairs_are_accepted() -> None:
+def test_header_names_are_case_insensitive_and_pairs_are_accepted(
+    make_receiver: MakeReceiver,
+) -> None:
     receiver, _, _ = make_receiver()
     body = event_body("connection.created")
     pairs = [(name.upper(), value) for name, value in sign(body, SECRET).items()]
@@ -212,7 +227,9 @@ REJECTIONS = {
 
 
 @pytest.mark.parametrize("case", sorted(REJECTIONS))
-def test_bad_signatures_answer_401_and_store_nothing(case: str) -> None:
+def test_bad_signatures_answer_401_and_store_nothing(
+    case: str, make_receiver: MakeReceiver
+) -> None:
     receiver, store, recorder = make_receiver()
     headers, body = _tamper(case, event_body("connection.connected", company_id=None))
     reply = receiver.handle("POST", headers, body)
@@ -226,7 +243,7 @@ def test_bad_signatures_answer_401_and_store_nothing(case: str) -> None:
     assert REJECTIONS[case] in error.reason
 
 
-def test_rejection_detail_is_identical_whatever_failed() -> None:
+def test_rejection_detail_is_identical_whatever_failed(make_receiver: MakeReceiver) -> None:
     bodies = set()
     for case in REJECTIONS:
         receiver, _, _ = make_receiver()
@@ -249,7 +266,7 @@ def test_tolerance_is_configurable_and_two_sided() -> None:
                 check(headers, body)
 
 
-def test_receiver_tolerance_argument_reaches_the_check() -> None:
+def test_receiver_tolerance_argument_reaches_the_check(make_receiver: MakeReceiver) -> None:
     body = event_body("company.created")
     an_hour_ago = time.time() - 3600
     strict, _, _ = make_receiver()
@@ -336,7 +353,9 @@ def test_policy_when_both_are_configured(
         assert (reply.status, recorder.names) == (200, [expected])
 
 
-def test_only_secrets_configured_rejects_an_authorization_header_alone() -> None:
+def test_only_secrets_configured_rejects_an_authorization_header_alone(
+    make_receiver: MakeReceiver,
+) -> None:
     receiver, store, recorder = make_receiver()
     body = event_body("company.created")
     reply = receiver.handle("POST", {"Authorization": "Bearer anything"}, body)
@@ -364,7 +383,9 @@ def test_negative_tolerance_is_a_configuration_error() -> None:
 
 
 @pytest.mark.parametrize("prefix", ["webhook", "svix"])
-def test_message_id_header_is_the_key_across_retries(prefix: str) -> None:
+def test_message_id_header_is_the_key_across_retries(
+    prefix: str, make_receiver: MakeReceiver
+) -> None:
     receiver, store, recorder = make_receiver()
     body = event_body("read.completed")
     first = receiver.handle("POST", sign(body, SECRET, msg_id="msg_retry", prefix=prefix), body)
@@ -377,7 +398,7 @@ def test_message_id_header_is_the_key_across_retries(prefix: str) -> None:
     assert [record.key for record in store.find()] == ["msg_retry"]
 
 
-def test_header_key_wins_over_the_body_id() -> None:
+def test_header_key_wins_over_the_body_id(make_receiver: MakeReceiver) -> None:
     receiver, _, _ = make_receiver()
     body = event_body("company.created", event_id="7d3f4a37-4c7e-4a6e-9f7e-0b6a3c7d2e11")
     reply = receiver.handle("POST", sign(body, SECRET, msg_id="msg_header"), body)

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from .errors import ConfigurationError
-from .receiver import Receiver
+from .receiver import Receiver, TooLarge
 
 __all__ = ["WebhookApp", "WebhookMiddleware"]
 
@@ -36,13 +36,6 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-class _TooLarge:
-    """What :func:`_read_body` returns when it stopped at the limit; ``size`` if declared."""
-
-    def __init__(self, size: int | None) -> None:
-        self.size = size
-
-
 def _declared_length(headers: list[tuple[str, str]]) -> int | None:
     for name, value in headers:
         if name.lower() == "content-length":
@@ -50,12 +43,10 @@ def _declared_length(headers: list[tuple[str, str]]) -> int | None:
     return None
 
 
-async def _read_body(
-    receive: Receive, declared: int | None, limit: int
-) -> bytes | _TooLarge | None:
-    """The raw body, a :class:`_TooLarge` marker, or ``None`` if the client disconnected."""
+async def _read_body(receive: Receive, declared: int | None, limit: int) -> bytes | TooLarge | None:
+    """The raw body, a :class:`TooLarge` marker, or ``None`` if the client disconnected."""
     if declared is not None and declared > limit:
-        return _TooLarge(declared)
+        return TooLarge(declared)
     chunks, size = [], 0
     while True:
         message = await receive()
@@ -64,7 +55,7 @@ async def _read_body(
         chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            return _TooLarge(declared)
+            return TooLarge(declared)
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
@@ -100,7 +91,7 @@ class WebhookApp:
         body = await _read_body(receive, _declared_length(headers), limit)
         if body is None:
             return None  # nobody is left to answer, and a partial body must not be processed
-        if isinstance(body, _TooLarge):
+        if isinstance(body, TooLarge):
             reply = await self.receiver.reject_too_large_async(method, headers, body.size)
         else:
             reply = await self.receiver.handle_async(method, headers, body)

@@ -34,7 +34,7 @@ class Delivery:
 
 
 def _json_str(text: str | None) -> str:
-    """``text`` as a JSON value: the C escaper itself, without ``json.dumps``'s dispatch."""
+    """``text`` as a JSON value, escaped to ASCII as ``json.dumps`` would."""
     return "null" if text is None else encode_basestring_ascii(text)
 
 
@@ -57,8 +57,8 @@ class Reply:
         detail: str,
         extra_headers: tuple[tuple[str, str], ...] = (),
     ) -> Reply:
-        # Formatted rather than json.dumps({...}): this runs for every delivery, and only the
-        # key changes between two replies with the same outcome and detail.
+        # Always the same three fields in the same order, which senders and the CLI rely on;
+        # only the key differs between two replies with the same outcome and detail.
         body = b"".join((_OPENINGS[outcome], _json_str(key).encode(), _closing(detail)))
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
         headers.extend(extra_headers)

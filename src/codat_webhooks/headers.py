@@ -27,7 +27,6 @@ class Headers(Mapping[str, str]):
     __slots__ = ("_first", "raw")
 
     def __init__(self, headers: HeaderInput | None = None) -> None:
-        # type() first: a plain dict is the common case, and the ABC check costs more.
         if type(headers) is dict or isinstance(headers, Mapping):
             pairs: Iterable[tuple[str, str]] = headers.items()
         else:

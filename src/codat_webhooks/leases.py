@@ -61,7 +61,7 @@ class LeaseKeeper:
 
     def renew_due(self, now: float) -> None:
         """Renew every claim whose last renewal is more than half a lease old."""
-        held = self._held.copy()  # one C-level copy: safe while other threads add and remove
+        held = self._held.copy()  # a snapshot: request threads add and remove claims meanwhile
         due = [(claim, since) for claim, since in held.items() if now - since[0] >= self._lease / 2]
         for (key, token), since in due:
             if (key, token) not in self._held:

@@ -45,7 +45,7 @@ from .routing import Route, describe, key_from_body, route
 from .stores.base import CODAT_RETRY_WINDOW, Claim, ClaimStatus, Entry, Store
 from .verify import Authenticator, Credentials, SecretCredentials
 
-__all__ = ["ALLOWED_METHODS", "Receiver", "default_store"]
+__all__ = ["ALLOWED_METHODS", "Receiver", "TooLarge", "default_store"]
 
 logger = logging.getLogger("codat_webhooks")
 
@@ -58,6 +58,16 @@ def default_store(clock: Clock = system_clock) -> Store:
     from .stores.sqlite import DEFAULT_DB_PATH, SQLiteStore
 
     return SQLiteStore(DEFAULT_DB_PATH, clock=clock, connect=False)
+
+
+class TooLarge(NamedTuple):
+    """What an adapter reads instead of a body that passes ``max_body_bytes``.
+
+    Hand ``size`` (the declared ``Content-Length``, or ``None`` for a chunked body cut off at
+    the limit) to :meth:`Receiver.reject_too_large` for the reply.
+    """
+
+    size: int | None
 
 
 @dataclass(slots=True)

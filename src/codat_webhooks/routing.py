@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from .errors import PayloadError
-from .events import EventType
+from .event_types import EventType
 from .models._fields import CodatModel
 from .models._parse import alert_from_object, parse_alert, rule_type_of
 from .models.events import EVENT_TYPE_KEYS, event_type_of, parse_event

@@ -29,7 +29,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wsgi import get_content_length
 
 from .errors import ConfigurationError
-from .receiver import Receiver
+from .receiver import Receiver, TooLarge
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -39,20 +39,13 @@ __all__ = ["WebhookApp", "WebhookMiddleware"]
 _CHUNK = 65_536
 
 
-class _TooLarge:
-    """What :func:`_read_body` returns when it stopped at the limit; ``size`` if declared."""
-
-    def __init__(self, size: int | None) -> None:
-        self.size = size
-
-
-def _read_body(environ: WSGIEnvironment, limit: int) -> bytes | _TooLarge | None:
-    """The raw body, a :class:`_TooLarge` marker, or ``None`` if the client went away early."""
+def _read_body(environ: WSGIEnvironment, limit: int) -> bytes | TooLarge | None:
+    """The raw body, a :class:`TooLarge` marker, or ``None`` if the client went away early."""
     stream = environ["wsgi.input"]
     declared = get_content_length(environ)  # None for chunked or missing, 0 if invalid
     if declared is not None:
         if declared > limit:
-            return _TooLarge(declared)
+            return TooLarge(declared)
         chunks, remaining = [], declared
         while remaining:
             chunk = stream.read(min(remaining, _CHUNK))
@@ -67,7 +60,7 @@ def _read_body(environ: WSGIEnvironment, limit: int) -> bytes | _TooLarge | None
     while chunk := stream.read(_CHUNK):
         size += len(chunk)
         if size > limit:
-            return _TooLarge(None)
+            return TooLarge(None)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -85,7 +78,7 @@ class WebhookApp:
         if body is None:
             start_response("400 Bad Request", [("Content-Length", "0")])
             return []
-        if isinstance(body, _TooLarge):
+        if isinstance(body, TooLarge):
             reply = self.receiver.reject_too_large(method, headers, body.size)
         else:
             reply = self.receiver.handle(method, headers, body)

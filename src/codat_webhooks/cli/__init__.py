@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import CodatWebhookError
-from . import info, inspect, replay, resend, serve, trigger
+from . import info, records, replay, resend, serve, trigger
 from ._common import EXIT_FAILED, CommandError, first_line, plain
 
 __all__ = ["build_parser", "main"]
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_parser(subparsers)
     trigger.add_parser(subparsers)
     info.add_parsers(subparsers)
-    inspect.add_parsers(subparsers)
+    records.add_parsers(subparsers)
     replay.add_parser(subparsers)
     resend.add_parser(subparsers)
     return parser

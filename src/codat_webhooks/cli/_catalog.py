@@ -1,5 +1,5 @@
 """Every type ``samples`` lists and ``trigger`` can send: the legacy rules, plus the
-new-service event types when :mod:`codat_webhooks.events` is present.
+new-service event types when :mod:`codat_webhooks.event_types` is present.
 
 The CLI holds no type strings of its own; it reads the rule table and the event table, so a new
 rule or event appears here without touching this file.
@@ -56,9 +56,9 @@ def _event_sample_maker() -> Callable[..., dict[str, Any]] | None:
 
 
 def _event_types() -> list[SampleType]:
-    """New-service event types, read from :mod:`codat_webhooks.events` when it exists."""
+    """New-service event types, read from :mod:`codat_webhooks.event_types` when it exists."""
     try:
-        from ..events import EVENTS
+        from ..event_types import EVENTS
     except ImportError:
         return []
     make = _event_sample_maker()
@@ -98,7 +98,7 @@ def find_type(text: str) -> SampleType:
         return next(t for t in _legacy_types() if t.name == rule.value)
     make = _event_sample_maker()
     try:
-        from ..events import EventType
+        from ..event_types import EventType
     except ImportError:
         EventType = None  # type: ignore[assignment,misc]
     matched = EventType.match(text) if EventType is not None and make is not None else None

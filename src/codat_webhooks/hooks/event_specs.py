@@ -1,6 +1,6 @@
 """Hook specifications for new-service events (``{id, eventType, generatedDate, payload}``).
 
-One hook per event type of :data:`codat_webhooks.events.EVENTS`, named mechanically from it,
+One hook per event type of :data:`codat_webhooks.event_types.EVENTS`, named mechanically from it,
 then ``on_event`` for every event. Implement them with ``@codat_webhooks.hookimpl`` exactly like
 the legacy hooks: any subset of the arguments, sync or ``async def``.
 
@@ -9,7 +9,7 @@ Common arguments:
 ``event``
     The parsed :class:`codat_webhooks.Event` subclass for the event type (``event.payload``
     typed; every field optional). ``event.kind`` is the recognised
-    :class:`codat_webhooks.events.EventType`, ``event.event_type`` the string as received.
+    :class:`codat_webhooks.event_types.EventType`, ``event.event_type`` the string as received.
 ``delivery``
     The :class:`codat_webhooks.Delivery`; for signed deliveries ``delivery.key`` is the
     ``webhook-id`` header, constant across Codat's retries.

@@ -38,7 +38,7 @@ from pydantic import (
 )
 
 from ..errors import PayloadError
-from ..events import EventMatch, EventType
+from ..event_types import EventMatch, EventType
 from ._fields import CodatDate, CodatId, CodatModel, LocalDatetime, UtcDatetime, codat_field
 from ._parse import describe_validation_error, load_object
 

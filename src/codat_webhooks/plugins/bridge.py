@@ -44,7 +44,7 @@ from typing import Any
 
 from ..delivery import Delivery
 from ..errors import ConfigurationError
-from ..events import EventType
+from ..event_types import EventType
 from ..hooks import alert_specs
 from ..hooks.dispatch import Dispatcher
 from ..hooks.manager import make_plugin_manager

@@ -37,7 +37,7 @@ def plan_first_claim(entry: Entry, now: float, lease: float) -> tuple[Claim, Rec
     A store that can insert only-if-absent atomically (SQLite's ``INSERT OR IGNORE``) writes
     this record without reading first, and falls back to :func:`plan_claim` when the key exists.
     """
-    # Positional: this runs for every new delivery, and keywords cost a third more here.
+    # A first claim (or one of a key whose record outlived retention): a new history.
     fresh = Record(
         entry.key,
         State.PROCESSING,

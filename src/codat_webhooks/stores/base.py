@@ -20,6 +20,7 @@ __all__ = [
     "ClaimStatus",
     "Entry",
     "Record",
+    "RecordQuery",
     "State",
     "Store",
 ]
@@ -57,8 +58,8 @@ class ClaimStatus(str, enum.Enum):
         return self.value
 
 
-# Entry, Claim and Record are NamedTuples rather than frozen dataclasses: they are built on
-# every delivery's path, and a NamedTuple is immutable at a fraction of the construction cost.
+# Entry, Claim and Record are immutable snapshots: a store replaces a key's record, never edits
+# it in place, so a record handed to the CLI or a replay cannot change underneath it.
 
 
 class Entry(NamedTuple):
@@ -105,6 +106,26 @@ class Record(NamedTuple):
     last_error: str | None = None
     token: int = 0
     lease_expires: float = 0.0
+
+
+class RecordQuery(NamedTuple):
+    """The filters of :meth:`Store.find`, every given one to match; stores implement ``_find``."""
+
+    states: frozenset[State] = frozenset()
+    kind: str | None = None
+    company_id: str | None = None
+    since: float | None = None
+    """Only records last seen at or after this Unix time."""
+    limit: int | None = None
+
+    def matches(self, record: Record) -> bool:
+        """Whether ``record`` passes every filter (``limit`` aside), for stores that scan."""
+        return (
+            (not self.states or record.state in self.states)
+            and (self.kind is None or record.kind == self.kind)
+            and (self.company_id is None or record.company_id == self.company_id)
+            and (self.since is None or record.last_seen >= self.since)
+        )
 
 
 class Store(abc.ABC):
@@ -157,7 +178,6 @@ class Store(abc.ABC):
     def get(self, key: str) -> Record | None:
         """The record for ``key``, or ``None``."""
 
-    @abc.abstractmethod
     def find(
         self,
         *,
@@ -168,6 +188,12 @@ class Store(abc.ABC):
         limit: int | None = None,
     ) -> list[Record]:
         """Records matching every given filter, newest ``last_seen`` first."""
+        wanted = frozenset(State(state) for state in states)
+        return self._find(RecordQuery(wanted, kind, company_id, since, limit))
+
+    @abc.abstractmethod
+    def _find(self, query: RecordQuery) -> list[Record]:
+        """:meth:`find` for this backend."""
 
     @abc.abstractmethod
     def purge(self, *, older_than: float | None = None) -> int:
@@ -175,6 +201,10 @@ class Store(abc.ABC):
 
         Never deletes a ``PROCESSING`` record whose lease is alive. Returns the number removed.
         """
+
+    def _purge_cutoff(self, now: float, older_than: float | None) -> float:
+        """The ``last_seen`` before which :meth:`purge` deletes a record."""
+        return now - (self.retention if older_than is None else older_than)
 
     def close(self) -> None:  # noqa: B027 - optional for stores that hold nothing
         """Release connections; the store must not be used afterwards."""

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from ._plan import plan_claim, plan_park
-from .base import DEFAULT_RETENTION, Claim, Entry, Record, State, Store
+from .base import DEFAULT_RETENTION, Claim, Entry, Record, RecordQuery, State, Store
 
 __all__ = ["MemoryStore"]
 
@@ -72,8 +72,8 @@ class MemoryStore(Store):
             record = self._held(key, token)
             if record is None:
                 return False
-            # Slicing rather than _replace(): complete() runs once per delivery, and the
-            # keyword machinery of _replace() costs more than everything else here together.
+            # Same key, fingerprint, attempts and first_seen; the new state is final for this
+            # claim, so the lease goes and last_seen starts the retention period.
             self._records[key] = Record._make(
                 (*record[:1], state, *record[2:5], now, *record[6:10], error, token, 0.0)
             )
@@ -89,31 +89,16 @@ class MemoryStore(Store):
         with self._lock:
             return self._records.get(key)
 
-    def find(
-        self,
-        *,
-        states: Sequence[State] = (),
-        kind: str | None = None,
-        company_id: str | None = None,
-        since: float | None = None,
-        limit: int | None = None,
-    ) -> list[Record]:
+    def _find(self, query: RecordQuery) -> list[Record]:
         with self._lock:
             records = list(self._records.values())
-        matches = [
-            record
-            for record in records
-            if (not states or record.state in states)
-            and (kind is None or record.kind == kind)
-            and (company_id is None or record.company_id == company_id)
-            and (since is None or record.last_seen >= since)
-        ]
+        matches = [record for record in records if query.matches(record)]
         matches.sort(key=lambda record: record.last_seen, reverse=True)
-        return matches[:limit] if limit is not None else matches
+        return matches[: query.limit]
 
     def purge(self, *, older_than: float | None = None) -> int:
         now = self._clock()
-        cutoff = now - (self.retention if older_than is None else older_than)
+        cutoff = self._purge_cutoff(now, older_than)
         with self._lock:
             doomed = [
                 key

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -20,7 +20,7 @@ from psycopg import sql
 
 from ..errors import ConfigurationError, StoreError
 from ._plan import plan_claim, plan_park, record_from_row, record_to_row
-from .base import DEFAULT_RETENTION, Claim, Entry, Record, State, Store
+from .base import DEFAULT_RETENTION, Claim, Entry, Record, RecordQuery, Store
 
 __all__ = ["PostgresStore"]
 
@@ -224,41 +224,33 @@ class PostgresStore(Store):
             row = conn.execute(self._sql_select + sql.SQL(" WHERE key = %s"), (key,)).fetchone()
         return None if row is None else record_from_row(row)
 
-    def find(
-        self,
-        *,
-        states: Sequence[State] = (),
-        kind: str | None = None,
-        company_id: str | None = None,
-        since: float | None = None,
-        limit: int | None = None,
-    ) -> list[Record]:
+    def _find(self, query: RecordQuery) -> list[Record]:
         clauses: list[sql.Composable] = []
         params: list[Any] = []
-        if states:
+        if query.states:
             clauses.append(sql.SQL("state = ANY(%s)"))
-            params.append([State(state).value for state in states])
-        for column, value in (("kind", kind), ("company_id", company_id)):
+            params.append([state.value for state in query.states])
+        for column, value in (("kind", query.kind), ("company_id", query.company_id)):
             if value is not None:
                 clauses.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
                 params.append(value)
-        if since is not None:
+        if query.since is not None:
             clauses.append(sql.SQL("last_seen >= %s"))
-            params.append(since)
-        query = self._sql_select
+            params.append(query.since)
+        statement = self._sql_select
         if clauses:
-            query += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses)
-        query += sql.SQL(" ORDER BY last_seen DESC")
-        if limit is not None:
-            query += sql.SQL(" LIMIT %s")
-            params.append(limit)
+            statement += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses)
+        statement += sql.SQL(" ORDER BY last_seen DESC")
+        if query.limit is not None:
+            statement += sql.SQL(" LIMIT %s")
+            params.append(query.limit)
         with self._conn() as conn:
-            rows = conn.execute(query, params).fetchall()
+            rows = conn.execute(statement, params).fetchall()
         return [record_from_row(row) for row in rows]
 
     def purge(self, *, older_than: float | None = None) -> int:
         now = self._clock()
-        cutoff = now - (self.retention if older_than is None else older_than)
+        cutoff = self._purge_cutoff(now, older_than)
         with self._conn() as conn:
             return conn.execute(self._sql_delete, (cutoff, now)).rowcount
 

@@ -22,7 +22,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple, cast
 
@@ -33,7 +33,7 @@ from redis.retry import Retry
 
 from ..errors import ConfigurationError, StoreError
 from ._plan import decode_headers, encode_headers
-from .base import DEFAULT_RETENTION, Claim, ClaimStatus, Entry, Record, State, Store
+from .base import DEFAULT_RETENTION, Claim, ClaimStatus, Entry, Record, RecordQuery, State, Store
 
 __all__ = ["RedisStore"]
 
@@ -387,21 +387,12 @@ class RedisStore(Store):
             fields = cast("dict[bytes, bytes]", self.client.hgetall(self._rec(key)))
         return _record(key, fields) if fields else None
 
-    def find(
-        self,
-        *,
-        states: Sequence[State] = (),
-        kind: str | None = None,
-        company_id: str | None = None,
-        since: float | None = None,
-        limit: int | None = None,
-    ) -> list[Record]:
-        wanted = {State(state) for state in states}
-        low = "-inf" if since is None else repr(since)
+    def _find(self, query: RecordQuery) -> list[Record]:
+        low = "-inf" if query.since is None else repr(query.since)
         found: list[Record] = []
         offset = 0
         with self._errors():
-            while limit is None or len(found) < limit:
+            while query.limit is None or len(found) < query.limit:
                 members = cast(
                     "list[bytes]",
                     self.client.zrevrangebyscore(
@@ -418,18 +409,14 @@ class RedisStore(Store):
                     if not fields:
                         continue  # expired by TTL; purge drops it from the index
                     record = _record(member.decode(), fields)
-                    if (
-                        (not wanted or record.state in wanted)
-                        and (kind is None or record.kind == kind)
-                        and (company_id is None or record.company_id == company_id)
-                    ):
+                    if query.matches(record):
                         found.append(record)
         found.sort(key=lambda record: record.last_seen, reverse=True)
-        return found[:limit] if limit is not None else found
+        return found[: query.limit]
 
     def purge(self, *, older_than: float | None = None) -> int:
         now = self._clock()
-        cutoff = now - (self.retention if older_than is None else older_than)
+        cutoff = self._purge_cutoff(now, older_than)
         removed = kept = 0
         while True:
             args = (repr(cutoff), repr(now), f"{self.prefix}d:", kept, _BATCH)

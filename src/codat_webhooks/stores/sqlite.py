@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..errors import ConfigurationError, StoreError
 from ._plan import plan_claim, plan_first_claim, plan_park, record_from_row, record_to_row
-from .base import DEFAULT_RETENTION, Claim, Entry, Record, State, Store
+from .base import DEFAULT_RETENTION, Claim, Entry, Record, RecordQuery, Store
 
 __all__ = ["DEFAULT_DB_PATH", "SQLiteStore"]
 
@@ -257,39 +257,31 @@ class SQLiteStore(Store):
     def get(self, key: str) -> Record | None:
         return self._read(key)
 
-    def find(
-        self,
-        *,
-        states: Sequence[State] = (),
-        kind: str | None = None,
-        company_id: str | None = None,
-        since: float | None = None,
-        limit: int | None = None,
-    ) -> list[Record]:
+    def _find(self, query: RecordQuery) -> list[Record]:
         clauses: list[str] = []
         params: list[object] = []
-        if states:
-            clauses.append(f"state IN ({', '.join('?' * len(states))})")
-            params.extend(State(state).value for state in states)
-        for column, value in (("kind", kind), ("company_id", company_id)):
+        if query.states:
+            clauses.append(f"state IN ({', '.join('?' * len(query.states))})")
+            params.extend(state.value for state in query.states)
+        for column, value in (("kind", query.kind), ("company_id", query.company_id)):
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)
-        if since is not None:
+        if query.since is not None:
             clauses.append("last_seen >= ?")
-            params.append(since)
+            params.append(query.since)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = f"{_SELECT}{where} ORDER BY last_seen DESC"
-        if limit is not None:
+        if query.limit is not None:
             sql += " LIMIT ?"
-            params.append(limit)
+            params.append(query.limit)
         with self._errors():
             rows = self._run(sql, params).fetchall()
         return [record_from_row(row) for row in rows]
 
     def purge(self, *, older_than: float | None = None) -> int:
         now = self._clock()
-        cutoff = now - (self.retention if older_than is None else older_than)
+        cutoff = self._purge_cutoff(now, older_than)
         with self._write() as conn:
             cursor = conn.execute(
                 "DELETE FROM deliveries WHERE last_seen < ?"

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import PayloadError
-from ..events import EventType
+from ..event_types import EventType
 from ..rules import RuleType
 
 __all__ = [
