@@ -183,6 +183,7 @@ def test_payload_fields_are_typed() -> None:
 @pytest.mark.parametrize("kind", ALL_TYPES, ids=IDS)
 def test_missing_null_or_empty_payload_still_parses(kind: EventType) -> None:
     type_string = event_type_string(kind)
+    body: dict[str, Any]
     for body in (
         {"eventType": type_string},
         {"eventType": type_string, "payload": None},

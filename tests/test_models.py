@@ -186,7 +186,9 @@ def test_seven_digit_fractions_and_zoneless_timestamps() -> None:
 def test_extra_fields_are_kept_and_models_are_frozen() -> None:
     body = load_seed("data_sync_completed")
     body["NewTopLevel"] = 1
-    body["Data"]["recordsModified"] = 3
+    data = body["Data"]
+    assert isinstance(data, dict)
+    data["recordsModified"] = 3
     alert = parse_alert(body)
     assert alert.model_extra == {"NewTopLevel": 1}
     assert alert.data.model_extra == {"recordsModified": 3}

@@ -106,6 +106,11 @@ class _Rejection(NamedTuple):
 
 _WRONG_METHOD = _Rejection(MethodNotAllowedError("use POST or PUT"), None)
 
+# The members that every new or duplicate delivery compares with, read once: before Python
+# 3.12, reading a member off its Enum class runs Python code each time.
+_CLAIMED, _DUPLICATE = ClaimStatus.CLAIMED, ClaimStatus.DUPLICATE
+_PROCESSED, _ALREADY_PROCESSED = Outcome.PROCESSED, Outcome.DUPLICATE
+
 
 # --- Effects: the I/O a pipeline asks its driver for -----------------------------------------
 # Each effect knows how to perform itself in both styles, so the two drivers are the same loop.
@@ -326,16 +331,15 @@ class Receiver:
     def _process(self, method: str, headers: HeaderInput, body: bytes, force: bool) -> _Pipeline:
         """Every decision of a delivery; the I/O it needs is yielded to the driver as effects."""
         admitted = self._admit(method, headers, body)
-        if type(admitted) is _Rejection:
+        if isinstance(admitted, _Rejection):
             return (yield from self._reject(admitted))
-        assert type(admitted) is _Admitted
 
         key = admitted.entry.key
         try:
             claim = yield _StoreCall(self._claim, (admitted.entry, force))
         except StoreError as exc:
             return self._unavailable(key, exc)
-        if claim.status is not ClaimStatus.CLAIMED:
+        if claim.status is not _CLAIMED:
             return (yield from self._not_claimed(admitted, claim))
 
         routed = admitted.route
@@ -350,7 +354,7 @@ class Receiver:
             yield _StoreCall(self._release, (key, claim.token, exc))
             return self._failed(key)
         yield _StoreCall(self._complete, (key, claim.token))
-        return Reply.build(200, Outcome.PROCESSED, key, "processed")
+        return Reply.build(200, _PROCESSED, key, "processed")
 
     def _reject(self, rejection: _Rejection) -> _Pipeline:
         """Park what deserves keeping, tell ``on_rejected``, answer with the error's status."""
@@ -368,9 +372,9 @@ class Receiver:
     def _not_claimed(self, admitted: _Admitted, claim: Claim) -> _Pipeline:
         """The answer for a key we could not claim, with the hook that hears of it."""
         key = admitted.entry.key
-        if claim.status is ClaimStatus.DUPLICATE:
+        if claim.status is _DUPLICATE:
             yield _Notify("on_duplicate", {"delivery": admitted.delivery()})
-            return Reply.build(200, Outcome.DUPLICATE, key, "already processed")
+            return Reply.build(200, _ALREADY_PROCESSED, key, "already processed")
         if claim.status is ClaimStatus.IN_PROGRESS:
             seconds = str(max(1, math.ceil(claim.retry_after)))
             return Reply.build(

@@ -56,7 +56,7 @@ def asgi_get(app: Any, method: str, path: str) -> list[dict[str, Any]]:
     async def main() -> None:
         finished = asyncio.Event()  # the client hangs up only once the response is complete
 
-        requested = []
+        requested: list[bool] = []
 
         async def receive() -> dict[str, Any]:
             if not requested:

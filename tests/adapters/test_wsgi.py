@@ -32,7 +32,12 @@ def call(app: Any, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]],
     return seen[0], seen[1], b"".join(chunks)
 
 
-def environ_for(body: bytes = b"", **overrides: Any) -> dict[str, Any]:
+def outcome(response: Any) -> str:
+    """The ``outcome`` of a reply read through a framework's test client."""
+    return str(json.loads(response.data)["outcome"])
+
+
+def environ_for(body: bytes = b"", /, **overrides: Any) -> dict[str, Any]:
     environ = EnvironBuilder(path=PATH, method="POST", data=body).get_environ()
     environ["HTTP_AUTHORIZATION"] = AUTH
     environ.update(overrides)
@@ -78,7 +83,7 @@ def test_sync_and_async_hooks_run_and_duplicates_do_not(
     body = sample_body("DataConnectionStatusChanged")
     first = client.post(PATH, data=body, headers={"Authorization": AUTH})
     again = client.put(PATH, data=body, headers={"Authorization": AUTH})
-    assert (first.json["outcome"], again.json["outcome"]) == ("processed", "duplicate")
+    assert (outcome(first), outcome(again)) == ("processed", "duplicate")
     assert recorder.kinds() == ["async status changed", "sync on_alert"]
     assert first.headers["Content-Length"] == str(len(first.data))
 
@@ -180,7 +185,7 @@ def test_mounted_under_a_prefix_and_behind_dispatcher(
     for url in ("/api/webhooks/codat", "/hooks"):
         body = sample_body("Sync Completed")
         response = client.post(url, data=body, headers={"Authorization": AUTH})
-        assert response.json["outcome"] == "processed", url
+        assert outcome(response) == "processed", url
     assert client.post("/webhooks/codat").data == b"inner app: /webhooks/codat"
     assert client.get("/api/elsewhere").data == b"inner app: /elsewhere"
     assert recorder.kinds() == ["sync on_alert", "sync on_alert"]
@@ -191,6 +196,6 @@ def test_a_custom_path_and_a_bad_one(receiver: Receiver) -> None:
     response = client.post(
         "/codat/hooks", data=sample_body("Sync Failed"), headers={"Authorization": AUTH}
     )
-    assert response.json["outcome"] == "processed"
+    assert outcome(response) == "processed"
     with pytest.raises(ConfigurationError):
         WebhookMiddleware(hello_app, receiver, path="webhooks")

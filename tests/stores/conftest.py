@@ -64,7 +64,7 @@ def postgres_server() -> Iterator[Postgres]:
 
 @pytest.fixture
 def postgres_dsn(postgres_server: Postgres) -> str:
-    return postgres_server.dsn("codat")
+    return str(postgres_server.dsn("codat"))
 
 
 StoreFactory = Callable[..., Store]

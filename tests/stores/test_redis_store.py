@@ -15,12 +15,11 @@ import warnings
 from collections.abc import Iterator
 
 import pytest
+import redis
+
+from codat_webhooks.stores import Entry, RedisStore, State
 
 pytestmark = pytest.mark.redis
-
-redis = pytest.importorskip("redis")
-
-from codat_webhooks.stores import Entry, RedisStore, State  # noqa: E402
 
 
 @pytest.fixture

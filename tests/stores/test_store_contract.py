@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from codat_webhooks.stores import Claim, ClaimStatus, Entry, State, Store
+from codat_webhooks.stores import Claim, ClaimStatus, Entry, Record, State, Store
 
 if TYPE_CHECKING:
     from conftest import FakeClock
@@ -287,8 +287,8 @@ def _populate(store: Store, clock: FakeClock) -> None:
     claim(store, entry("processing-4", kind="Push Operation Timed Out"))
 
 
-def _keys(records: list[object]) -> list[str]:
-    return [record.key for record in records]  # type: ignore[attr-defined]
+def _keys(records: list[Record]) -> list[str]:
+    return [record.key for record in records]
 
 
 def test_find_filters_and_orders_newest_first(store: Store, clock: FakeClock) -> None:

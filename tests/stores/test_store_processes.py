@@ -162,13 +162,24 @@ def test_a_killed_worker_loses_its_lease_and_the_redelivery_runs_once(
         lease=1.0,
     )
     try:
-        # Alive and hanging: the worker keeps renewing its 1 s lease, so no one else may run.
-        time.sleep(1.5)
+        # Alive and hanging: the worker keeps renewing its 1 s lease, so no one else may run,
+        # even once the lease it first took has run out.
+        key = json.loads(body)["AlertId"]
+        first = store.get(key)
+        assert first is not None
+        deadline = time.monotonic() + 30
+        while True:
+            current = store.get(key)
+            assert current is not None
+            if time.time() > first.lease_expires and current.lease_expires > first.lease_expires:
+                break
+            assert time.monotonic() < deadline, "the hanging worker never renewed its lease"
+            time.sleep(0.02)
         assert receiver.handle("POST", {}, body).outcome == "in_progress"
 
         os.kill(doomed.process.pid, signal.SIGKILL)
         assert doomed.process.wait(timeout=10) == -signal.SIGKILL
-        outcomes = []
+        outcomes: list[str] = []
         while not outcomes or outcomes[-1] == "in_progress":
             outcomes.append(receiver.handle("POST", {}, body).outcome)
             time.sleep(0.05)

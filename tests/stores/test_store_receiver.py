@@ -23,11 +23,13 @@ class CountRuns:
     def __init__(self, work: float = 0.0) -> None:
         self.work = work
         self.keys: list[str] = []
+        self.started = threading.Event()
 
     @hookimpl
     def on_alert(self, delivery: object) -> None:
         self.keys.append(delivery.key)  # type: ignore[attr-defined]
-        time.sleep(self.work)
+        self.started.set()
+        time.sleep(self.work)  # a slow handler, the subject of these tests
 
 
 def receiver_for(store: Store, hook: CountRuns, lease: float = 60.0) -> Receiver:
@@ -44,8 +46,7 @@ def test_a_slow_handler_keeps_its_claim_alive_and_runs_once(
     body = sample_body(RuleType.DATASET_DATA_CHANGED)
     first = threading.Thread(target=receiver.handle, args=("POST", {}, body))
     first.start()
-    while not hook.keys:
-        time.sleep(0.005)
+    assert hook.started.wait(timeout=30)
     concurrent = []
     while first.is_alive():
         concurrent.append(receiver.handle("POST", {}, body).outcome)

@@ -14,8 +14,8 @@ Common arguments:
     The :class:`codat_webhooks.Delivery`; for signed deliveries ``delivery.key`` is the
     ``webhook-id`` header, constant across Codat's retries.
 
-If an event hook raises, ``on_handler_error(alert, delivery, error)`` receives the event as
-``alert`` and the delivery is retried later. Transitional PascalCase event types
+If an event hook raises, ``on_handler_error`` receives the event as ``payload`` (and, under the
+older name, as ``alert``) and the delivery is retried later. Transitional PascalCase event types
 (``DataConnectionStatusChanged``, ``AccountCategoriesUpdated``, ...) are legacy alerts: they reach
 the legacy per-rule hooks and ``on_alert``, never these.
 """

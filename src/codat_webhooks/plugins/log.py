@@ -48,7 +48,8 @@ class LogPlugin:
 
     @hookimpl
     @nonblocking
-    def on_handler_error(self, alert: Alert | Event, delivery: Delivery, error: Exception) -> None:
-        # ``alert`` is an Event when an event hook failed: name its type either way.
-        kind = getattr(alert, "rule_type", None) or getattr(alert, "event_type", None)
+    def on_handler_error(
+        self, payload: Alert | Event, delivery: Delivery, error: Exception
+    ) -> None:
+        kind = payload.rule_type if isinstance(payload, Alert) else payload.event_type
         logger.error("hook failed for %s %r; Codat will retry", delivery.key, kind, exc_info=error)
