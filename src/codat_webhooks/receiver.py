@@ -305,11 +305,11 @@ class Receiver:
         error: Exception | None = None
         while True:
             step = _resume(pipeline, result, error)
-            if type(step) is Reply:
+            if isinstance(step, Reply):
                 return step
             result = error = None
             try:
-                result = step.perform(self)  # type: ignore[union-attr]
+                result = step.perform(self)
             except Exception as exc:  # handed back to the pipeline, which decides
                 error = exc
 
@@ -318,11 +318,11 @@ class Receiver:
         error: Exception | None = None
         while True:
             step = _resume(pipeline, result, error)
-            if type(step) is Reply:
+            if isinstance(step, Reply):
                 return step
             result = error = None
             try:
-                result = await step.perform_async(self)  # type: ignore[union-attr]
+                result = await step.perform_async(self)
             except Exception as exc:
                 error = exc
 
@@ -349,8 +349,8 @@ class Receiver:
             yield _Hooks(routed.hooks, kwargs, key, claim.token)
         except Exception as exc:
             # ``alert`` is the contract's name; ``payload`` says it may be an event as well.
-            failure = {"delivery": delivery, "alert": routed.payload, "payload": routed.payload}
-            yield _Notify("on_handler_error", {**failure, "error": exc})
+            failure = {"payload": routed.payload, "alert": routed.payload, "error": exc}
+            yield _Notify("on_handler_error", {"delivery": delivery, **failure})
             yield _StoreCall(self._release, (key, claim.token, exc))
             return self._failed(key)
         yield _StoreCall(self._complete, (key, claim.token))
