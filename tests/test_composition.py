@@ -6,7 +6,6 @@ import hashlib
 import json
 from collections.abc import Callable
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 
@@ -23,26 +22,13 @@ from codat_webhooks.headers import Headers
 from codat_webhooks.hooks.dispatch import Dispatcher
 from codat_webhooks.hooks.manager import make_plugin_manager
 from codat_webhooks.outcomes import Outcome
-from codat_webhooks.stores import MemoryStore, SQLiteStore, State
+from codat_webhooks.stores import MemoryStore, State
 from codat_webhooks.stores.base import Entry
 from codat_webhooks.testing import FakeClock, Recorder, sample_body
 from codat_webhooks.testing.pytest_plugin import SignedDelivery
 from codat_webhooks.verify import Authenticator
 
 AUTH = {"Authorization": "Bearer s3cret"}
-
-
-def test_building_a_receiver_with_the_default_store_writes_no_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    receiver = Receiver(insecure=True, load_entrypoints=False)
-    try:
-        assert isinstance(receiver.store, SQLiteStore)
-        assert list(tmp_path.iterdir()) == []
-    finally:
-        receiver.close()
-    assert list(tmp_path.iterdir()) == []
 
 
 def test_ready_made_collaborators_are_used_as_given() -> None:

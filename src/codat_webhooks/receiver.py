@@ -177,14 +177,6 @@ _Pipeline: TypeAlias = Generator[_Effect, Any, Reply]
 """The receiver's decisions as a generator of effects: written once, run by either driver."""
 
 
-def _resume(pipeline: _Pipeline, result: Any, error: Exception | None) -> _Effect | Reply:
-    """Hand the last effect's result (or error) back: the next effect, or the final reply."""
-    try:
-        return pipeline.send(result) if error is None else pipeline.throw(error)
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
-
-
 class Receiver:
     """Authenticates, validates, deduplicates and dispatches Codat webhook deliveries.
 
@@ -300,31 +292,34 @@ class Receiver:
 
     # --- the drivers: the same loop, effects performed inline or awaited ---------------------
 
+    # An effect's result is sent back into the pipeline and its exception thrown into it, at
+    # the ``yield`` that asked for it; the pipeline's ``return`` ends the loop with the reply.
+
     def _run(self, pipeline: _Pipeline) -> Reply:
-        result: Any = None
-        error: Exception | None = None
-        while True:
-            step = _resume(pipeline, result, error)
-            if isinstance(step, Reply):
-                return step
-            result = error = None
-            try:
-                result = step.perform(self)
-            except Exception as exc:  # handed back to the pipeline, which decides
-                error = exc
+        try:
+            step = next(pipeline)
+            while True:
+                try:
+                    result = step.perform(self)
+                except Exception as exc:
+                    step = pipeline.throw(exc)
+                else:
+                    step = pipeline.send(result)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
 
     async def _run_async(self, pipeline: _Pipeline) -> Reply:
-        result: Any = None
-        error: Exception | None = None
-        while True:
-            step = _resume(pipeline, result, error)
-            if isinstance(step, Reply):
-                return step
-            result = error = None
-            try:
-                result = await step.perform_async(self)
-            except Exception as exc:
-                error = exc
+        try:
+            step = next(pipeline)
+            while True:
+                try:
+                    result = await step.perform_async(self)
+                except Exception as exc:
+                    step = pipeline.throw(exc)
+                else:
+                    step = pipeline.send(result)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
 
     # --- the pipeline, written once for both drivers ----------------------------------------
 
