@@ -39,7 +39,7 @@ from codat_webhooks.testing import Recorder
 AUTH = "Bearer spec-tests"
 COMPANY = "0498e921-9b53-4396-a412-4f2f5983b0a2"
 
-REFERENCE_COMPANY = {
+REFERENCE_COMPANY: dict[str, Any] = {
     "id": COMPANY,
     "name": "Bank of Dave",
     "description": "internal_id_mxO7rLfo",
@@ -48,7 +48,7 @@ REFERENCE_COMPANY = {
 }
 
 # Webhooks.json, CompanyWebhook, example "Company created" (note: "type", not "eventType").
-COMPANY_CREATED_WITH_TYPE = {
+COMPANY_CREATED_WITH_TYPE: dict[str, Any] = {
     "id": "ba29118f-5406-4e59-b05c-ba307ca38d01",
     "type": "company.created",
     "generatedDate": "2024-08-08T17:10:34.015Z",
@@ -64,7 +64,7 @@ COMPANY_CREATED_WITH_TYPE = {
 }
 
 # Webhooks.json, ConnectionWebhook, example "Connection failed" (again "type").
-CONNECTION_FAILED_WITH_TYPE = {
+CONNECTION_FAILED_WITH_TYPE: dict[str, Any] = {
     "id": "ba29118f-5406-4e59-b05c-ba307ca38d01",
     "type": "connection.failed",
     "generatedDate": "2024-08-08T17:10:34.015Z",
@@ -96,7 +96,7 @@ CONNECTION_FAILED_WITH_TYPE = {
 
 # Platform as of 2025-01-24 (codatio/oas commit cbaf517), ConnectionWebhook, example
 # "De-authorized": the event type under "type" in the Platform spec itself.
-CONNECTION_DEAUTHORIZED_2025_01_24 = {
+CONNECTION_DEAUTHORIZED_2025_01_24: dict[str, Any] = {
     "id": "ba29118f-5406-4e59-b05c-ba307ca38d01",
     "type": "connection.disconnected",
     "generatedDate": "2024-08-08T17:10:34.015Z",
@@ -128,7 +128,7 @@ CONNECTION_DEAUTHORIZED_2025_01_24 = {
 }
 
 # codat-docs blog/241004-deprecation-company-specific-webhooks.md (its "..." elisions left out).
-CONNECTION_CREATED_BLOG_2024 = {
+CONNECTION_CREATED_BLOG_2024: dict[str, Any] = {
     "id": "ba29118f-5406-4e59-b05c-ba307ca38d01",
     "type": "connection.created",
     "generatedDate": "2024-08-08T17:10:34.015Z",
@@ -141,7 +141,7 @@ CONNECTION_CREATED_BLOG_2024 = {
 }
 
 # Platform, CompanyProductWebhook / companyProductWebhookPayload, example "Product added".
-PRODUCT_ADDED = {
+PRODUCT_ADDED: dict[str, Any] = {
     "id": "ba29118f-5406-4e59-b05c-ba307ca38d01",
     "eventType": "company.product.added",
     "generatedDate": "2024-08-08T17:10:34.015Z",
@@ -156,7 +156,7 @@ PRODUCT_ADDED = {
 }
 
 # Platform, DataTypeWriteWebhook / dataTypeWriteWebhookPayload, example "Record".
-WRITE_SUCCESSFUL = {
+WRITE_SUCCESSFUL: dict[str, Any] = {
     "id": "bae71d36-ff47-420a-b4a6-f8c9ddf41140",
     "eventType": "bills.write.successful",
     "generatedDate": "2023-05-03T10:00:23Z",
@@ -177,7 +177,7 @@ WRITE_SUCCESSFUL = {
 }
 
 # Webhooks.json, ExpensesSyncWebhook, example "Unsuccessful" (Sync-Expenses has the same schema).
-EXPENSES_UNSUCCESSFUL = {
+EXPENSES_UNSUCCESSFUL: dict[str, Any] = {
     "id": "ba29118f-5406-4e59-b05c-ba307ca38d01",
     "eventType": "expenses.sync.unsuccessful",
     "generatedDate": "2024-09-01T00:00:00Z",
@@ -196,7 +196,7 @@ EXPENSES_UNSUCCESSFUL = {
 }
 
 # Spend-Insights, ReportGenerationPayload, example "Successful".
-REPORT_SUCCESSFUL = {
+REPORT_SUCCESSFUL: dict[str, Any] = {
     "id": "bae71d36-ff47-420a-b4a6-f8c9ddf41140",
     "eventType": "reports.spendAnalysis.generate.successful",
     "generatedDate": "2023-05-03T10:00:23.000Z",
@@ -207,7 +207,7 @@ REPORT_SUCCESSFUL = {
 }
 
 # Bank-Feeds-v2, SourceAccountWebhookv2 / SourceAccountv2 (the schema's first example account).
-SOURCE_ACCOUNT_V2 = {
+SOURCE_ACCOUNT_V2: dict[str, Any] = {
     "id": "ba29118f-5406-4e59-b05c-ba307ca38d01",
     "eventType": "bankFeeds.sourceAccount.connected",
     "generatedDate": "2022-10-23T00:00:00.000Z",
@@ -235,7 +235,7 @@ SOURCE_ACCOUNT_V2 = {
 }
 
 # codat-docs blog/241004-deprecation-bank-feed-source-account-event-types.md: the pre-2025 body.
-PRE_2025_SOURCE_ACCOUNT = {
+PRE_2025_SOURCE_ACCOUNT: dict[str, Any] = {
     "companyId": "8a210b68-6988-11ed-a1eb-0242ac120002",
     "connectionId": "2e9d2c44-f675-40ba-8049-353bfcb5e171",
     "bankAccount": {
@@ -402,7 +402,11 @@ def test_report_id_is_modelled_and_is_a_guid_as_the_spec_says() -> None:
 def test_company_parent_and_subsidiaries_are_modelled() -> None:
     # Platform, companyDetails: referenceParentCompany and referenceSubsidiaryCompanies, each a
     # companyReference.
-    child = {"id": "7e2d3f4a-5b6c-4d7e-8f90-a1b2c3d4e5f6", "name": "Dave Junior", "links": {}}
+    child: dict[str, Any] = {
+        "id": "7e2d3f4a-5b6c-4d7e-8f90-a1b2c3d4e5f6",
+        "name": "Dave Junior",
+        "links": {},
+    }
     body = with_changes(
         COMPANY_CREATED_WITH_TYPE,
         referenceParentCompany=REFERENCE_COMPANY,

@@ -99,7 +99,9 @@ def test_typed_data_of_every_other_seed() -> None:
     completed = parse_alert(load_seed("sync_completed"))
     assert completed.data.sync_type == "Expense"
     # json/Codat-Expenses.json: syncId is a plain string (no format: uuid), kept as sent.
-    assert completed.data.sync_id == load_seed("sync_completed")["Data"]["syncId"]
+    seed_data = load_seed("sync_completed")["Data"]
+    assert isinstance(seed_data, dict)
+    assert completed.data.sync_id == seed_data["syncId"]
 
     failed = parse_alert(load_seed("sync_failed"))
     assert failed.data.failure_stage == "Pushing"

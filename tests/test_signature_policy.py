@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -21,14 +22,14 @@ SECRET = "whsec_" + base64.b64encode(KEY).decode()
 UNPADDED = SECRET.rstrip("=")
 
 
-def receiver(**kwargs: object) -> tuple[Receiver, Recorder]:
+def receiver(**kwargs: Any) -> tuple[Receiver, Recorder]:
     recorder = Recorder()
     made = Receiver(
         signing_secrets=kwargs.pop("signing_secrets", SECRET),
         store=MemoryStore(),
         plugins=[recorder],
         load_entrypoints=False,
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,
     )
     return made, recorder
 

@@ -43,7 +43,7 @@ from .models._parse import load_object
 from .outcomes import Outcome
 from .routing import Route, describe, key_from_body, route
 from .stores.base import CODAT_RETRY_WINDOW, Claim, ClaimStatus, Entry, Store
-from .verify import Authenticator, Credentials, SecretCredentials
+from .verify import Authenticator, Credentials, SecretCredentials, message_id
 
 __all__ = ["ALLOWED_METHODS", "Receiver", "TooLarge", "default_store"]
 
@@ -397,7 +397,7 @@ class Receiver:
         if len(body) > self.max_body_bytes:
             return self._too_large(method, hdrs, body, len(body))
         received_at = self._received_at()
-        header_key = hdrs.get("webhook-id") or hdrs.get("svix-id")
+        header_key = message_id(hdrs)
         try:
             verified_by = self.authenticator.verify(hdrs, body)
         except CodatWebhookError as exc:
@@ -427,7 +427,7 @@ class Receiver:
         if method not in ALLOWED_METHODS:
             return _WRONG_METHOD
         hdrs = headers if type(headers) is Headers else Headers(headers)
-        header_key = hdrs.get("webhook-id") or hdrs.get("svix-id")
+        header_key = message_id(hdrs)
         delivery = Delivery(header_key, hdrs, body, self._received_at(), method=method)
         measured = "a chunked body" if size is None else f"body of {size} bytes"
         error = PayloadTooLargeError(f"{measured} exceeds max_body_bytes={self.max_body_bytes}")
