@@ -31,9 +31,9 @@ from pathlib import Path
 
 import pytest
 
-from codat_webhooks.delivery import Outcome
 from codat_webhooks.event_types import EVENTS
 from codat_webhooks.hookspecs import SPEC_MODULES
+from codat_webhooks.outcomes import Outcome
 from codat_webhooks.rules import RULES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -163,7 +163,7 @@ def test_every_event_type_is_documented(site: Path) -> None:
 
 def test_every_outcome_is_in_the_status_table() -> None:
     concepts = (DOCS / "concepts.md").read_text(encoding="utf-8")
-    outcomes = [value for name, value in vars(Outcome).items() if name.isupper()]
+    outcomes = [outcome.value for outcome in Outcome]
     missing = [outcome for outcome in outcomes if f"| `{outcome}` |" not in concepts]
     assert not missing
 

@@ -87,7 +87,10 @@ def ledger(cli: Cli, tmp_path: Path) -> LedgerApp:
 
 def _push_timeout(cli: Cli, url: str) -> subprocess.CompletedProcess[str]:
     credential = f"--authorization={AUTHORIZATION}"
-    return cli("trigger", "Push Operation Timed Out", "--url", url, credential)
+    sent: subprocess.CompletedProcess[str] = cli(
+        "trigger", "Push Operation Timed Out", "--url", url, credential
+    )
+    return sent
 
 
 def test_lost_work_replay_runs_the_apps_handler_exactly_once(ledger: LedgerApp) -> None:

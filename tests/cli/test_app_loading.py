@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from codat_webhooks.cli._app import load_app
+from codat_webhooks.cli._app import LoadedApp, load_app
 from codat_webhooks.cli._common import CommandError
 
 HEADER = """
@@ -68,7 +68,9 @@ app = create_app
 }
 
 
-def _load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, source: str) -> object:
+def _load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, source: str
+) -> LoadedApp | None:
     (tmp_path / f"{name}.py").write_text(textwrap.dedent(HEADER + source))
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delenv("CODAT_WEBHOOKS_APP", raising=False)
@@ -82,7 +84,7 @@ def test_the_receiver_is_found_at_its_path(
     loaded = _load(tmp_path, monkeypatch, name, APPS[name])
     module = __import__(name)
     assert loaded is not None
-    assert loaded.receiver is module.receiver  # type: ignore[attr-defined]
+    assert loaded.receiver is module.receiver
     assert loaded.path == "/hooks/codat"
     assert loaded.is_asgi == (name.startswith(("starlette", "fastapi", "asgi")))
 

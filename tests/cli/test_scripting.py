@@ -16,7 +16,7 @@ import pytest
 from cli_helpers import AUTHORIZATION, EXECUTABLE, SECRET, Cli, Server
 
 from codat_webhooks import Receiver, hookimpl
-from codat_webhooks.cli.inspect import find_records
+from codat_webhooks.cli.records import find_records
 from codat_webhooks.stores import MemoryStore
 from codat_webhooks.stores.base import Record
 from codat_webhooks.stores.sqlite import SQLiteStore
@@ -40,12 +40,17 @@ def test_events_follow_prints_new_deliveries_until_interrupted(cli: Cli, server:
     )
     lines: queue.Queue[str] = queue.Queue()
     assert follow.stdout is not None
-    reader = threading.Thread(target=lambda: [lines.put(line) for line in follow.stdout or ()])
+
+    def read() -> None:
+        for line in follow.stdout or ():
+            lines.put(line)
+
+    reader = threading.Thread(target=read)
     reader.start()
     try:
         sent = cli("trigger", "Sync Failed", "--url", server.url, "--signing-secret", SECRET)
         key = sent.stdout.splitlines()[1].split()[3]
-        seen = []
+        seen: list[dict[str, Any]] = []
         deadline = time.monotonic() + 30
         while not any(row["state"] == "done" for row in seen):
             line = lines.get(timeout=max(0.1, deadline - time.monotonic()))

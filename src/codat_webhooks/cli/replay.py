@@ -24,10 +24,10 @@ from typing import Any
 
 import pluggy
 
-from ..delivery import Outcome
 from ..errors import PayloadError
+from ..hooks.manager import BUILTIN_PLUGINS
 from ..models._parse import load_object
-from ..plugins import BUILTIN_PLUGINS
+from ..outcomes import Outcome
 from ..receiver import Receiver
 from ..routing import route
 from ..stores.base import Record, State, Store
@@ -55,7 +55,7 @@ PROGRESS_FROM = 20
 
 _REPLAYABLE = (State.FAILED.value, State.PARKED.value)
 _DROPPED = frozenset(name for names in SIGNATURE_HEADER_SETS for name in names)
-_BUILTIN_NAMES = frozenset(name for name, _ in BUILTIN_PLUGINS)
+_BUILTIN_NAMES = frozenset(BUILTIN_PLUGINS)
 
 
 def add_parser(subparsers: Any) -> None:

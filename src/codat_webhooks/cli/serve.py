@@ -30,10 +30,11 @@ from datetime import datetime, timezone
 from types import FrameType
 from typing import TYPE_CHECKING, Any, cast
 
-from ..delivery import Outcome, Reply
+from ..delivery import Reply
 from ..errors import ConfigurationError, PayloadError
 from ..headers import HeaderInput
 from ..models._parse import load_object
+from ..outcomes import Outcome
 from ..receiver import Receiver
 from ..routing import route
 from ._app import LoadedApp, add_app_flag, load_app

@@ -22,8 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from ..delivery import Outcome
 from ..errors import ConfigurationError
+from ..outcomes import Outcome
 from ..testing.signing import sign
 from . import _catalog
 from ._common import (
