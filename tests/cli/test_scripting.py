@@ -29,6 +29,10 @@ def _json_lines(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines()]
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_events_follow_prints_new_deliveries_until_interrupted(cli: Cli, server: Server) -> None:
     follow = subprocess.Popen(
         [EXECUTABLE, "events", "--follow", "--json"],
@@ -37,6 +41,9 @@ def test_events_follow_prints_new_deliveries_until_interrupted(cli: Cli, server:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A shell that runs the suite in the background hands its children SIGINT ignored;
+        # Ctrl+C is what this test stands for, so the child gets the default disposition.
+        preexec_fn=_default_sigint,
     )
     lines: queue.Queue[str] = queue.Queue()
     assert follow.stdout is not None
