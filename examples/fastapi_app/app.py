@@ -1,8 +1,10 @@
 """An existing FastAPI app, plus a Codat webhook receiver at ``/webhooks/codat``.
 
-The receiver is a plain ASGI app added as a route, so FastAPI does no body parsing for it (the
-signature is checked over the raw bytes) and no other route changes. Settings come from the
-environment; see README.md for the commands.
+The receiver is plain ASGI middleware in front of FastAPI's router, so FastAPI does no body
+parsing for it (the signature is checked over the raw bytes), both ``/webhooks/codat`` and
+``/webhooks/codat/`` are answered without a redirect, and no other route changes. The
+``codat_webhooks.fastapi.lifespan`` helper puts the receiver on ``app.state`` and closes it at
+shutdown. Settings come from the environment; see README.md for the commands.
 """
 
 from __future__ import annotations
@@ -10,16 +12,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 
-from codat_webhooks import Receiver
-from codat_webhooks.asgi import WebhookApp
-from codat_webhooks.stores import SQLiteStore
+from codat_webhooks.asgi import WebhookMiddleware
+from codat_webhooks.fastapi import lifespan
+from codat_webhooks.settings import receiver_from_settings
 
 from ..alert_log import AlertLog, Handlers
 
@@ -27,20 +28,12 @@ logging.basicConfig(level=logging.INFO, format="%(process)d %(name)s %(levelname
 
 
 def create_app() -> FastAPI:
-    alert_log = AlertLog(os.environ.get("EXAMPLE_APP_DB", "example-app.sqlite3"))
-    receiver = Receiver(
-        authorization=os.environ.get("CODAT_WEBHOOKS_AUTHORIZATION") or None,
-        signing_secrets=os.environ.get("CODAT_WEBHOOKS_SIGNING_SECRET") or None,
-        store=SQLiteStore(os.environ.get("CODAT_WEBHOOKS_DB", "codat-webhooks.sqlite3")),
-        plugins=[Handlers(alert_log)],
+    alert_log = AlertLog(os.environ.get("EXAMPLE_APP_DB", "fastapi-example-app.sqlite3"))
+    # CODAT_WEBHOOKS_* from the environment; a placeholder such as "whsec_..." counts as unset.
+    receiver = receiver_from_settings(
+        os.environ, default_db="fastapi-example-webhooks.sqlite3", plugins=[Handlers(alert_log)]
     )
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        receiver.close()
-
-    app = FastAPI(lifespan=lifespan)
+    app = FastAPI(lifespan=lifespan(receiver))  # app.state.codat_webhooks while it runs
 
     @app.get("/")
     async def index() -> dict[str, str]:
@@ -58,7 +51,7 @@ def create_app() -> FastAPI:
 
         return StreamingResponse(lines(), media_type="application/x-ndjson")
 
-    app.add_route("/webhooks/codat", WebhookApp(receiver), methods=["POST", "PUT"])
+    app.add_middleware(WebhookMiddleware, receiver=receiver)  # type: ignore[arg-type]
     return app
 
 

@@ -1,8 +1,9 @@
 """An existing Flask app, plus a Codat webhook receiver at ``/webhooks/codat``.
 
-The receiver is wrapped around ``app.wsgi_app``, so Flask never sees webhook requests (no
-``request.get_json()`` re-serialising the body) and every other route works as before.
-Settings come from the environment; see README.md for the commands.
+The :class:`~codat_webhooks.flask.CodatWebhooks` extension wraps the receiver around
+``app.wsgi_app``, so Flask never sees webhook requests (no ``request.get_json()`` re-serialising
+the body) and every other route works as before. Settings come from the environment, copied into
+``app.config`` under the same names; see README.md for the commands.
 """
 
 from __future__ import annotations
@@ -14,9 +15,7 @@ from collections.abc import Iterator
 
 from flask import Flask, Response, jsonify
 
-from codat_webhooks import Receiver
-from codat_webhooks.stores import SQLiteStore
-from codat_webhooks.wsgi import WebhookMiddleware
+from codat_webhooks.flask import CodatWebhooks
 
 from ..alert_log import AlertLog, Handlers
 
@@ -25,7 +24,11 @@ logging.basicConfig(level=logging.INFO, format="%(process)d %(name)s %(levelname
 
 def create_app() -> Flask:
     app = Flask(__name__)
-    alert_log = AlertLog(os.environ.get("EXAMPLE_APP_DB", "example-app.sqlite3"))
+    app.config.update(
+        {name: value for name, value in os.environ.items() if name.startswith("CODAT_WEBHOOKS_")}
+    )
+    app.config.setdefault("CODAT_WEBHOOKS_DB", "flask-example-webhooks.sqlite3")
+    alert_log = AlertLog(os.environ.get("EXAMPLE_APP_DB", "flask-example-app.sqlite3"))
 
     @app.get("/")
     def index() -> Response:
@@ -43,13 +46,9 @@ def create_app() -> Flask:
 
         return Response(lines(), mimetype="application/x-ndjson")
 
-    receiver = Receiver(
-        authorization=os.environ.get("CODAT_WEBHOOKS_AUTHORIZATION") or None,
-        signing_secrets=os.environ.get("CODAT_WEBHOOKS_SIGNING_SECRET") or None,
-        store=SQLiteStore(os.environ.get("CODAT_WEBHOOKS_DB", "codat-webhooks.sqlite3")),
-        plugins=[Handlers(alert_log)],
-    )
-    app.wsgi_app = WebhookMiddleware(app.wsgi_app, receiver, path="/webhooks/codat")  # type: ignore[method-assign]
+    # The same as app.wsgi_app = WebhookMiddleware(app.wsgi_app, receiver), with the receiver
+    # built from app.config (a placeholder such as "whsec_..." counts as unset, with a warning).
+    CodatWebhooks(app, plugins=[Handlers(alert_log)])
     return app
 
 

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from .construct import construct_event
 from .delivery import Delivery, Reply
 from .errors import (
     CodatWebhookError,
@@ -44,6 +45,7 @@ __all__ = [
     "StoreError",
     "VerificationError",
     "__version__",
+    "construct_event",
     "hookimpl",
     "parse_alert",
     "parse_event",

@@ -8,10 +8,12 @@ Quart, ...) or on its own, without importing any framework::
     from codat_webhooks.asgi import WebhookApp
     app.add_route("/webhooks/codat", WebhookApp(receiver), methods=["POST", "PUT"])
 
-or ``app.mount("/webhooks/codat", WebhookApp(receiver))``, or wrap the whole application with
-``WebhookMiddleware(app, receiver, path="/webhooks/codat")``. The middleware matches ``path``
-exactly, relative to the ``root_path`` the application is mounted at (a trailing slash is a
-different path), and passes every other request, websocket and lifespan scope to ``app``.
+or wrap the whole application with ``WebhookMiddleware(app, receiver, path="/webhooks/codat")``.
+The middleware matches ``path`` relative to the ``root_path`` the application is mounted at, with
+and without a trailing slash (both are answered, never redirected: Codat counts a 3xx as a failed
+delivery), and passes every other request, websocket and lifespan scope to ``app``. A router's
+route matches one spelling only (Starlette redirects the other with a 307), so with ``add_route``
+add both spellings, or use the middleware.
 
 The body is streamed as raw bytes and never buffered past ``receiver.max_body_bytes``: an
 oversize ``Content-Length`` is answered 413 before reading, a chunked one as soon as it passes
@@ -110,9 +112,11 @@ class WebhookMiddleware:
         self.app = app
         self.webhook = WebhookApp(receiver)
         self.path = path
+        bare = path.rstrip("/") or "/"
+        self._paths = {bare, bare.rstrip("/") + "/"}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and _route_path(scope) == self.path:
+        if scope["type"] == "http" and _route_path(scope) in self._paths:
             return await self.webhook(scope, receive, send)
         return await self.app(scope, receive, send)
 

@@ -9,9 +9,9 @@ request to the wrapped application untouched, so installing it changes nothing e
     from codat_webhooks.wsgi import WebhookMiddleware
     app.wsgi_app = WebhookMiddleware(app.wsgi_app, receiver, path="/webhooks/codat")
 
-``path`` is matched exactly against ``PATH_INFO``, i.e. relative to where the application is
-mounted (``SCRIPT_NAME``, ``DispatcherMiddleware``); ``/webhooks/codat/`` with a trailing slash
-is a different path and goes to the application. :class:`WebhookApp` is the receiver as a
+``path`` is matched against ``PATH_INFO``, i.e. relative to where the application is mounted
+(``SCRIPT_NAME``, ``DispatcherMiddleware``), with and without a trailing slash: both spellings are
+answered directly, never redirected, because Codat counts a 3xx as a failed delivery. :class:`WebhookApp` is the receiver as a
 stand-alone WSGI application, for mounting with ``DispatcherMiddleware`` or serving directly.
 
 The body is read as raw bytes, never more than ``receiver.max_body_bytes``: an oversize
@@ -99,9 +99,10 @@ class WebhookMiddleware:
         self.webhook = WebhookApp(receiver)
         self.path = path
         # PATH_INFO holds the URL-decoded path as latin-1 characters of its UTF-8 bytes.
-        self._path_info = path.encode().decode("latin-1")
+        bare = path.rstrip("/") or "/"
+        self._path_infos = {p.encode().decode("latin-1") for p in (bare, bare.rstrip("/") + "/")}
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == self._path_info:
+        if environ.get("PATH_INFO") in self._path_infos:
             return self.webhook(environ, start_response)
         return self.app(environ, start_response)

@@ -151,7 +151,8 @@ def test_other_scopes_and_paths_reach_the_app_untouched(receiver: Receiver) -> N
     scopes = [
         {"type": "lifespan", "asgi": {"version": "3.0"}},
         {**http_scope(PATH), "type": "websocket"},
-        http_scope("/webhooks/codat/"),
+        http_scope("/webhooks/codat/x"),
+        http_scope("/webhooks/codatx"),
         http_scope("/"),
         http_scope("/api/webhooks/codat/x", root_path="/api"),
     ]

@@ -154,7 +154,7 @@ class ClosingBody:
         self.closed = True
 
 
-@pytest.mark.parametrize("path", ["/", "/webhooks/codat/", "/webhooks", "/other"])
+@pytest.mark.parametrize("path", ["/", "/webhooks/codat/x", "/webhooks/codatx", "/webhooks"])
 def test_other_paths_get_the_exact_environ_callable_and_iterable(
     receiver: Receiver, path: str
 ) -> None:

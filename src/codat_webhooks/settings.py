@@ -1,0 +1,100 @@
+"""A receiver from named settings: the environment, or a Flask ``app.config``.
+
+The names are the command line's environment variables, so one set of settings configures the
+app, ``codat-webhooks serve`` and the other commands alike:
+
+``CODAT_WEBHOOKS_AUTHORIZATION``
+    The ``Authorization`` header value set in the Codat Portal.
+``CODAT_WEBHOOKS_SIGNING_SECRET``
+    The endpoint's ``whsec_`` signing secret; several separated by commas or spaces (rotation).
+``CODAT_WEBHOOKS_DB``
+    The SQLite store's file (default ``codat-webhooks.sqlite3``), unless a Redis URL is set.
+``CODAT_WEBHOOKS_REDIS_URL``
+    A ``redis://`` URL: use a :class:`~codat_webhooks.stores.RedisStore` instead.
+
+A value still holding a documentation placeholder (``whsec_...``, ``Bearer ...``) counts as
+unset, with a warning naming it: a line pasted from a README must not take the app down, nor
+pass for a real credential. If that leaves no credential at all, :class:`Receiver` refuses to
+start, as always.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from .receiver import DEFAULT_DB_PATH, Receiver
+from .stores.base import Store
+
+__all__ = [
+    "AUTHORIZATION",
+    "DB",
+    "REDIS_URL",
+    "SIGNING_SECRET",
+    "is_placeholder",
+    "receiver_from_settings",
+    "store_from_settings",
+]
+
+logger = logging.getLogger("codat_webhooks")
+
+AUTHORIZATION = "CODAT_WEBHOOKS_AUTHORIZATION"
+SIGNING_SECRET = "CODAT_WEBHOOKS_SIGNING_SECRET"  # noqa: S105 - a setting's name, not a secret
+DB = "CODAT_WEBHOOKS_DB"
+REDIS_URL = "CODAT_WEBHOOKS_REDIS_URL"
+
+_PLACEHOLDER = re.compile(r"\.\.\.|…|^<.*>$")
+"""Ellipses and ``<angle brackets>``: what documentation writes where a real value goes."""
+
+
+def is_placeholder(value: str) -> bool:
+    """Whether ``value`` is documentation's stand-in for a credential rather than one."""
+    return bool(_PLACEHOLDER.search(value.strip()))
+
+
+def _setting(settings: Mapping[str, Any], name: str) -> str | None:
+    value = settings.get(name)
+    if value is None or not str(value).strip():
+        return None
+    text = str(value).strip()
+    if is_placeholder(text):
+        logger.warning("%s is a placeholder (%r): ignored, as if it were unset", name, text)
+        return None
+    return text
+
+
+def store_from_settings(settings: Mapping[str, Any], *, default_db: str = DEFAULT_DB_PATH) -> Store:
+    """Redis when ``CODAT_WEBHOOKS_REDIS_URL`` is set, else SQLite at ``CODAT_WEBHOOKS_DB``."""
+    redis_url = _setting(settings, REDIS_URL)
+    if redis_url is not None:
+        from .stores.redis import RedisStore
+
+        return RedisStore.from_url(redis_url)
+    from .stores.sqlite import SQLiteStore
+
+    return SQLiteStore(_setting(settings, DB) or default_db)
+
+
+def receiver_from_settings(
+    settings: Mapping[str, Any], *, default_db: str = DEFAULT_DB_PATH, **receiver_args: Any
+) -> Receiver:
+    """A :class:`Receiver` configured by ``settings``; other arguments go to it unchanged.
+
+    ``os.environ`` and Flask's ``app.config`` both fit. ``default_db`` is the SQLite file when
+    ``CODAT_WEBHOOKS_DB`` is unset (two apps in one directory should not share one by accident).
+    """
+    secrets = _setting(settings, SIGNING_SECRET)
+    receiver_args.setdefault("authorization", _setting(settings, AUTHORIZATION))
+    receiver_args.setdefault(
+        "signing_secrets", [s for s in re.split(r"[\s,]+", secrets) if s] if secrets else None
+    )
+    if "store" in receiver_args:
+        return Receiver(**receiver_args)
+    store = store_from_settings(settings, default_db=default_db)
+    try:
+        return Receiver(store=store, **receiver_args)
+    except Exception:
+        store.close()
+        raise
