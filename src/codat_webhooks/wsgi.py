@@ -11,8 +11,9 @@ request to the wrapped application untouched, so installing it changes nothing e
 
 ``path`` is matched against ``PATH_INFO``, i.e. relative to where the application is mounted
 (``SCRIPT_NAME``, ``DispatcherMiddleware``), with and without a trailing slash: both spellings are
-answered directly, never redirected, because Codat counts a 3xx as a failed delivery. :class:`WebhookApp` is the receiver as a
-stand-alone WSGI application, for mounting with ``DispatcherMiddleware`` or serving directly.
+answered directly, never redirected, because Codat counts a 3xx as a failed delivery.
+:class:`WebhookApp` is the receiver as a stand-alone WSGI application, for mounting with
+``DispatcherMiddleware`` or serving directly.
 
 The body is read as raw bytes, never more than ``receiver.max_body_bytes``: an oversize
 ``Content-Length`` is answered 413 before reading anything, and a chunked body (servers that set
