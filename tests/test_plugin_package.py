@@ -57,15 +57,19 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
-def run_python(code: str, *, path: Path | None, audit: Path) -> str:
-    env = {**os.environ, "CODAT_WEBHOOKS_AUDIT_FILE": str(audit)}
+def run_python(code: str, *, path: Path | None, audit: Path | None, cwd: Path | None = None) -> str:
+    """Run ``code`` with the plugin on ``path``; ``audit=None`` leaves the plugin unconfigured."""
+    env = {**os.environ}
+    env.pop("CODAT_WEBHOOKS_AUDIT_FILE", None)
+    if audit is not None:
+        env["CODAT_WEBHOOKS_AUDIT_FILE"] = str(audit)
     env.pop("PYTHONPATH", None)
     if path is not None:
         env["PYTHONPATH"] = str(path)
     result = subprocess.run(
         [sys.executable, "-c", code],
         env=env,
-        cwd=audit.parent,
+        cwd=cwd or (audit.parent if audit is not None else None),
         check=True,
         capture_output=True,
         text=True,
@@ -84,6 +88,13 @@ def test_pip_installed_plugin_is_discovered_and_its_hooks_run(
     assert line["key"] == key
     assert line["rule_type"] == "Sync Failed"
     assert line["verified_by"] == "authorization"
+
+
+def test_installed_but_unconfigured_it_writes_nothing(installed: Path, tmp_path: Path) -> None:
+    # Every Receiver loads installed plugins, so an unrelated script runs this one too.
+    outcome, _ = run_python(DELIVER, path=installed, audit=None, cwd=tmp_path).split()
+    assert outcome == "processed"
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_without_the_package_no_hook_of_it_runs(tmp_path: Path) -> None:
@@ -112,7 +123,7 @@ def test_the_plugin_packages_own_tests_pass(installed: Path) -> None:
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 passed" in result.stdout
+    assert "3 passed" in result.stdout
 
 
 def test_cli_lists_the_plugin_and_its_hooks(installed: Path) -> None:
@@ -127,3 +138,4 @@ def test_cli_lists_the_plugin_and_its_hooks(installed: Path) -> None:
     assert "audit" in result.stdout
     assert "on_alert, on_duplicate, on_rejected" in result.stdout
     assert "1 installed plugin(s)" in result.stdout
+    assert "Every Receiver loads them all" in result.stdout

@@ -55,3 +55,13 @@ def test_rejection_is_recorded_without_the_credential(receiver: Receiver, audit_
     (line,) = lines(audit_file)
     assert line["outcome"] == "rejected"
     assert "wrong" not in audit_file.read_text()
+
+
+def test_nothing_is_written_unless_a_file_is_configured(
+    receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(codat_webhooks_audit.AUDIT_FILE_VARIABLE, raising=False)
+    monkeypatch.chdir(tmp_path)
+    reply = receiver.handle("POST", {"Authorization": TOKEN}, sample_body("Sync Failed"))
+    assert reply.outcome == "processed"
+    assert list(tmp_path.iterdir()) == []

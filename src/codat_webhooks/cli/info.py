@@ -130,6 +130,7 @@ def run_plugins(args: argparse.Namespace) -> int:
         print(f"{name}  ({label})\n    {', '.join(implemented) or '(no hooks)'}")
     installed = sum(1 for row in rows if row[2] is not None)
     print(f"{installed} installed plugin(s) in the 'codat_webhooks' entry-point group")
+    print("Every Receiver loads them all, in every app, unless built with load_entrypoints=False.")
     return EXIT_OK
 
 

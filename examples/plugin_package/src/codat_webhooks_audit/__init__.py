@@ -1,8 +1,10 @@
 """An audit trail for codat-webhooks: one JSON line per processed, duplicate or rejected delivery.
 
-Installed, it is found through the ``codat_webhooks`` entry point; nothing else to configure but
-the file, ``CODAT_WEBHOOKS_AUDIT_FILE`` (default ``codat-webhooks-audit.jsonl``). The path is
-read on every call rather than at import, so importing the plugin has no side effects.
+Installed, it is found through the ``codat_webhooks`` entry point, and so loaded by every
+``Receiver`` in the environment (unless built with ``load_entrypoints=False``), including apps
+that never asked for an audit. So it writes nothing until told where:
+``CODAT_WEBHOOKS_AUDIT_FILE`` names the file. The variable is read on every call rather than at
+import, so importing the plugin has no side effects.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ _lock = threading.Lock()  # async hooks run sync ones in worker threads: keep li
 
 
 def _write(record: dict[str, Any]) -> None:
-    path = os.environ.get(AUDIT_FILE_VARIABLE, "codat-webhooks-audit.jsonl")
+    path = os.environ.get(AUDIT_FILE_VARIABLE)
+    if not path:
+        return  # not configured: an installed plugin must not write into whatever directory
     record["at"] = datetime.now(timezone.utc).isoformat()
     line = json.dumps(record, sort_keys=True) + "\n"
     with _lock, open(path, "a", encoding="utf-8") as file:
