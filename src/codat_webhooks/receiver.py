@@ -180,23 +180,43 @@ _Pipeline: TypeAlias = Generator[_Effect, Any, Reply]
 class Receiver:
     """Authenticates, validates, deduplicates and dispatches Codat webhook deliveries.
 
-    Thread-safe and reusable: create one per process and share it between requests. See the
-    contract in the documentation for every argument; the non-obvious ones:
+    Thread-safe and reusable: create one per process and share it between requests.
 
-    ``lease``
-        Seconds a claim lives without renewal. Running hooks renew it, so it only bounds how
-        long a crashed worker blocks redelivery.
-    ``retry_after``
-        Seconds sent in ``Retry-After`` when a hook failed or the store was unavailable.
-    ``clock``
-        Unix seconds; read by the receiver, its leases, its signature checks and the default
-        store, so tests can move time instead of sleeping.
-
-    The collaborators are built from the arguments above unless given ready-made:
-    ``authenticator`` (instead of ``authorization``, ``signing_secrets``, ``tolerance`` and
-    ``insecure``), ``plugin_manager`` (from
-    :func:`codat_webhooks.hooks.manager.make_plugin_manager`, instead of ``plugins`` and
-    ``load_entrypoints``) and ``dispatcher`` (which brings its own plugin manager).
+    :param authorization: the ``Authorization`` header value(s) set in the Codat Portal for
+        legacy rule webhooks: a string, a list (named ``authorization-1``, ...) or a
+        ``{name: value}`` dict; the matching name becomes ``delivery.verified_by``.
+    :param signing_secrets: the new service's endpoint secret(s), ``whsec_...``, shaped like
+        ``authorization`` (several during a rotation). With both kinds given, a request that
+        carries a signature must have a valid one, and one without must carry a matching
+        ``Authorization`` value.
+    :param tolerance: seconds a signature's timestamp may differ from now, in either
+        direction; older or newer signed deliveries are 401.
+    :param store: the idempotency store; default ``SQLiteStore("codat-webhooks.sqlite3")`` in
+        the working directory (created on first use), which serves every process of one
+        machine.
+    :param plugins: your hook implementations: objects or modules with ``@hookimpl`` methods.
+    :param load_entrypoints: also load every plugin installed in the ``codat_webhooks``
+        entry-point group. On by default: installing a plugin package enables it in every
+        receiver of the environment (``codat-webhooks plugins`` lists them); ``False`` uses
+        ``plugins`` only.
+    :param max_body_bytes: larger bodies are refused with 413, unread by the adapters (1 MiB).
+    :param insecure: must be ``True`` to run with neither ``authorization`` nor
+        ``signing_secrets`` (local testing only); otherwise that is a ``ConfigurationError``.
+    :param lease: seconds a claim lives without renewal. Running hooks renew it, so it only
+        bounds how long a crashed worker blocks redelivery.
+    :param retry_after: seconds sent in ``Retry-After`` when a hook failed or the store was
+        unavailable.
+    :param clock: Unix seconds; read by the receiver, its leases, its signature checks and the
+        default store, so tests can move time instead of sleeping.
+    :param authenticator: a ready :class:`~codat_webhooks.verify.Authenticator`, instead of
+        ``authorization``, ``signing_secrets``, ``tolerance`` and ``insecure``.
+    :param plugin_manager: a ready manager (from
+        :func:`codat_webhooks.hooks.manager.make_plugin_manager`) to use instead of building one
+        from ``plugins`` and ``load_entrypoints``.
+    :param dispatcher: a ready dispatcher, which brings its own plugin manager.
+    :raises ConfigurationError: no credentials without ``insecure``, both an ``authenticator``
+        and credentials, a non-positive ``max_body_bytes`` or ``lease``, or a plugin
+        implementing a hook that does not exist.
     """
 
     def __init__(

@@ -190,7 +190,22 @@ def translate(event: Event) -> list[Alert]:
 
 
 class MigrationBridge:
-    """Wraps legacy handler plugins; see the module docstring for what they receive."""
+    """A plugin that runs legacy rule handlers on new-service events as well as on legacy alerts.
+
+    Register the bridge in place of the legacy handlers it wraps::
+
+        receiver = Receiver(signing_secrets=secret, plugins=[MigrationBridge(LegacyHandlers())])
+
+    Each event with a legacy counterpart (``connection.connected``, ``read.completed``, ...)
+    becomes the legacy alert(s) Codat's migration guide maps it to, delivered to the wrapped
+    handlers' per-rule hook and then ``on_alert``; real legacy alerts reach them unchanged.
+    Fields the new service no longer sends are ``None`` (the migration guide lists them, and
+    :func:`translate` shows what one event becomes).
+
+    :param handlers: plugins implementing legacy hooks only.
+    :raises ConfigurationError: no handlers, or one implements an event hook (register those
+        with the receiver directly, so nothing is silently lost).
+    """
 
     def __init__(self, *handlers: object) -> None:
         if not handlers:
