@@ -8,6 +8,7 @@ plain functions of the code, so ``tests/test_docs.py`` can call them too.
 
 from __future__ import annotations
 
+import html
 import inspect
 import json
 import re
@@ -69,6 +70,16 @@ def code(text: str) -> str:
     return f"`{text}`"
 
 
+def breakable_code(name: str) -> str:
+    """``name`` as inline code that a narrow table column may wrap after ``_`` or ``.`` only.
+
+    The stylesheet forbids breaking inside a word; long hook names then need these break
+    opportunities (``<wbr>``) to fit the column instead of widening the table off the page.
+    """
+    marked = html.escape(name).replace("_", "_<wbr>").replace(".", ".<wbr>")
+    return f"<code>{marked}</code>"
+
+
 def field_type(field: Any) -> str:
     """The field's type, with *(UTC)* when the model makes zone-less values UTC."""
     utc = any(
@@ -120,7 +131,7 @@ def rules_table() -> str:
         spellings = ", ".join(code(s) for s in rule.spellings) or "—"
         rows.append(
             f"| [`{rule.type.value}`](#{rule.hook}) | {spellings} "
-            f"| [`{rule.hook}`](hooks.md#{rule.hook}) |"
+            f"| [{breakable_code(rule.hook)}](hooks.md#{rule.hook}) |"
         )
     return "\n".join(rows)
 
@@ -210,7 +221,8 @@ def render_events(module: Any) -> str:
     from codat_webhooks.testing.samples import event_sample as sample
 
     def hook_link(hook: str) -> str:
-        return f"[`{hook}`](hooks.md#{hook})" if hook in documented_hooks else f"`{hook}`"
+        linked = breakable_code(hook)
+        return f"[{linked}](hooks.md#{hook})" if hook in documented_hooks else linked
 
     rows = ["| `eventType` | hook | replaces legacy | trigger |", "|---|---|---|---|"]
     for spec in module.EVENTS:

@@ -192,9 +192,11 @@ def translate(event: Event) -> list[Alert]:
 class MigrationBridge:
     """A plugin that runs legacy rule handlers on new-service events as well as on legacy alerts.
 
-    Register the bridge in place of the legacy handlers it wraps::
+    Register the bridge in place of the legacy handlers it wraps:
 
-        receiver = Receiver(signing_secrets=secret, plugins=[MigrationBridge(LegacyHandlers())])
+    ```python
+    receiver = Receiver(signing_secrets=secret, plugins=[MigrationBridge(LegacyHandlers())])
+    ```
 
     Each event with a legacy counterpart (``connection.connected``, ``read.completed``, ...)
     becomes the legacy alert(s) Codat's migration guide maps it to, delivered to the wrapped

@@ -26,7 +26,9 @@ __all__ = [
 ]
 
 DEFAULT_RETENTION = 15 * 24 * 3600.0
-"""15 days: Codat retries for about 28 hours and can replay up to 14 days back."""
+"""15 days (1,296,000 s), every store's default ``retention``: a processed key is remembered
+that long, which covers Codat's retries (about 28 hours) and its manual replays (up to 14 days
+back), so neither runs the hooks a second time."""
 
 CODAT_RETRY_WINDOW = 28 * 3600.0
 """How long Codat's new service keeps retrying one message."""
