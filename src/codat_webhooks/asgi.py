@@ -5,15 +5,17 @@ ASGI adapter
 Serve a :class:`~codat_webhooks.Receiver` from any ASGI application (FastAPI, Starlette,
 Quart, ...) or on its own, without importing any framework::
 
-    from codat_webhooks.asgi import WebhookApp
-    app.add_route("/webhooks/codat", WebhookApp(receiver), methods=["POST", "PUT"])
+    from codat_webhooks.asgi import WebhookMiddleware
+    app.add_middleware(WebhookMiddleware, receiver=receiver)   # FastAPI, Starlette
+    app = WebhookMiddleware(app, receiver, path="/webhooks/codat")   # any ASGI app
 
-or wrap the whole application with ``WebhookMiddleware(app, receiver, path="/webhooks/codat")``.
 The middleware matches ``path`` relative to the ``root_path`` the application is mounted at, with
 and without a trailing slash (both are answered, never redirected: Codat counts a 3xx as a failed
-delivery), and passes every other request, websocket and lifespan scope to ``app``. A router's
-route matches one spelling only (Starlette redirects the other with a 307), so with ``add_route``
-add both spellings, or use the middleware.
+delivery), and passes every other request, websocket and lifespan scope to ``app``.
+:class:`WebhookApp` is the receiver as a bare ASGI app. As a route, add it for both spellings
+(``app.add_route(p, WebhookApp(receiver), methods=["POST", "PUT"])`` for ``/webhooks/codat`` and
+``/webhooks/codat/``): a router's route matches one spelling and Starlette redirects the other
+with a 307, as ``app.mount`` does for the bare path.
 
 The body is streamed as raw bytes and never buffered past ``receiver.max_body_bytes``: an
 oversize ``Content-Length`` is answered 413 before reading, a chunked one as soon as it passes

@@ -4,13 +4,15 @@ Flask extension
 
 The usual Flask shape for the WSGI middleware, settings included::
 
+    import os
+
     from codat_webhooks.flask import CodatWebhooks
 
     webhooks = CodatWebhooks()          # at module level, no app yet
 
     def create_app():
         app = Flask(__name__)
-        app.config.from_prefixed_env()  # or set CODAT_WEBHOOKS_* in app.config yourself
+        app.config["CODAT_WEBHOOKS_AUTHORIZATION"] = os.environ["CODAT_WEBHOOKS_AUTHORIZATION"]
         webhooks.init_app(app)
         return app
 
