@@ -154,6 +154,18 @@ def test_flask_extension_with_a_receiver_and_a_path(receiver: Receiver) -> None:
     assert configured.test_client().post("/from-config").status_code == 401  # ours, no auth
 
 
+def test_flask_extension_takes_plugins_from_config(tmp_path: Path) -> None:
+    recorder = Recorder()
+    config = settings(tmp_path, CODAT_WEBHOOKS_AUTHORIZATION=AUTH)
+    app = flask_app({**config, "CODAT_WEBHOOKS_PLUGINS": [recorder]})
+    webhooks = CodatWebhooks(app, load_entrypoints=False)
+    body = sample_body("Data Connection Status Changed")
+    reply = app.test_client().post("/webhooks/codat", data=body, headers=AUTH_HEADERS)
+    assert reply.json["outcome"] == "processed"  # type: ignore[index]
+    assert recorder.kinds() == ["async status changed", "sync on_alert"]
+    webhooks.close(app)
+
+
 def test_fastapi_lifespan_publishes_then_closes_the_receiver(tmp_path: Path) -> None:
     receiver = Receiver(authorization=AUTH, store=SQLiteStore(tmp_path / "s.sqlite3"))
     app = FastAPI(lifespan=lifespan(receiver))
