@@ -164,3 +164,8 @@ def test_the_readmes_name_only_files_that_exist() -> None:
             if p.name not in ("sync_completed.json", "sync_failed.json")
         }
         assert len(sample_keys) == 1  # what the README says about the shared AlertId
+    # The figures the FastAPI README quotes are the ones the performance page measured.
+    fastapi = (ROOT / "examples" / "fastapi_app" / "README.md").read_text()
+    assert "3,700 requests\nper second" in fastapi or "3,700 requests per second" in fastapi
+    assert "against 364" in fastapi
+    assert "3,700 vs 364 req/s" in (ROOT / "docs" / "performance.md").read_text()
