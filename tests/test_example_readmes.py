@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +29,7 @@ import httpx
 import pytest
 
 from .adapters.servers import free_port
+from .conftest import missing_service
 
 pytestmark = pytest.mark.slow
 
@@ -59,6 +61,8 @@ def second_terminal() -> dict[str, str]:
 
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
+    if shutil.which("curl") is None:
+        missing_service("curl")
     for name in ("examples", "tests"):
         (tmp_path / name).symlink_to(ROOT / name)
     (tmp_path / ".venv").symlink_to(Path(sys.prefix))
