@@ -29,7 +29,7 @@ def test_a_legacy_alert_comes_back_typed_as_a_hook_would_see_it() -> None:
     alert = construct_event(body, {"authorization": AUTH}, authorization=AUTH)
     assert isinstance(alert, Alert)
     assert alert.rule_type == "DataConnectionStatusChanged"
-    assert alert.data.new_status  # type: ignore[attr-defined]
+    assert alert.data.new_status
     assert str(alert.alert_id) == json.loads(body)["AlertId"]
 
 

@@ -51,7 +51,7 @@ def create_app() -> FastAPI:
 
         return StreamingResponse(lines(), media_type="application/x-ndjson")
 
-    app.add_middleware(WebhookMiddleware, receiver=receiver)  # type: ignore[arg-type]
+    app.add_middleware(WebhookMiddleware, receiver=receiver)
     return app
 
 

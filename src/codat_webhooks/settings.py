@@ -25,8 +25,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .receiver import DEFAULT_DB_PATH, Receiver
+from .receiver import Receiver
 from .stores.base import Store
+from .stores.sqlite import DEFAULT_DB_PATH
 
 __all__ = [
     "AUTHORIZATION",

@@ -133,7 +133,7 @@ def test_flask_extension_from_config_in_an_app_factory(tmp_path: Path, recorder:
     assert recorder.kinds() == ["sync on_alert"] * 2
     receiver = app.extensions["codat_webhooks"]
     with app.app_context():
-        assert webhooks.receiver() is receiver is webhooks.receiver(current_app)  # type: ignore[arg-type]
+        assert webhooks.receiver() is receiver is webhooks.receiver(current_app)
     assert create_app().extensions["codat_webhooks"] is not receiver  # one per app
     webhooks.close(app)
     with pytest.raises(StoreError):
@@ -169,7 +169,7 @@ def test_flask_extension_takes_plugins_from_config(tmp_path: Path) -> None:
 def test_fastapi_lifespan_publishes_then_closes_the_receiver(tmp_path: Path) -> None:
     receiver = Receiver(authorization=AUTH, store=SQLiteStore(tmp_path / "s.sqlite3"))
     app = FastAPI(lifespan=lifespan(receiver))
-    app.add_middleware(WebhookMiddleware, receiver=receiver)  # type: ignore[arg-type]
+    app.add_middleware(WebhookMiddleware, receiver=receiver)
 
     @app.get("/key-count")
     def key_count() -> int:

@@ -39,11 +39,11 @@ def flask_app(receiver: Receiver, path: str = "/webhooks/codat") -> Flask:
 def fastapi_apps(receiver: Receiver) -> dict[str, FastAPI]:
     """The two documented ways to mount the receiver in FastAPI on both spellings."""
     middleware = FastAPI()
-    middleware.add_middleware(AsgiMiddleware, receiver=receiver)  # type: ignore[arg-type]
+    middleware.add_middleware(AsgiMiddleware, receiver=receiver)
     routes = FastAPI()
     webhook = WebhookApp(receiver)
     for path in SPELLINGS:
-        routes.add_route(path, webhook, methods=["POST", "PUT"])
+        routes.add_route(path, webhook, methods=["POST", "PUT"])  # type: ignore[arg-type]
     for app in (middleware, routes):
 
         @app.post("/webhooks/codat/other")
@@ -95,6 +95,6 @@ def test_one_fastapi_route_alone_redirects_the_other_spelling(receiver: Receiver
     # Why the documentation says "add_middleware, or add_route for both spellings": Starlette
     # answers the spelling with no route with a 307, which Codat would count as a failure.
     app = FastAPI()
-    app.add_route("/webhooks/codat", WebhookApp(receiver), methods=["POST"])
+    app.add_route("/webhooks/codat", WebhookApp(receiver), methods=["POST"])  # type: ignore[arg-type]
     [(status, _)] = asyncio.run(post_all(app, ["/webhooks/codat/"]))
     assert status == 307
