@@ -248,6 +248,24 @@ def plain(doc: str | None) -> str:
     return text.replace("``", "").replace("::\n", ":\n")
 
 
+def command(
+    subparsers: Any, name: str, help: str, doc: str | None, epilog: str | None = None
+) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` is its module docstring, laid out as written.
+
+    Each command documents itself once, in its module; this keeps the terminal rendering of
+    those docstrings (markup removed, line breaks kept) the same for every command.
+    """
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name,
+        help=help,
+        description=plain(doc),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=epilog,
+    )
+    return parser
+
+
 def plugin_label(manager: pluggy.PluginManager, plugin: object) -> str:
     """A readable plugin name: the module, the entry-point name, or the class of an instance.
 

@@ -39,9 +39,9 @@ from ._common import (
     EXIT_USAGE,
     CommandError,
     add_store_flags,
+    command,
     cut,
     emit,
-    plain,
     plugin_label,
     plural,
     select_records,
@@ -59,11 +59,8 @@ _BUILTIN_NAMES = frozenset(BUILTIN_PLUGINS)
 
 
 def add_parser(subparsers: Any) -> None:
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "replay",
-        help="run stored deliveries through your handlers again",
-        description=plain(__doc__),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = command(
+        subparsers, "replay", "run stored deliveries through your handlers again", __doc__
     )
     parser.add_argument("keys", nargs="*", metavar="KEY", help="keys to replay")
     add_app_flag(parser)

@@ -26,8 +26,8 @@ from ._common import (
     CommandError,
     add_credential_flags,
     add_store_flags,
+    command,
     emit,
-    plain,
     select_records,
 )
 from .trigger import DEFAULT_URL, acceptable, sender_from_args
@@ -38,11 +38,11 @@ STATES = [state.value for state in State]
 
 
 def add_parser(subparsers: Any) -> None:
-    parser: argparse.ArgumentParser = subparsers.add_parser(
+    parser = command(
+        subparsers,
         "resend",
-        help="POST stored deliveries to a running receiver, re-signed",
-        description=plain(__doc__),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "POST stored deliveries to a running receiver, re-signed",
+        __doc__,
         epilog="example: codat-webhooks resend --state failed "
         "--url https://hooks.example.com/webhooks/codat --signing-secret whsec_...",
     )

@@ -46,9 +46,9 @@ from ._common import (
     CommandError,
     add_credential_flags,
     add_store_flags,
+    command,
     credentials,
     open_store,
-    plain,
     plugin_label,
 )
 
@@ -65,11 +65,8 @@ _UNTRUSTED = frozenset({Outcome.UNAUTHORIZED, Outcome.TOO_LARGE, Outcome.METHOD_
 
 
 def add_parser(subparsers: Any) -> None:
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "serve",
-        help="run a receiver locally, logging one line per delivery",
-        description=plain(__doc__),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = command(
+        subparsers, "serve", "run a receiver locally, logging one line per delivery", __doc__
     )
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"default {DEFAULT_HOST}")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")

@@ -32,9 +32,9 @@ from ._common import (
     EXIT_USAGE,
     CommandError,
     add_credential_flags,
+    command,
     credentials,
     emit,
-    plain,
     positive_int,
 )
 
@@ -45,11 +45,11 @@ TIMEOUT = 15.0  # Codat's own deadline for an answer
 
 
 def add_parser(subparsers: Any) -> None:
-    parser: argparse.ArgumentParser = subparsers.add_parser(
+    parser = command(
+        subparsers,
         "trigger",
-        help="POST a realistic sample delivery to a receiver",
-        description=plain(__doc__),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "POST a realistic sample delivery to a receiver",
+        __doc__,
         epilog="example: codat-webhooks trigger DataConnectionStatusChanged "
         "--authorization 'Bearer s3cret' --set Data.newStatus=Unlinked --repeat 5 --concurrency 5",
     )
