@@ -328,3 +328,111 @@ def test_purge_defaults_to_the_retention(store: Store, clock: FakeClock) -> None
     clock.advance(2)
     assert store.purge() == 1
     assert store.get("alert-1") is None
+
+
+# --- queued dispatch: enqueue, take, defer, due ----------------------------------------------
+
+
+def test_enqueue_records_a_new_key_as_queued_and_due_now(store: Store, clock: FakeClock) -> None:
+    result = store.enqueue(entry())
+    assert (result.status, result.attempts) == (ClaimStatus.QUEUED, 0)
+    record = store.get("alert-1")
+    assert record is not None
+    assert (record.state, record.attempts, record.body) == (State.QUEUED, 0, entry().body)
+    assert record.headers == HEADERS
+    assert record.lease_expires == pytest.approx(clock.now)
+    assert store.due() == ["alert-1"]
+
+
+def test_enqueue_of_a_queued_processing_or_done_key_is_a_duplicate(store: Store) -> None:
+    store.enqueue(entry())
+    assert store.enqueue(entry()).status is ClaimStatus.DUPLICATE
+    token = store.take("alert-1", lease=LEASE).token
+    assert store.enqueue(entry()).status is ClaimStatus.DUPLICATE
+    assert store.complete("alert-1", token)
+    assert store.enqueue(entry()).status is ClaimStatus.DUPLICATE
+    assert store.enqueue(entry(fingerprint="0" * 64)).status is ClaimStatus.CONFLICT
+
+
+def test_enqueue_accepts_a_failed_or_parked_key_again(store: Store) -> None:
+    store.enqueue(entry())
+    token = store.take("alert-1", lease=LEASE).token
+    assert store.release("alert-1", token, error="boom")
+    again = store.enqueue(entry())
+    assert again.status is ClaimStatus.QUEUED
+    record = store.get("alert-1")
+    assert record is not None
+    assert (record.state, record.attempts, record.last_error) == (State.QUEUED, 0, None)
+    # the earlier worker's token stays fenced out of the new round
+    assert not store.complete("alert-1", token)
+    store.park(entry("parked"), reason="bad")
+    assert store.enqueue(entry("parked")).status is ClaimStatus.QUEUED
+
+
+def test_take_claims_a_queued_key_once_and_counts_attempts(store: Store, clock: FakeClock) -> None:
+    store.enqueue(entry())
+    first = store.take("alert-1", lease=LEASE)
+    assert (first.status, first.attempts) == (ClaimStatus.CLAIMED, 1)
+    clock.advance(2)
+    busy = store.take("alert-1", lease=LEASE)
+    assert busy.status is ClaimStatus.IN_PROGRESS
+    assert busy.retry_after == pytest.approx(LEASE - 2)
+    assert store.renew("alert-1", first.token, lease=LEASE)
+    assert store.complete("alert-1", first.token)
+    assert store.take("alert-1", lease=LEASE).status is ClaimStatus.DUPLICATE
+    assert store.take("never-seen", lease=LEASE).status is ClaimStatus.DUPLICATE
+
+
+def test_defer_requeues_for_later_and_take_counts_the_next_attempt(
+    store: Store, clock: FakeClock
+) -> None:
+    store.enqueue(entry())
+    token = store.take("alert-1", lease=LEASE).token
+    assert store.defer("alert-1", token, due=clock.now + 30, error="boom")
+    assert not store.defer("alert-1", token, due=clock.now, error="fenced")
+    record = store.get("alert-1")
+    assert record is not None
+    assert (record.state, record.last_error) == (State.QUEUED, "boom")
+    assert store.due() == []
+    clock.advance(31)
+    assert store.due() == ["alert-1"]
+    second = store.take("alert-1", lease=LEASE)
+    assert (second.status, second.attempts) == (ClaimStatus.CLAIMED, 2)
+    assert second.token > token
+
+
+def test_due_finds_late_queued_keys_and_dead_workers_oldest_first(
+    store: Store, clock: FakeClock
+) -> None:
+    store.enqueue(entry("a"))
+    clock.advance(1)
+    store.enqueue(entry("b"))
+    store.take("b", lease=LEASE)
+    clock.advance(1)
+    store.claim(entry("inline"), lease=LEASE)
+    clock.advance(4)
+    assert store.due() == ["a"]
+    assert store.due(older_than=10) == []
+    clock.advance(LEASE + 1)
+    assert store.due() == ["a", "b", "inline"]
+    assert store.due(older_than=10) == ["a"]
+    assert store.due(limit=1) == ["a"]
+    taken = store.take("b", lease=LEASE)
+    assert (taken.status, taken.attempts) == (ClaimStatus.CLAIMED, 2)
+
+
+def test_only_one_of_many_threads_takes_a_queued_key(store: Store) -> None:
+    store.enqueue(entry())
+    results: list[Claim] = []
+    barrier = threading.Barrier(8)
+
+    def take() -> None:
+        barrier.wait()
+        results.append(store.take("alert-1", lease=LEASE))
+
+    threads = [threading.Thread(target=take) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(result.claimed for result in results) == 1

@@ -18,8 +18,10 @@ __all__ = [
     "decode_headers",
     "encode_headers",
     "plan_claim",
+    "plan_enqueue",
     "plan_first_claim",
     "plan_park",
+    "plan_take",
     "record_from_row",
     "record_to_row",
 ]
@@ -90,6 +92,56 @@ def plan_claim(
         headers=entry.headers or record.headers,
     )
     return Claim(ClaimStatus.CLAIMED, token=claimed.token, attempts=claimed.attempts), claimed
+
+
+def plan_enqueue(
+    record: Record | None, entry: Entry, *, now: float, retention: float
+) -> tuple[Claim, Record | None]:
+    """The answer to :meth:`Store.enqueue`, and the record to store (``None``: nothing)."""
+    if record is not None and now - record.last_seen <= retention:
+        if record.fingerprint != entry.fingerprint:
+            return Claim(ClaimStatus.CONFLICT, attempts=record.attempts), None
+        if record.state not in (State.FAILED, State.PARKED):
+            return Claim(ClaimStatus.DUPLICATE, attempts=record.attempts), None
+        token = record.token
+    else:
+        record, token = None, 0
+    queued = Record(
+        entry.key,
+        State.QUEUED,
+        entry.fingerprint,
+        0,  # attempts: the worker's count starts again
+        now if record is None else record.first_seen,
+        now,  # last_seen
+        entry.kind,
+        entry.company_id,
+        entry.body,
+        entry.headers,
+        None,  # last_error
+        token,  # kept, so a stale worker of an earlier round stays fenced out
+        now,  # lease_expires: for a queued record, the time it is due
+    )
+    return Claim(ClaimStatus.QUEUED, token=token), queued
+
+
+def plan_take(record: Record | None, *, now: float, lease: float) -> tuple[Claim, Record | None]:
+    """The answer to :meth:`Store.take`, and the record to store (``None``: nothing)."""
+    if record is None or record.state not in (State.QUEUED, State.PROCESSING):
+        return Claim(ClaimStatus.DUPLICATE, attempts=0 if record is None else record.attempts), None
+    if record.state is State.PROCESSING and record.lease_expires > now:
+        return Claim(
+            ClaimStatus.IN_PROGRESS,
+            attempts=record.attempts,
+            retry_after=record.lease_expires - now,
+        ), None
+    taken = record._replace(
+        state=State.PROCESSING,
+        attempts=record.attempts + 1,
+        last_seen=now,
+        token=record.token + 1,
+        lease_expires=now + lease,
+    )
+    return Claim(ClaimStatus.CLAIMED, token=taken.token, attempts=taken.attempts), taken
 
 
 def plan_park(record: Record | None, entry: Entry, *, now: float, reason: str) -> Record:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import enum
+import time
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -37,6 +38,10 @@ CODAT_RETRY_WINDOW = 28 * 3600.0
 class State(str, enum.Enum):
     """Where a delivery stands."""
 
+    QUEUED = "queued"
+    """Accepted for queued dispatch: recorded, handed to a queue, waiting for a worker.
+
+    ``lease_expires`` holds the time it is due (now, or after a retry's backoff)."""
     PROCESSING = "processing"
     """Claimed; hooks are running under a lease."""
     DONE = "done"
@@ -55,6 +60,8 @@ class ClaimStatus(str, enum.Enum):
     DUPLICATE = "duplicate"
     IN_PROGRESS = "in_progress"
     CONFLICT = "conflict"
+    QUEUED = "queued"
+    """From :meth:`Store.enqueue`: recorded as ``QUEUED``, ready to hand to a queue."""
 
     def __str__(self) -> str:
         return self.value
@@ -207,6 +214,49 @@ class Store(abc.ABC):
     def _purge_cutoff(self, now: float, older_than: float | None) -> float:
         """The ``last_seen`` before which :meth:`purge` deletes a record."""
         return now - (self.retention if older_than is None else older_than)
+
+    # --- queued dispatch ---------------------------------------------------------------------
+    # A queued key goes QUEUED -> (take) PROCESSING -> DONE, or back to QUEUED (defer) after a
+    # hook failed, or FAILED (release) once its attempts are spent. The queue only moves keys.
+
+    def enqueue(self, entry: Entry) -> Claim:
+        """Record ``entry`` as ``QUEUED`` (status ``QUEUED``), unless it is already ours.
+
+        A new key, or one that is ``FAILED`` or ``PARKED``, is recorded with its attempts
+        reset; a ``QUEUED``, ``PROCESSING`` or ``DONE`` one is a ``DUPLICATE``; another body
+        under a known key is a ``CONFLICT``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support queued dispatch")
+
+    def take(self, key: str, *, lease: float) -> Claim:
+        """A worker's claim of a ``QUEUED`` key (or a ``PROCESSING`` one whose lease ran out).
+
+        ``CLAIMED`` with a fencing token and the attempt count; ``IN_PROGRESS`` while another
+        worker's lease is alive; ``DUPLICATE`` when there is nothing to run (done, failed,
+        parked or unknown), so a job delivered twice is a no-op.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support queued dispatch")
+
+    def defer(self, key: str, token: int, *, due: float, error: str) -> bool:
+        """Put a claimed key back to ``QUEUED``, due at Unix time ``due``; ``False`` if fenced."""
+        raise NotImplementedError(f"{type(self).__name__} does not support queued dispatch")
+
+    def due(self, *, older_than: float = 0.0, limit: int = 100) -> list[str]:
+        """Keys a worker should run: ``QUEUED`` ones due, or ``PROCESSING`` ones whose lease
+        ran out, more than ``older_than`` seconds ago (oldest first).
+
+        A sweeper calls this with a grace period to re-enqueue keys whose job was lost; a
+        worker process draining the store calls it with none.
+        """
+        cutoff = self._now() - older_than
+        records = self.find(states=(State.QUEUED, State.PROCESSING))
+        late = [record for record in records if record.lease_expires <= cutoff]
+        late.sort(key=lambda record: record.lease_expires)
+        return [record.key for record in late[:limit]]
+
+    def _now(self) -> float:
+        clock = getattr(self, "_clock", None)
+        return float(clock()) if callable(clock) else time.time()
 
     def close(self) -> None:  # noqa: B027 - optional for stores that hold nothing
         """Release connections; the store must not be used afterwards."""

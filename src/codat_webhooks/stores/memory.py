@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from ._plan import plan_claim, plan_park
+from ._plan import plan_claim, plan_enqueue, plan_park, plan_take
 from .base import DEFAULT_RETENTION, Claim, Entry, Record, RecordQuery, State, Store
 
 __all__ = ["MemoryStore"]
@@ -76,6 +76,35 @@ class MemoryStore(Store):
             # claim, so the lease goes and last_seen starts the retention period.
             self._records[key] = Record._make(
                 (*record[:1], state, *record[2:5], now, *record[6:10], error, token, 0.0)
+            )
+            return True
+
+    def enqueue(self, entry: Entry) -> Claim:
+        now = self._clock()
+        with self._lock:
+            claim, record = plan_enqueue(
+                self._records.get(entry.key), entry, now=now, retention=self.retention
+            )
+            if record is not None:
+                self._records[entry.key] = record
+            return claim
+
+    def take(self, key: str, *, lease: float) -> Claim:
+        now = self._clock()
+        with self._lock:
+            claim, record = plan_take(self._records.get(key), now=now, lease=lease)
+            if record is not None:
+                self._records[key] = record
+            return claim
+
+    def defer(self, key: str, token: int, *, due: float, error: str) -> bool:
+        now = self._clock()
+        with self._lock:
+            record = self._held(key, token)
+            if record is None:
+                return False
+            self._records[key] = record._replace(
+                state=State.QUEUED, last_seen=now, lease_expires=due, last_error=error
             )
             return True
 

@@ -19,7 +19,7 @@ import psycopg_pool
 from psycopg import sql
 
 from ..errors import ConfigurationError, StoreError
-from ._plan import plan_claim, plan_park, record_from_row, record_to_row
+from ._plan import plan_claim, plan_enqueue, plan_park, plan_take, record_from_row, record_to_row
 from .base import DEFAULT_RETENTION, Claim, Entry, Record, RecordQuery, Store
 
 __all__ = ["PostgresStore"]
@@ -127,6 +127,14 @@ class PostgresStore(Store):
             "UPDATE {} SET state = 'failed', last_seen = %s, lease_expires = 0, last_error = %s"
             " WHERE key = %s AND token = %s AND state = 'processing'"
         ).format(ident)
+        self._sql_defer = sql.SQL(
+            "UPDATE {} SET state = 'queued', last_seen = %s, lease_expires = %s,"
+            " last_error = %s WHERE key = %s AND token = %s AND state = 'processing'"
+        ).format(ident)
+        self._sql_due = sql.SQL(
+            "SELECT key FROM {} WHERE state IN ('queued', 'processing')"
+            " AND lease_expires <= %s ORDER BY lease_expires LIMIT %s"
+        ).format(ident)
         self._sql_delete = sql.SQL(
             "DELETE FROM {} WHERE last_seen < %s AND NOT (state = 'processing'"
             " AND lease_expires > %s)"
@@ -200,6 +208,46 @@ class PostgresStore(Store):
 
     def release(self, key: str, token: int, *, error: str) -> bool:
         return self._update_held(self._sql_release, key, token, self._clock(), error)
+
+    def _decide(
+        self, key: str, plan: Callable[[Record | None, float], tuple[Claim, Record | None]]
+    ) -> Claim:
+        """Decide on ``key``'s row under its lock (an absent row is locked by inserting none:
+        ``plan`` must then answer with a record to insert, which loses to a concurrent one)."""
+        with self._conn() as conn:
+            for _ in range(_ATTEMPTS):
+                with conn.transaction():
+                    now = self._clock()
+                    row = conn.execute(
+                        self._sql_select + sql.SQL(" WHERE key = %s FOR UPDATE"), (key,)
+                    ).fetchone()
+                    claim, store = plan(None if row is None else record_from_row(row), now)
+                    if store is None:
+                        return claim
+                    if row is not None:
+                        conn.execute(self._sql_update, (*record_to_row(store), key))
+                        return claim
+                    if conn.execute(self._sql_insert, record_to_row(store)).fetchone():
+                        return claim
+                # another worker inserted the key meanwhile: decide again on its row
+        raise StoreError(f"could not decide on {key!r}: the row kept changing")
+
+    def enqueue(self, entry: Entry) -> Claim:
+        return self._decide(
+            entry.key,
+            lambda record, now: plan_enqueue(record, entry, now=now, retention=self.retention),
+        )
+
+    def take(self, key: str, *, lease: float) -> Claim:
+        return self._decide(key, lambda record, now: plan_take(record, now=now, lease=lease))
+
+    def defer(self, key: str, token: int, *, due: float, error: str) -> bool:
+        return self._update_held(self._sql_defer, key, token, self._clock(), due, error)
+
+    def due(self, *, older_than: float = 0.0, limit: int = 100) -> list[str]:
+        with self._conn() as conn:
+            rows = conn.execute(self._sql_due, (self._clock() - older_than, limit)).fetchall()
+        return [str(row[0]) for row in rows]
 
     def park(self, entry: Entry, *, reason: str) -> None:
         with self._conn() as conn:

@@ -142,6 +142,61 @@ return 1
 """
 )
 
+_ENQUEUE = (
+    _PRELUDE
+    + """
+-- ARGV: now, cutoff, fingerprint, body, headers, kind, company_id, ttl_ms, member
+local cur = redis.call('HMGET', rec, 'state', 'fingerprint', 'attempts', 'token', 'last_seen',
+                       'first_seen')
+local state, token, first_seen = cur[1], 0, ARGV[1]
+if state and tonumber(cur[5]) < tonumber(ARGV[2]) then state = false end
+if state then
+  if cur[2] ~= ARGV[3] then return {'conflict', 0, tonumber(cur[3])} end
+  if state ~= 'failed' and state ~= 'parked' then return {'duplicate', 0, tonumber(cur[3])} end
+  token, first_seen = tonumber(cur[4]), cur[6]
+end
+if cur[1] then redis.call('DEL', rec) end
+local fields = {'state', 'queued', 'fingerprint', ARGV[3], 'attempts', 0,
+                'first_seen', first_seen, 'last_seen', ARGV[1], 'body', ARGV[4],
+                'headers', ARGV[5], 'token', token, 'lease_expires', ARGV[1]}
+if ARGV[6] ~= '' then table.insert(fields, 'kind'); table.insert(fields, ARGV[6]) end
+if ARGV[7] ~= '' then table.insert(fields, 'company_id'); table.insert(fields, ARGV[7]) end
+redis.call('HSET', rec, unpack(fields))
+touch(ARGV[1], ARGV[9], ARGV[8])
+return {'queued', token, 0}
+"""
+)
+
+_TAKE = (
+    _PRELUDE
+    + """
+-- ARGV: now, lease_expires, ttl_ms, member
+local cur = redis.call('HMGET', rec, 'state', 'attempts', 'token', 'lease_expires')
+local state, now = cur[1], tonumber(ARGV[1])
+if state ~= 'queued' and state ~= 'processing' then
+  return {'duplicate', 0, tonumber(cur[2] or '0'), '0'}
+end
+local attempts, lease_expires = tonumber(cur[2]), tonumber(cur[4])
+if state == 'processing' and lease_expires > now then
+  return {'in_progress', 0, attempts, tostring(lease_expires - now)}
+end
+local token = tonumber(cur[3]) + 1
+redis.call('HSET', rec, 'state', 'processing', 'attempts', attempts + 1, 'last_seen', ARGV[1],
+           'token', token, 'lease_expires', ARGV[2])
+touch(ARGV[1], ARGV[4], ARGV[3])
+return {'claimed', token, attempts + 1, '0'}
+"""
+)
+
+_DEFER = """
+-- KEYS: rec; ARGV: token, now, due, last_error
+local cur = redis.call('HMGET', KEYS[1], 'state', 'token')
+if cur[1] ~= 'processing' or tonumber(cur[2]) ~= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'queued', 'last_seen', ARGV[2], 'lease_expires', ARGV[3],
+           'last_error', ARGV[4])
+return 1
+"""
+
 _PURGE = """
 -- KEYS: index; ARGV: cutoff, now, record key prefix, offset, batch
 local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1],
@@ -182,6 +237,9 @@ _RENEW_SCRIPT = _script(_RENEW, 1)
 _FINISH_SCRIPT = _script(_FINISH, 2)
 _PARK_SCRIPT = _script(_PARK, 2)
 _PURGE_SCRIPT = _script(_PURGE, 1)
+_ENQUEUE_SCRIPT = _script(_ENQUEUE, 2)
+_TAKE_SCRIPT = _script(_TAKE, 2)
+_DEFER_SCRIPT = _script(_DEFER, 1)
 
 
 class _Pinned:
@@ -367,6 +425,41 @@ class RedisStore(Store):
 
     def release(self, key: str, token: int, *, error: str) -> bool:
         return self._finish_held(key, token, State.FAILED, error)
+
+    def enqueue(self, entry: Entry) -> Claim:
+        now = self._clock()
+        args = (
+            repr(now),
+            repr(now - self.retention),
+            entry.fingerprint,
+            entry.body,
+            encode_headers(entry.headers),
+            _opt(entry.kind),
+            _opt(entry.company_id),
+            self._ttl_ms(0),
+            entry.key,
+        )
+        status, token, attempts = self._eval(
+            _ENQUEUE_SCRIPT, self._rec(entry.key), self._index, *args
+        )
+        return Claim(ClaimStatus(status.decode()), token=int(token), attempts=int(attempts))
+
+    def take(self, key: str, *, lease: float) -> Claim:
+        now = self._clock()
+        args = (repr(now), repr(now + lease), self._ttl_ms(lease), key)
+        status, token, attempts, retry_after = self._eval(
+            _TAKE_SCRIPT, self._rec(key), self._index, *args
+        )
+        return Claim(
+            ClaimStatus(status.decode()),
+            token=int(token),
+            attempts=int(attempts),
+            retry_after=float(retry_after),
+        )
+
+    def defer(self, key: str, token: int, *, due: float, error: str) -> bool:
+        args = (token, repr(self._clock()), repr(due), _opt(error))
+        return bool(self._eval(_DEFER_SCRIPT, self._rec(key), *args))
 
     def park(self, entry: Entry, *, reason: str) -> None:
         args = (

@@ -23,7 +23,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import ConfigurationError, StoreError
-from ._plan import plan_claim, plan_first_claim, plan_park, record_from_row, record_to_row
+from ._plan import (
+    plan_claim,
+    plan_enqueue,
+    plan_first_claim,
+    plan_park,
+    plan_take,
+    record_from_row,
+    record_to_row,
+)
 from .base import DEFAULT_RETENTION, Claim, Entry, Record, RecordQuery, Store
 
 __all__ = ["DEFAULT_DB_PATH", "SQLiteStore"]
@@ -48,6 +56,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     lease_expires REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS deliveries_last_seen ON deliveries (last_seen);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (lease_expires)
+    WHERE state IN ('queued', 'processing');
 """
 _COLUMNS = (
     "key, state, fingerprint, attempts, first_seen, last_seen, kind, company_id, body, headers,"
@@ -68,6 +78,14 @@ _COMPLETE = (
 _RELEASE = (
     "UPDATE deliveries SET state = 'failed', last_seen = ?, lease_expires = 0, last_error = ?"
     " WHERE key = ? AND token = ? AND state = 'processing'"
+)
+_DEFER = (
+    "UPDATE deliveries SET state = 'queued', last_seen = ?, lease_expires = ?, last_error = ?"
+    " WHERE key = ? AND token = ? AND state = 'processing'"
+)
+_DUE = (
+    "SELECT key FROM deliveries WHERE state IN ('queued', 'processing') AND lease_expires <= ?"
+    " ORDER BY lease_expires LIMIT ?"
 )
 
 
@@ -246,6 +264,33 @@ class SQLiteStore(Store):
 
     def release(self, key: str, token: int, *, error: str) -> bool:
         return self._update_held(_RELEASE, key, token, self._clock(), error)
+
+    def enqueue(self, entry: Entry) -> Claim:
+        # As in claim: a key never seen is one INSERT OR IGNORE, anything else read-decide-write.
+        claim, fresh = plan_enqueue(None, entry, now=self._clock(), retention=self.retention)
+        assert fresh is not None
+        if self._run(_INSERT_NEW, record_to_row(fresh)).rowcount == 1:
+            return claim
+        with self._write() as conn:
+            record = self._read(entry.key)
+            claim, store = plan_enqueue(record, entry, now=self._clock(), retention=self.retention)
+            if store is not None:
+                conn.execute(_UPSERT, record_to_row(store))
+        return claim
+
+    def take(self, key: str, *, lease: float) -> Claim:
+        with self._write() as conn:
+            claim, store = plan_take(self._read(key), now=self._clock(), lease=lease)
+            if store is not None:
+                conn.execute(_UPSERT, record_to_row(store))
+        return claim
+
+    def defer(self, key: str, token: int, *, due: float, error: str) -> bool:
+        return self._update_held(_DEFER, key, token, self._clock(), due, error)
+
+    def due(self, *, older_than: float = 0.0, limit: int = 100) -> list[str]:
+        rows = self._run(_DUE, (self._clock() - older_than, limit)).fetchall()
+        return [str(row[0]) for row in rows]
 
     def park(self, entry: Entry, *, reason: str) -> None:
         with self._write() as conn:
