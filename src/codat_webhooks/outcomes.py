@@ -16,6 +16,8 @@ class Outcome(str, enum.Enum):
 
     PROCESSED = "processed"
     """Every hook returned (or an unknown type was authenticated and passed to its hook)."""
+    QUEUED = "queued"
+    """Queued dispatch: recorded and handed to the queue; the hooks run on a worker."""
     DUPLICATE = "duplicate"
     """The key was already processed; only ``on_duplicate`` ran."""
     IN_PROGRESS = "in_progress"

@@ -20,7 +20,7 @@ import math
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias, TypeVar
 
 import pluggy
 
@@ -41,9 +41,13 @@ from .hooks.manager import make_plugin_manager
 from .leases import LeaseKeeper
 from .models._parse import load_object
 from .outcomes import Outcome
+from .queues.base import RetryPolicy, Work
 from .routing import Route, describe, key_from_body, route
 from .stores.base import CODAT_RETRY_WINDOW, Claim, ClaimStatus, Entry, Store
 from .verify import Authenticator, Credentials, SecretCredentials, message_id
+
+if TYPE_CHECKING:
+    from .queues.base import Queue
 
 __all__ = ["ALLOWED_METHODS", "Receiver", "TooLarge", "default_store"]
 
@@ -172,9 +176,29 @@ class _Notify(NamedTuple):
         await receiver.dispatcher.notify_async(self.name, self.kwargs)
 
 
-_Effect: TypeAlias = _StoreCall | _Hooks | _Notify
+class _Enqueue(NamedTuple):
+    """Hand a recorded key to the receiver's queue (in a thread, for a blocking engine)."""
+
+    key: str
+
+    def perform(self, receiver: Receiver) -> None:
+        assert receiver.queue is not None
+        receiver.queue.enqueue(self.key)
+
+    async def perform_async(self, receiver: Receiver) -> None:
+        queue = receiver.queue
+        assert queue is not None
+        if not queue.blocking:
+            return queue.enqueue(self.key)
+        from asgiref.sync import sync_to_async
+
+        return await sync_to_async(queue.enqueue, thread_sensitive=False)(self.key)
+
+
+_Effect: TypeAlias = _StoreCall | _Hooks | _Notify | _Enqueue
 _Pipeline: TypeAlias = Generator[_Effect, Any, Reply]
 """The receiver's decisions as a generator of effects: written once, run by either driver."""
+_Result = TypeVar("_Result")
 
 
 class Receiver:
@@ -214,6 +238,11 @@ class Receiver:
         :func:`codat_webhooks.hooks.manager.make_plugin_manager`) to use instead of building one
         from ``plugins`` and ``load_entrypoints``.
     :param dispatcher: a ready dispatcher, which brings its own plugin manager.
+    :param queue: queued dispatch (see :mod:`codat_webhooks.queues`): deliveries are recorded
+        as ``queued`` and answered 202, and workers run the hooks through
+        :meth:`process_queued`.
+    :param retries: how a worker retries a key whose hook raised
+        (:class:`~codat_webhooks.queues.RetryPolicy`); then the key is ``failed``.
     :raises ConfigurationError: no credentials without ``insecure``, both an ``authenticator``
         and credentials, a non-positive ``max_body_bytes`` or ``lease``, or a plugin
         implementing a hook that does not exist.
@@ -236,6 +265,8 @@ class Receiver:
         authenticator: Authenticator | None = None,
         plugin_manager: pluggy.PluginManager | None = None,
         dispatcher: Dispatcher | None = None,
+        queue: Queue | None = None,
+        retries: RetryPolicy = RetryPolicy(),  # noqa: B008 - an immutable NamedTuple
     ) -> None:
         if max_body_bytes <= 0:
             raise ConfigurationError("max_body_bytes must be positive")
@@ -271,6 +302,10 @@ class Receiver:
         self.lease = float(lease)
         self.retry_after = retry_after
         self._leases = LeaseKeeper(self.store, self.lease, clock=clock)
+        self.retries = retries.validate()
+        self.queue = queue
+        if queue is not None:
+            queue.bind(self)
 
     # --- public entry points -----------------------------------------------------------------
 
@@ -305,8 +340,25 @@ class Receiver:
         """As :meth:`reject_too_large`, for event loops."""
         return await self._run_async(self._reject(self._too_large(method, headers, b"", size)))
 
+    def process_queued(self, key: str) -> Work:
+        """The worker entry point of queued dispatch: run the hooks of a ``queued`` key.
+
+        Claims the key (so a job delivered twice runs the hooks once), runs the same hooks as
+        inline dispatch on the stored body, and completes it; a hook that raises puts the key
+        back as ``queued`` with a backoff and ``Work.retry_in`` says when to run it again,
+        until the attempts of ``retries`` are spent: then it is ``failed`` and
+        ``on_handler_error`` runs. Async hook implementations are run to completion.
+        """
+        return self._run(self._work(key))
+
+    async def process_queued_async(self, key: str) -> Work:
+        """As :meth:`process_queued`, for workers that run an event loop."""
+        return await self._run_async(self._work(key))
+
     def close(self) -> None:
-        """Stop the lease renewer and close the store."""
+        """Stop the queue's workers and the lease renewer, and close the store."""
+        if self.queue is not None:
+            self.queue.close()
         self._leases.close()
         self.store.close()
 
@@ -315,7 +367,7 @@ class Receiver:
     # An effect's result is sent back into the pipeline and its exception thrown into it, at
     # the ``yield`` that asked for it; the pipeline's ``return`` ends the loop with the reply.
 
-    def _run(self, pipeline: _Pipeline) -> Reply:
+    def _run(self, pipeline: Generator[_Effect, Any, _Result]) -> _Result:
         try:
             step = next(pipeline)
             while True:
@@ -326,9 +378,9 @@ class Receiver:
                 else:
                     step = pipeline.send(result)
         except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
+            return done.value
 
-    async def _run_async(self, pipeline: _Pipeline) -> Reply:
+    async def _run_async(self, pipeline: Generator[_Effect, Any, _Result]) -> _Result:
         try:
             step = next(pipeline)
             while True:
@@ -339,7 +391,7 @@ class Receiver:
                 else:
                     step = pipeline.send(result)
         except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
+            return done.value
 
     # --- the pipeline, written once for both drivers ----------------------------------------
 
@@ -349,6 +401,8 @@ class Receiver:
         if isinstance(admitted, _Rejection):
             return (yield from self._reject(admitted))
 
+        if self.queue is not None and not force:
+            return (yield from self._accept(admitted))
         key = admitted.entry.key
         try:
             claim = yield _StoreCall(self._claim, (admitted.entry, force))
@@ -370,6 +424,68 @@ class Receiver:
             return self._failed(key)
         yield _StoreCall(self._complete, (key, claim.token))
         return Reply.build(200, _PROCESSED, key, "processed")
+
+    def _accept(self, admitted: _Admitted) -> _Pipeline:
+        """Queued dispatch: record the delivery as ``queued``, hand its key over, answer 202."""
+        key = admitted.entry.key
+        try:
+            queued = yield _StoreCall(self.store.enqueue, (admitted.entry,))
+        except StoreError as exc:
+            return self._unavailable(key, exc)
+        if queued.status is not ClaimStatus.QUEUED:
+            return (yield from self._not_claimed(admitted, queued))
+        try:
+            yield _Enqueue(key)
+        except Exception as exc:
+            # Recorded but not handed over: the sweeper re-enqueues it once it is stale, and
+            # the sender's retry meanwhile is answered as a duplicate. Nothing is lost.
+            logger.error("could not enqueue %s: %s: %s", key, type(exc).__name__, exc)
+            return Reply.build(
+                503,
+                Outcome.UNAVAILABLE,
+                key,
+                "queue unavailable; retry later",
+                (("Retry-After", str(self.retry_after)),),
+            )
+        return Reply.build(202, Outcome.QUEUED, key, "queued")
+
+    def _work(self, key: str) -> Generator[_Effect, Any, Work]:
+        """A worker's run of a queued key: take it, run its hooks, complete, defer or fail."""
+        try:
+            claim = yield _StoreCall(self._take, (key,))
+            if claim.status is not _CLAIMED:
+                busy = claim.status is ClaimStatus.IN_PROGRESS
+                return Work(key, Outcome.IN_PROGRESS if busy else _ALREADY_PROCESSED)
+            record = yield _StoreCall(self.store.get, (key,))
+        except StoreError as exc:
+            logger.error("store unavailable for queued %s: %s", key, exc)
+            return Work(key, Outcome.UNAVAILABLE, float(self.retry_after))
+        if record is None or record.token != claim.token:  # purged or taken over meanwhile
+            return Work(key, _ALREADY_PROCESSED)
+        received_at = datetime.fromtimestamp(record.first_seen, timezone.utc)
+        delivery = Delivery(
+            key, Headers(record.headers), record.body, received_at, None, claim.attempts
+        )
+        try:
+            routed = route(load_object(record.body))
+        except PayloadError as exc:  # it parsed when accepted: the stored body was altered
+            yield _StoreCall(self._release, (key, claim.token, exc))
+            return Work(key, Outcome.FAILED)
+        kwargs = {"delivery": delivery, routed.argument: routed.payload}
+        try:
+            yield _Hooks(routed.hooks, kwargs, key, claim.token)
+        except Exception as exc:
+            delay = self.retries.delay(claim.attempts)
+            if delay is not None:
+                logger.warning("queued %s failed (attempt %d): %s", key, claim.attempts, exc)
+                yield _StoreCall(self._defer, (key, claim.token, exc, delay))
+                return Work(key, Outcome.FAILED, delay)
+            failure = {"payload": routed.payload, "alert": routed.payload, "error": exc}
+            yield _Notify("on_handler_error", {"delivery": delivery, **failure})
+            yield _StoreCall(self._release, (key, claim.token, exc))
+            return Work(key, Outcome.FAILED)
+        yield _StoreCall(self._complete, (key, claim.token))
+        return Work(key, _PROCESSED)
 
     def _reject(self, rejection: _Rejection) -> _Pipeline:
         """Park what deserves keeping, tell ``on_rejected``, answer with the error's status."""
@@ -476,6 +592,9 @@ class Receiver:
     def _claim(self, entry: Entry, force: bool) -> Claim:
         return self.store.claim(entry, lease=self.lease, force=force)
 
+    def _take(self, key: str) -> Claim:
+        return self.store.take(key, lease=self.lease)
+
     def _park(self, entry: Entry, reason: str) -> None:
         self.store.park(entry, reason=reason)
 
@@ -484,6 +603,13 @@ class Receiver:
             self.store.release(key, token, error=f"{type(exc).__name__}: {exc}")
         except StoreError as store_exc:
             logger.error("could not release %s (%s); its lease will expire", key, store_exc)
+
+    def _defer(self, key: str, token: int, exc: BaseException, delay: float) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        try:
+            self.store.defer(key, token, due=self.clock() + delay, error=error)
+        except StoreError as store_exc:
+            logger.error("could not defer %s (%s); its lease will expire", key, store_exc)
 
     def _complete(self, key: str, token: int) -> None:
         # The hooks ran: answering 200 is right even if recording that fails, because a retry
