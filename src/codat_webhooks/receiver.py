@@ -378,7 +378,8 @@ class Receiver:
                 else:
                     step = pipeline.send(result)
         except StopIteration as done:
-            return done.value
+            final: _Result = done.value
+            return final
 
     async def _run_async(self, pipeline: Generator[_Effect, Any, _Result]) -> _Result:
         try:
@@ -391,7 +392,8 @@ class Receiver:
                 else:
                     step = pipeline.send(result)
         except StopIteration as done:
-            return done.value
+            final: _Result = done.value
+            return final
 
     # --- the pipeline, written once for both drivers ----------------------------------------
 

@@ -37,6 +37,7 @@ class Counter:
 
     @hookimpl
     def on_alert(self, delivery: Delivery) -> None:
+        assert delivery.key is not None
         with self.lock:
             self.runs[delivery.key] = self.runs.get(delivery.key, 0) + 1
             if self.runs[delivery.key] <= self.failures:
@@ -57,7 +58,7 @@ def build(path: Path, counter: Counter, queue: LocalQueue, **options: object) ->
 def test_local_queue_is_a_queue_and_checks_its_settings() -> None:
     assert isinstance(LocalQueue(), Queue)
     with pytest.raises(ConfigurationError):
-        LocalQueue(workers=0)
+        LocalQueue(workers=-1)
 
 
 def test_worker_threads_run_every_accepted_key_once(tmp_path: Path) -> None:
@@ -71,9 +72,11 @@ def test_worker_threads_run_every_accepted_key_once(tmp_path: Path) -> None:
             assert receiver.handle("POST", AUTH, body).status == 200
             keys.append(json.loads(body)["AlertId"])
         wait_for(lambda: len(counter.runs) == 40)
-        wait_for(lambda: all(
-            (r := receiver.store.get(k)) is not None and r.state is State.DONE for k in keys
-        ))
+        wait_for(
+            lambda: all(
+                (r := receiver.store.get(k)) is not None and r.state is State.DONE for k in keys
+            )
+        )
         assert set(counter.runs.values()) == {1}
     finally:
         receiver.close()

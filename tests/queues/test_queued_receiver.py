@@ -149,7 +149,9 @@ def test_failing_hook_retries_with_backoff_then_fails_and_is_accepted_again(
     record = store.get(key)
     assert record is not None
     assert (record.state, record.attempts) == (State.FAILED, 3)
-    assert [call.arguments["delivery"].attempt for call in recorder.calls_to("on_handler_error")] == [3]
+    assert [
+        call.arguments["delivery"].attempt for call in recorder.calls_to("on_handler_error")
+    ] == [3]
     # exhausted: Codat's (or a resend's) next copy is accepted and queued again
     assert receiver.handle("POST", AUTH, body).status == 202
     assert receiver.process_queued(key).outcome == "processed"

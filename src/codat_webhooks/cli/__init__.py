@@ -2,7 +2,8 @@
 
 Subcommands: ``serve`` a receiver locally, ``trigger`` realistic deliveries at it, list
 ``samples``, inspect stored deliveries (``events``, ``show``), ``replay`` failed or parked ones
-after a fix (or ``resend`` them to a running receiver), ``purge`` old ones, list ``plugins`` and
+after a fix (or ``resend`` them to a running receiver), ``purge`` old ones, run queued
+deliveries on a ``worker``, list ``plugins`` and
 ``verify`` a captured request. ``--app MODULE:ATTRIBUTE`` makes a command use your
 application's own receiver: its store, plugins and settings. ``--json`` prints one JSON object
 per line.
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import CodatWebhookError
-from . import info, records, replay, resend, serve, trigger
+from . import info, records, replay, resend, serve, trigger, worker
 from ._common import EXIT_FAILED, CommandError, first_line, plain
 
 __all__ = ["build_parser", "main"]
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     records.add_parsers(subparsers)
     replay.add_parser(subparsers)
     resend.add_parser(subparsers)
+    worker.add_parser(subparsers)
     return parser
 
 

@@ -35,6 +35,7 @@ from ..errors import ConfigurationError, PayloadError
 from ..headers import HeaderInput
 from ..models._parse import load_object
 from ..outcomes import Outcome
+from ..queues.local import LocalQueue
 from ..receiver import Receiver
 from ..routing import route
 from ._app import LoadedApp, add_app_flag, load_app
@@ -83,6 +84,11 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--no-plugins", action="store_true", help="do not load plugins from entry points"
+    )
+    parser.add_argument(
+        "--queued",
+        action="store_true",
+        help="answer 202 at once and run hooks on worker threads (codat_webhooks.queues)",
     )
     parser.set_defaults(run=run)
 
@@ -183,6 +189,7 @@ def _own_receiver(args: argparse.Namespace) -> Receiver:
             store=store,
             insecure=args.insecure,
             load_entrypoints=not args.no_plugins,
+            queue=LocalQueue() if args.queued else None,
         )
     except ConfigurationError as exc:
         store.close()
@@ -198,13 +205,14 @@ def _app_receiver(args: argparse.Namespace, app: LoadedApp) -> Receiver:
             ("--signing-secret", args.signing_secret),
             ("--insecure", args.insecure),
             ("--no-plugins", args.no_plugins),
+            ("--queued", args.queued),
         )
         if value
     ]
     if given:
         raise CommandError(
-            f"{', '.join(given)}: with --app, the app's receiver decides credentials and "
-            "plugins; configure them where the app builds its Receiver",
+            f"{', '.join(given)}: with --app, the app's receiver decides credentials, "
+            "plugins and queue; configure them where the app builds its Receiver",
             EXIT_USAGE,
         )
     own = app.receiver

@@ -79,4 +79,4 @@ class RetryPolicy(NamedTuple):
         if attempt >= self.attempts:
             return None
         base = min(self.cap, self.first * 2.0 ** min(attempt - 1, 60))
-        return base * (1.0 - self.jitter * random.random())  # noqa: S311 - not for secrets
+        return base * (1.0 - self.jitter * random.random())  # jitter, not a secret

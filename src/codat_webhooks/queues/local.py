@@ -36,7 +36,8 @@ class LocalQueue:
     sweeper takes it as lost; longer than the backlog you expect, or keys are run twice as often
     as they need (harmlessly: a second job for a key is a no-op). ``sweep_every``: seconds
     between sweeps. Threads start when the receiver binds the queue, and again in a forked
-    child on its first delivery.
+    child on its first delivery. ``workers=0`` only records: web processes answer 202 and
+    ``codat-webhooks worker`` processes run everything.
     """
 
     blocking = False
@@ -44,8 +45,8 @@ class LocalQueue:
     def __init__(
         self, *, workers: int = 4, stale_after: float = 60.0, sweep_every: float = 5.0
     ) -> None:
-        if workers < 1 or stale_after < 0 or sweep_every <= 0:
-            raise ConfigurationError("LocalQueue needs workers >= 1, stale_after >= 0 and a sweep")
+        if workers < 0 or stale_after < 0 or sweep_every <= 0:
+            raise ConfigurationError("LocalQueue needs workers >= 0, stale_after >= 0 and a sweep")
         self.workers = workers
         self.stale_after = float(stale_after)
         self.sweep_every = float(sweep_every)
@@ -64,6 +65,8 @@ class LocalQueue:
 
     def enqueue(self, key: str, delay: float = 0.0) -> None:
         """Run ``key`` on a worker thread after ``delay`` seconds (once, however often asked)."""
+        if not self.workers:
+            return  # recorded as queued: a worker process will find it
         if self._pid != os.getpid():
             self._start()
         with self._ready:
@@ -95,6 +98,8 @@ class LocalQueue:
     # --- threads -----------------------------------------------------------------------------
 
     def _start(self) -> None:
+        if not self.workers:
+            return
         with self._ready:
             if self._pid == os.getpid():
                 return
