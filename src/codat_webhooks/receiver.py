@@ -455,9 +455,12 @@ class Receiver:
         """A worker's run of a queued key: take it, run its hooks, complete, defer or fail."""
         try:
             claim = yield _StoreCall(self._take, (key,))
+            if claim.status is ClaimStatus.IN_PROGRESS:
+                # Another worker holds it: look again when its lease would run out, in case
+                # that worker died (if it finishes, the next look is a no-op).
+                return Work(key, Outcome.IN_PROGRESS, claim.retry_after + 0.1)
             if claim.status is not _CLAIMED:
-                busy = claim.status is ClaimStatus.IN_PROGRESS
-                return Work(key, Outcome.IN_PROGRESS if busy else _ALREADY_PROCESSED)
+                return Work(key, _ALREADY_PROCESSED)
             record = yield _StoreCall(self.store.get, (key,))
         except StoreError as exc:
             logger.error("store unavailable for queued %s: %s", key, exc)

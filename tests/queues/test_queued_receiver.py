@@ -102,6 +102,22 @@ def test_worker_runs_the_same_hooks_once_and_completes(
     assert recorder.names() == ["on_data_sync_completed", "on_alert"]
 
 
+def test_a_key_another_worker_holds_is_looked_at_again_when_its_lease_runs_out(
+    make: Callable[..., Receiver], queue: ListQueue, store: MemoryStore, codat_clock: FakeClock
+) -> None:
+    receiver = make(lease=30.0)
+    receiver.handle("POST", AUTH, sample_body("Sync Failed"))
+    [key] = queue.keys
+    held = store.take(key, lease=30.0)  # a worker that then dies
+    codat_clock.advance(10)
+    busy = receiver.process_queued(key)
+    assert busy.outcome == "in_progress"
+    assert busy.retry_in == pytest.approx(20.1)
+    codat_clock.advance(21)
+    assert receiver.process_queued(key).outcome == "processed"
+    assert not store.complete(key, held.token)  # the dead worker is fenced out
+
+
 def test_copies_of_a_queued_processing_or_done_key_are_200_duplicates(
     make: Callable[..., Receiver], queue: ListQueue, store: MemoryStore, recorder: Recorder
 ) -> None:

@@ -48,7 +48,8 @@ class Work(NamedTuple):
     key: str
     outcome: Outcome
     """``processed``; ``duplicate`` (nothing to run); ``in_progress`` (another worker holds
-    it); ``failed``; ``unavailable`` (the store could not be reached)."""
+    it: look again once its lease would run out); ``failed``; ``unavailable`` (the store could
+    not be reached)."""
     retry_in: float | None = None
     """Seconds after which the key should be run again; ``None`` when it must not be."""
 
