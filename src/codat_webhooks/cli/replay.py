@@ -54,6 +54,8 @@ PROGRESS_FROM = 20
 """Show a progress bar (on a terminal) from this many deliveries on."""
 
 _REPLAYABLE = (State.FAILED.value, State.PARKED.value)
+_SUCCEEDED = (Outcome.PROCESSED, Outcome.QUEUED, "skipped")
+"""Replay outcomes that are not failures: with a queue, the receiver's workers run the hooks."""
 _DROPPED = frozenset(name for names in SIGNATURE_HEADER_SETS for name in names)
 _BUILTIN_NAMES = frozenset(BUILTIN_PLUGINS)
 
@@ -165,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
             f"{plural(n, 'delivery', ['deliveries'])} {o}" for o, n in outcomes.items()
         )
         print(f"replayed {len(records)}: {summary or 'nothing to do'}")
-    failed = sum(n for o, n in outcomes.items() if o not in (Outcome.PROCESSED, "skipped"))
+    failed = sum(n for o, n in outcomes.items() if o not in _SUCCEEDED)
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -249,7 +251,7 @@ def _replay_all(
         outcomes[outcome] += 1
         after = receiver.store.get(record.key)
         error = (
-            after.last_error if after and outcome not in ("skipped", Outcome.PROCESSED) else None
+            after.last_error if after and outcome not in _SUCCEEDED else None
         )
         if as_json:
             emit(
@@ -264,7 +266,7 @@ def _replay_all(
             continue
         if bar is not None:
             bar.update(done)
-        if bar is None or outcome not in (Outcome.PROCESSED, "skipped"):
+        if bar is None or outcome not in _SUCCEEDED:
             note = "  already processed; --force re-runs it" if outcome == "skipped" else ""
             detail = f"  {cut(error, 200)}" if error else ""
             print(f"{record.key}  {record.state.value} -> {outcome}{detail}{note}")

@@ -1,0 +1,304 @@
+"""Queued dispatch against inline dispatch, side by side, on the same SQLite store.
+
+Run: ``python -m benchmarks.queued [--seconds 5] [--rate 200] [--n 3000]``. Three figures, each
+with the inline receiver as the baseline measured in the same run:
+
+(a) acknowledgement latency while every hook sleeps 1 s: an open-loop sender offers ``--rate``
+    deliveries a second for ``--seconds`` to ``--server-threads`` threads calling
+    ``Receiver.handle`` (they stand for a server's request workers). Latency runs from when a
+    delivery was due to be sent to its answer, so a receiver that falls behind shows it.
+    Target: queued p99 under 20 ms at 200 req/s; inline cannot keep up.
+(b) acknowledgement throughput with a trivial hook: ``--n`` deliveries as fast as
+    ``--server-threads`` threads can send them; queued / inline (target >= 0.8). Queued is
+    measured recording only (``LocalQueue(workers=0)``) and with its embedded workers draining
+    at the same time on the same cores.
+(c) end to end with a trivial hook: deliveries completed per second by the embedded worker
+    (LocalQueue, 4 threads) and, with ``--celery``, by 2 Celery worker processes on a
+    redis-server broker this script starts on a free loopback port.
+
+The receiver is called in-process (no HTTP), so the figures are the receiver's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue as stdlib_queue
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "stores"))
+
+from store_servers import REDIS_SERVER, running_redis
+
+from codat_webhooks import Receiver, hookimpl
+from codat_webhooks.queues import LocalQueue, Queue
+from codat_webhooks.stores import SQLiteStore, State
+from codat_webhooks.testing import sample_body
+
+AUTH = {"Authorization": "Bearer bench"}
+
+
+class Sleeper:
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    @hookimpl
+    def on_alert(self) -> None:
+        if self.seconds:
+            time.sleep(self.seconds)
+
+
+def bodies(n: int) -> list[bytes]:
+    return [sample_body("Data connection status changed") for _ in range(n)]
+
+
+@contextmanager
+def receiver(
+    directory: Path, name: str, hook_seconds: float, queue: Queue | None
+) -> Iterator[Receiver]:
+    built = Receiver(
+        authorization="Bearer bench",
+        store=SQLiteStore(directory / f"{name}.sqlite3"),
+        plugins=[Sleeper(hook_seconds)],
+        load_entrypoints=False,
+        queue=queue,
+    )
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
+
+
+def offered_load(target: Receiver, rate: float, seconds: float, threads: int) -> dict[str, float]:
+    """(a): open loop; returns p50/p99 ms of the answered ones, answered/s and the backlog."""
+    jobs: stdlib_queue.Queue[tuple[float, bytes] | None] = stdlib_queue.Queue()
+    latencies: list[float] = []
+    lock = threading.Lock()
+    start = time.monotonic() + 0.1
+    end = start + seconds
+
+    def serve() -> None:
+        while (job := jobs.get()) is not None:
+            due, body = job
+            if time.monotonic() > end + 1:  # past the window: count it as unanswered
+                continue
+            target.handle("POST", AUTH, body)
+            with lock:
+                latencies.append(time.monotonic() - due)
+
+    workers = [threading.Thread(target=serve, daemon=True) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    sent = bodies(int(rate * seconds))
+    for index, body in enumerate(sent):
+        due = start + index / rate
+        time.sleep(max(0.0, due - time.monotonic()))
+        jobs.put((due, body))
+    deadline = end + 1
+    while time.monotonic() < deadline and len(latencies) < len(sent):
+        time.sleep(0.01)
+    with lock:
+        answered = list(latencies)
+    for _ in workers:
+        jobs.put(None)
+    return {
+        "p50_ms": percentile(answered, 0.50) * 1000,
+        "p99_ms": percentile(answered, 0.99) * 1000 if len(answered) == len(sent) else float("inf"),
+        "answered_per_s": len(answered) / seconds,
+        "unanswered": len(sent) - len(answered),
+    }
+
+
+def closed_loop(target: Receiver, n: int, threads: int) -> float:
+    """(b): deliveries acknowledged per second, ``threads`` senders as fast as they can."""
+    work = bodies(n)
+    chunks = [work[i::threads] for i in range(threads)]
+    began = time.perf_counter()
+    senders = [
+        threading.Thread(target=lambda c=chunk: [target.handle("POST", AUTH, b) for b in c])
+        for chunk in chunks
+    ]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join()
+    return n / (time.perf_counter() - began)
+
+
+def wait_done(store: SQLiteStore, keys: list[str], timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    pending = set(keys)
+    while pending and time.monotonic() < deadline:
+        pending = {k for k in pending if (r := store.get(k)) is None or r.state is not State.DONE}
+        if pending:
+            time.sleep(0.05)
+    if pending:
+        raise RuntimeError(f"{len(pending)} deliveries not done after {timeout}s")
+
+
+def end_to_end(target: Receiver, n: int, threads: int) -> float:
+    """(c): deliveries completed per second, from the first send to the last ``done``."""
+    work = bodies(n)
+    keys = [json.loads(body)["AlertId"] for body in work]
+    began = time.perf_counter()
+    closed_loop_bodies(target, work, threads)
+    assert isinstance(target.store, SQLiteStore)
+    wait_done(target.store, keys)
+    return n / (time.perf_counter() - began)
+
+
+def closed_loop_bodies(target: Receiver, work: list[bytes], threads: int) -> None:
+    senders = [
+        threading.Thread(
+            target=lambda c=work[i::threads]: [target.handle("POST", AUTH, b) for b in c]
+        )
+        for i in range(threads)
+    ]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join()
+
+
+CELERY_APP = """
+import os
+from celery import Celery
+from codat_webhooks import Receiver
+from codat_webhooks.queues.celery import CeleryQueue
+from codat_webhooks.stores import SQLiteStore
+
+celery_app = Celery("bench_celery", broker=os.environ["BROKER"])
+celery_app.conf.update(broker_connection_retry_on_startup=True, worker_prefetch_multiplier=16)
+receiver = Receiver(
+    authorization="Bearer bench",
+    store=SQLiteStore(os.environ["DB"]),
+    load_entrypoints=False,
+    queue=CeleryQueue(celery_app),
+)
+"""
+
+
+def celery_end_to_end(directory: Path, n: int, threads: int, processes: int) -> float:
+    """(c) on Celery: ``processes`` worker processes (one pool process each), real broker."""
+    import importlib.util
+
+    (directory / "bench_celery.py").write_text(textwrap.dedent(CELERY_APP))
+    with running_redis() as broker:
+        env = {**os.environ, "BROKER": broker, "DB": str(directory / "celery.sqlite3")}
+        env["PYTHONPATH"] = str(directory)
+        os.environ.update(BROKER=broker, DB=env["DB"])
+        celery = str(Path(sys.executable).parent / "celery")
+        workers = [
+            subprocess.Popen(
+                [
+                    celery,
+                    "-A",
+                    "bench_celery",
+                    "worker",
+                    "--pool",
+                    "solo",
+                    "--loglevel",
+                    "error",
+                    "--without-heartbeat",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "-n",
+                    f"bench{index}@%h",
+                ],
+                cwd=directory,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            for index in range(processes)
+        ]
+        try:
+            spec = importlib.util.spec_from_file_location(
+                "bench_celery", directory / "bench_celery.py"
+            )
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            target: Receiver = module.receiver
+            end_to_end(target, min(50, n), threads)  # warm up: workers connected, tasks known
+            return end_to_end(target, n, threads)
+        finally:
+            for worker in workers:
+                worker.terminate()
+                try:
+                    worker.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+                    worker.wait()
+
+
+def row(label: str, values: dict[str, Any]) -> None:
+    cells = "  ".join(f"{name}={value:,.1f}" for name, value in values.items())
+    print(f"  {label:<34} {cells}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="(a) offered-load window")
+    parser.add_argument("--rate", type=float, default=200.0, help="(a) deliveries offered per s")
+    parser.add_argument("--hook-seconds", type=float, default=1.0, help="(a) each hook's sleep")
+    parser.add_argument("--server-threads", type=int, default=16)
+    parser.add_argument("--n", type=int, default=3000, help="(b) and (c) deliveries")
+    parser.add_argument("--celery", action="store_true", help="(c) on 2 Celery processes too")
+    args = parser.parse_args(argv)
+    threads = args.server_threads
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        print(f"(a) acknowledgement, every hook sleeps {args.hook_seconds:g} s, "
+              f"{args.rate:g} req/s offered for {args.seconds:g} s, {threads} threads")  # fmt: skip
+        with receiver(directory, "a-inline", args.hook_seconds, None) as inline:
+            a_inline = offered_load(inline, args.rate, args.seconds, threads)
+        row("inline (baseline)", a_inline)
+        with receiver(directory, "a-queued", args.hook_seconds, LocalQueue()) as queued:
+            a_queued = offered_load(queued, args.rate, args.seconds, threads)
+        row("queued (LocalQueue)", a_queued)
+
+        print(f"(b) acknowledgement throughput, trivial hook, {args.n} deliveries")
+        with receiver(directory, "b-inline", 0, None) as inline:
+            b_inline = closed_loop(inline, args.n, threads)
+        with receiver(directory, "b-record", 0, LocalQueue(workers=0)) as recording:
+            b_record = closed_loop(recording, args.n, threads)
+        with receiver(directory, "b-queued", 0, LocalQueue()) as queued:
+            b_queued = closed_loop(queued, args.n, threads)
+        row("inline (baseline)", {"per_s": b_inline, "ratio": 1.0})
+        row("queued, record only", {"per_s": b_record, "ratio": b_record / b_inline})
+        row("queued, embedded workers running", {"per_s": b_queued, "ratio": b_queued / b_inline})
+
+        print(f"(c) end to end, trivial hook, {args.n} deliveries completed")
+        with receiver(directory, "c-inline", 0, None) as inline:
+            c_inline = end_to_end(inline, args.n, threads)
+        with receiver(directory, "c-queued", 0, LocalQueue()) as queued:
+            c_local = end_to_end(queued, args.n, threads)
+        row("inline (baseline)", {"per_s": c_inline, "ratio": 1.0})
+        row("embedded worker, 4 threads", {"per_s": c_local, "ratio": c_local / c_inline})
+        if args.celery:
+            if REDIS_SERVER is None:
+                print("  celery: skipped, no redis-server")
+            else:
+                c_celery = celery_end_to_end(directory, args.n, threads, processes=2)
+                row("2 Celery worker processes", {"per_s": c_celery, "ratio": c_celery / c_inline})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
