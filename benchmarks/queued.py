@@ -31,7 +31,7 @@ import tempfile
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -203,35 +203,25 @@ def celery_end_to_end(directory: Path, n: int, threads: int, processes: int) -> 
         env["PYTHONPATH"] = str(directory)
         os.environ.update(BROKER=broker, DB=env["DB"])
         celery = str(Path(sys.executable).parent / "celery")
+        command = [celery, "-A", "bench_celery", "worker", "--pool", "solo"]
+        command += ["--loglevel", "error", "--without-heartbeat", "--without-gossip"]
+        command += ["--without-mingle"]
         workers = [
             subprocess.Popen(
-                [
-                    celery,
-                    "-A",
-                    "bench_celery",
-                    "worker",
-                    "--pool",
-                    "solo",
-                    "--loglevel",
-                    "error",
-                    "--without-heartbeat",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "-n",
-                    f"bench{index}@%h",
-                ],
+                [*command, "-n", f"bench{index}@%h"],
                 cwd=directory,
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
-            )  # fmt: skip
+            )
             for index in range(processes)
         ]
         try:
             spec = importlib.util.spec_from_file_location(
                 "bench_celery", directory / "bench_celery.py"
             )
-            assert spec is not None and spec.loader is not None
+            assert spec is not None
+            assert spec.loader is not None
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
             target: Receiver = module.receiver
@@ -264,8 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     threads = args.server_threads
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        print(f"(a) acknowledgement, every hook sleeps {args.hook_seconds:g} s, "
-              f"{args.rate:g} req/s offered for {args.seconds:g} s, {threads} threads")  # fmt: skip
+        print(
+            f"(a) acknowledgement, every hook sleeps {args.hook_seconds:g} s, "
+            f"{args.rate:g} req/s offered for {args.seconds:g} s, {threads} threads"
+        )
         with receiver(directory, "a-inline", args.hook_seconds, None) as inline:
             a_inline = offered_load(inline, args.rate, args.seconds, threads)
         row("inline (baseline)", a_inline)
