@@ -250,9 +250,7 @@ def _replay_all(
         outcome = "skipped" if reply.outcome == Outcome.DUPLICATE else str(reply.outcome)
         outcomes[outcome] += 1
         after = receiver.store.get(record.key)
-        error = (
-            after.last_error if after and outcome not in _SUCCEEDED else None
-        )
+        error = after.last_error if after and outcome not in _SUCCEEDED else None
         if as_json:
             emit(
                 {
