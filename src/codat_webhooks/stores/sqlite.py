@@ -32,7 +32,7 @@ from ._plan import (
     record_from_row,
     record_to_row,
 )
-from .base import DEFAULT_RETENTION, Claim, Entry, Record, RecordQuery, Store
+from .base import DEFAULT_RETENTION, Claim, ClaimStatus, Entry, Record, RecordQuery, Store
 
 __all__ = ["DEFAULT_DB_PATH", "SQLiteStore"]
 
@@ -83,6 +83,12 @@ _DEFER = (
     "UPDATE deliveries SET state = 'queued', last_seen = ?, lease_expires = ?, last_error = ?"
     " WHERE key = ? AND token = ? AND state = 'processing'"
 )
+_TAKE = (
+    "UPDATE deliveries SET state = 'processing', attempts = attempts + 1, last_seen = ?,"
+    " token = token + 1, lease_expires = ? WHERE key = ? AND (state = 'queued'"
+    " OR (state = 'processing' AND lease_expires <= ?)) RETURNING token, attempts"
+)
+_HAS_RETURNING = sqlite3.sqlite_version_info >= (3, 35)
 _DUE = (
     "SELECT key FROM deliveries WHERE state IN ('queued', 'processing') AND lease_expires <= ?"
     " ORDER BY lease_expires LIMIT ?"
@@ -279,6 +285,14 @@ class SQLiteStore(Store):
         return claim
 
     def take(self, key: str, *, lease: float) -> Claim:
+        # A key a worker may run is one UPDATE that touches only the columns that change;
+        # anything else (done, held, unknown) is decided by plan_take on the row.
+        if _HAS_RETURNING:
+            now = self._clock()
+            rows = self._run(_TAKE, (now, now + lease, key, now)).fetchall()  # all: ends it
+            if rows:
+                token, attempts = rows[0]
+                return Claim(ClaimStatus.CLAIMED, token=int(token), attempts=int(attempts))
         with self._write() as conn:
             claim, store = plan_take(self._read(key), now=self._clock(), lease=lease)
             if store is not None:
