@@ -173,3 +173,21 @@ def test_worker_process_drains_what_the_web_process_recorded(setup: Setup) -> No
         assert "running queued deliveries" in out
     finally:
         web.close()
+
+
+def test_serve_queued_answers_202_and_runs_the_hooks_on_its_threads(setup: Setup) -> None:
+    process = subprocess.Popen(
+        [EXECUTABLE, "serve", "--port", "0", "--queued", "--no-plugins",
+         "--authorization", AUTH, "--db", str(setup.db)],
+        cwd=setup.cwd, env=setup.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    setup.processes.append(process)
+    assert process.stdout is not None
+    banner = process.stdout.readline()
+    assert "listening on" in banner, banner
+    url = banner.split("listening on ", 1)[1].split()[0]
+    body = sample_body("Sync Completed")
+    key = json.loads(body)["AlertId"]
+    assert post(url, body) == 202
+    wait_for(lambda: setup.states([key]) == {key: State.DONE})
+    assert post(url, body) == 200
