@@ -441,14 +441,7 @@ class Receiver:
         except Exception as exc:
             # Recorded but not handed over: the sweeper re-enqueues it once it is stale, and
             # the sender's retry meanwhile is answered as a duplicate. Nothing is lost.
-            logger.error("could not enqueue %s: %s: %s", key, type(exc).__name__, exc)
-            return Reply.build(
-                503,
-                Outcome.UNAVAILABLE,
-                key,
-                "queue unavailable; retry later",
-                (("Retry-After", str(self.retry_after)),),
-            )
+            return self._unavailable(key, exc, "queue")
         return Reply.build(202, Outcome.QUEUED, key, "queued")
 
     def _work(self, key: str) -> Generator[_Effect, Any, Work]:
@@ -639,13 +632,13 @@ class Receiver:
             extra = (("Retry-After", str(self.retry_after)),)
         return Reply.build(status, error.outcome, key, detail, extra)
 
-    def _unavailable(self, key: str | None, exc: StoreError) -> Reply:
-        logger.error("store unavailable for %s: %s", key, exc)
+    def _unavailable(self, key: str | None, exc: Exception, part: str = "store") -> Reply:
+        logger.error("%s unavailable for %s: %s: %s", part, key, type(exc).__name__, exc)
         return Reply.build(
             503,
             Outcome.UNAVAILABLE,
             key,
-            "store unavailable; retry later",
+            f"{part} unavailable; retry later",
             (("Retry-After", str(self.retry_after)),),
         )
 

@@ -9,9 +9,8 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -20,6 +19,8 @@ import pytest
 from codat_webhooks.stores import SQLiteStore, State
 from codat_webhooks.testing import sample_body
 from tests.stores.store_servers import REDIS_SERVER, missing_service, start_redis, stop
+
+from .helpers import wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -65,14 +66,6 @@ receiver = Receiver(
     retries=RetryPolicy(attempts=5, first=0.1, cap=0.3),
 )
 """
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        time.sleep(0.05)
 
 
 class Deployment:

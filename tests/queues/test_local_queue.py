@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,15 +14,9 @@ from codat_webhooks.stores import SQLiteStore, State
 from codat_webhooks.stores.base import Entry
 from codat_webhooks.testing import sample_body
 
+from .helpers import wait_for
+
 AUTH = {"Authorization": "Bearer s3cret"}
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        time.sleep(0.01)
 
 
 class Counter:

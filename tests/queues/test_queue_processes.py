@@ -8,11 +8,10 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,8 @@ from codat_webhooks import Receiver
 from codat_webhooks.queues import LocalQueue
 from codat_webhooks.stores import SQLiteStore, State
 from codat_webhooks.testing import sample_body
+
+from .helpers import wait_for
 
 EXECUTABLE = str(Path(sys.executable).parent / "codat-webhooks")
 AUTH = "Bearer s3cret"
@@ -47,14 +48,6 @@ receiver = Receiver(
     queue=LocalQueue(workers=2, stale_after=0.5, sweep_every=0.1),
 )
 """
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        time.sleep(0.05)
 
 
 class Setup:
