@@ -75,6 +75,17 @@ def plan_claim(
     if record.state is State.DONE and not force:
         touched = Record._make((*record[:5], now, *record[6:]))  # last_seen; see memory.py
         return Claim(ClaimStatus.DUPLICATE, attempts=record.attempts), touched
+    refreshed = record._replace(
+        kind=entry.kind or record.kind,
+        company_id=entry.company_id or record.company_id,
+        body=entry.body or record.body,
+        headers=entry.headers or record.headers,
+    )
+    return _hand_over(refreshed, now=now, lease=lease)
+
+
+def _hand_over(record: Record, *, now: float, lease: float) -> tuple[Claim, Record | None]:
+    """``IN_PROGRESS`` while someone's lease is alive; else the record under a new token."""
     if record.state is State.PROCESSING and record.lease_expires > now:
         retry_after = record.lease_expires - now
         return Claim(
@@ -86,10 +97,6 @@ def plan_claim(
         last_seen=now,
         token=record.token + 1,
         lease_expires=now + lease,
-        kind=entry.kind or record.kind,
-        company_id=entry.company_id or record.company_id,
-        body=entry.body or record.body,
-        headers=entry.headers or record.headers,
     )
     return Claim(ClaimStatus.CLAIMED, token=claimed.token, attempts=claimed.attempts), claimed
 
@@ -128,20 +135,7 @@ def plan_take(record: Record | None, *, now: float, lease: float) -> tuple[Claim
     """The answer to :meth:`Store.take`, and the record to store (``None``: nothing)."""
     if record is None or record.state not in (State.QUEUED, State.PROCESSING):
         return Claim(ClaimStatus.DUPLICATE, attempts=0 if record is None else record.attempts), None
-    if record.state is State.PROCESSING and record.lease_expires > now:
-        return Claim(
-            ClaimStatus.IN_PROGRESS,
-            attempts=record.attempts,
-            retry_after=record.lease_expires - now,
-        ), None
-    taken = record._replace(
-        state=State.PROCESSING,
-        attempts=record.attempts + 1,
-        last_seen=now,
-        token=record.token + 1,
-        lease_expires=now + lease,
-    )
-    return Claim(ClaimStatus.CLAIMED, token=taken.token, attempts=taken.attempts), taken
+    return _hand_over(record, now=now, lease=lease)
 
 
 def plan_park(record: Record | None, entry: Entry, *, now: float, reason: str) -> Record:
