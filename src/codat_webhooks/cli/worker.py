@@ -18,17 +18,18 @@ from typing import Any
 
 from ..queues.local import LocalQueue
 from ._app import add_app_flag, load_app
-from ._common import EXIT_OK, EXIT_USAGE, CommandError, plain, positive_int
+from ._common import EXIT_OK, EXIT_USAGE, CommandError, command, positive_int
 
 __all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers: Any) -> None:
-    parser: argparse.ArgumentParser = subparsers.add_parser(
+    parser = command(
+        subparsers,
         "worker",
-        help="run queued deliveries of your app's receiver from its store",
-        description=plain(__doc__),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "run queued deliveries of your app's receiver from its store",
+        __doc__,
+        epilog="example: codat-webhooks worker --app myapp.hooks:receiver --threads 8",
     )
     add_app_flag(parser)
     parser.add_argument("--threads", type=positive_int, default=4, help="default 4")
