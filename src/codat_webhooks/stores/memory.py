@@ -11,7 +11,16 @@ import time
 from collections.abc import Callable
 
 from ._plan import plan_claim, plan_park
-from .base import DEFAULT_RETENTION, Claim, Entry, Record, RecordQuery, State, Store
+from .base import (
+    DEFAULT_RETENTION,
+    Claim,
+    Entry,
+    Record,
+    RecordQuery,
+    State,
+    Store,
+    storable_text,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -30,6 +39,7 @@ class MemoryStore(Store):
         self._records: dict[str, Record] = {}
 
     def claim(self, entry: Entry, *, lease: float, force: bool = False) -> Claim:
+        entry = entry.storable()
         now = self._clock()
         with self._lock:
             claim, record = plan_claim(
@@ -64,7 +74,7 @@ class MemoryStore(Store):
         return self._finish(key, token, State.DONE, None)
 
     def release(self, key: str, token: int, *, error: str) -> bool:
-        return self._finish(key, token, State.FAILED, error)
+        return self._finish(key, token, State.FAILED, storable_text(error))
 
     def _finish(self, key: str, token: int, state: State, error: str | None) -> bool:
         now = self._clock()
@@ -80,6 +90,7 @@ class MemoryStore(Store):
             return True
 
     def park(self, entry: Entry, *, reason: str) -> None:
+        entry, reason = entry.storable(), storable_text(reason) or ""
         now = self._clock()
         with self._lock:
             record = self._records.get(entry.key)

@@ -24,7 +24,16 @@ from pathlib import Path
 
 from ..errors import ConfigurationError, StoreError
 from ._plan import plan_claim, plan_first_claim, plan_park, record_from_row, record_to_row
-from .base import DEFAULT_RETENTION, Claim, Entry, Record, RecordQuery, Store
+from .base import (
+    DEFAULT_RETENTION,
+    Claim,
+    Entry,
+    Record,
+    RecordQuery,
+    Store,
+    key_problem,
+    storable_text,
+)
 
 __all__ = ["DEFAULT_DB_PATH", "SQLiteStore"]
 
@@ -218,6 +227,7 @@ class SQLiteStore(Store):
     # --- the protocol ------------------------------------------------------------------------
 
     def claim(self, entry: Entry, *, lease: float, force: bool = False) -> Claim:
+        entry = entry.storable()
         # Most deliveries carry a key never seen: one statement, one transaction, no read.
         # INSERT OR IGNORE is atomic, so of two processes racing for a new key exactly one
         # inserts; the other (and any key already known) takes the read-decide-write path.
@@ -236,6 +246,8 @@ class SQLiteStore(Store):
 
     def _update_held(self, sql: str, key: str, token: int, *values: object) -> bool:
         """Run ``sql`` (an UPDATE of a record still held by ``token``) in its own transaction."""
+        if key_problem(key) is not None:
+            return False  # never stored, so never held
         return self._run(sql, (*values, key, token)).rowcount == 1
 
     def renew(self, key: str, token: int, *, lease: float) -> bool:
@@ -245,9 +257,10 @@ class SQLiteStore(Store):
         return self._update_held(_COMPLETE, key, token, self._clock())
 
     def release(self, key: str, token: int, *, error: str) -> bool:
-        return self._update_held(_RELEASE, key, token, self._clock(), error)
+        return self._update_held(_RELEASE, key, token, self._clock(), storable_text(error))
 
     def park(self, entry: Entry, *, reason: str) -> None:
+        entry, reason = entry.storable(), storable_text(reason) or ""
         with self._write() as conn:
             record = self._read(entry.key)
             conn.execute(
@@ -255,6 +268,8 @@ class SQLiteStore(Store):
             )
 
     def get(self, key: str) -> Record | None:
+        if key_problem(key) is not None:
+            return None
         return self._read(key)
 
     def _find(self, query: RecordQuery) -> list[Record]:
