@@ -214,6 +214,9 @@ class Receiver:
         bounds how long a crashed worker blocks redelivery.
     :param retry_after: seconds sent in ``Retry-After`` when a hook failed or the store was
         unavailable.
+    :param completion_retry: seconds to keep trying, in the background, to record a processed
+        delivery as done when the store fails just after its hooks ran (the claim is kept
+        meanwhile); default Codat's 28-hour retry window.
     :param clock: Unix seconds; read by the receiver, its leases, its signature checks and the
         default store, so tests can move time instead of sleeping.
     :param authenticator: a ready :class:`~codat_webhooks.verify.Authenticator`, instead of
@@ -223,7 +226,8 @@ class Receiver:
         from ``plugins`` and ``load_entrypoints``.
     :param dispatcher: a ready dispatcher, which brings its own plugin manager.
     :raises ConfigurationError: no credentials without ``insecure``, both an ``authenticator``
-        and credentials, a non-positive ``max_body_bytes`` or ``lease``, or a plugin
+        and credentials, a non-positive ``max_body_bytes`` or ``lease``, a negative
+        ``completion_retry``, or a plugin
         implementing a hook that does not exist.
     """
 
@@ -240,6 +244,7 @@ class Receiver:
         *,
         lease: float = 60.0,
         retry_after: int = 30,
+        completion_retry: float = CODAT_RETRY_WINDOW,
         clock: Clock = system_clock,
         authenticator: Authenticator | None = None,
         plugin_manager: pluggy.PluginManager | None = None,
@@ -249,6 +254,8 @@ class Receiver:
             raise ConfigurationError("max_body_bytes must be positive")
         if lease <= 0:
             raise ConfigurationError("lease must be a positive number of seconds")
+        if not completion_retry >= 0:  # NaN included
+            raise ConfigurationError("completion_retry must be a number of seconds, 0 or more")
         if authenticator is not None and (authorization or signing_secrets or insecure):
             raise ConfigurationError(
                 "pass either an authenticator or the credentials to build one, not both"
@@ -278,7 +285,9 @@ class Receiver:
         self.max_body_bytes = max_body_bytes
         self.lease = float(lease)
         self.retry_after = retry_after
-        self._leases = LeaseKeeper(self.store, self.lease, clock=clock)
+        self._leases = LeaseKeeper(
+            self.store, self.lease, clock=clock, completion_retry=float(completion_retry)
+        )
 
     # --- public entry points -----------------------------------------------------------------
 
@@ -500,12 +509,15 @@ class Receiver:
 
     def _complete(self, key: str, token: int) -> None:
         # The hooks ran: answering 200 is right even if recording that fails, because a retry
-        # would run them again. The claim then expires with its lease.
+        # would run them again. The claim is kept and completed in the background instead.
         try:
             if not self.store.complete(key, token):
                 logger.warning("%s completed after its lease was taken over", key)
         except StoreError as exc:
-            logger.error("processed %s but could not record it: %s", key, exc)
+            logger.error(
+                "processed %s but could not record it (%s); retrying in the background", key, exc
+            )
+            self._leases.complete_later(key, token)
 
     # --- replies: the status policy ----------------------------------------------------------
 

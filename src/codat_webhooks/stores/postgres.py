@@ -211,9 +211,7 @@ class PostgresStore(Store):
         return self._update_held(self._sql_complete, key, token, self._clock())
 
     def release(self, key: str, token: int, *, error: str) -> bool:
-        return self._update_held(
-            self._sql_release, key, token, self._clock(), storable_text(error)
-        )
+        return self._update_held(self._sql_release, key, token, self._clock(), storable_text(error))
 
     def park(self, entry: Entry, *, reason: str) -> None:
         entry, reason = entry.storable(), storable_text(reason) or ""
