@@ -1,13 +1,15 @@
 """A receiver over the store named by the environment, as both a WSGI and an ASGI app.
 
 ``HOSTILE_STORE`` is ``sqlite``, ``redis`` or ``postgres`` and ``HOSTILE_TARGET`` its file, URL
-or DSN; ``HOSTILE_AUTHORIZATION`` and ``HOSTILE_SECRET`` are the credentials, ``HOSTILE_NAMESPACE`` isolates the records (Redis prefix, PostgreSQL table). Serve
+or DSN; ``HOSTILE_AUTHORIZATION`` and ``HOSTILE_SECRET`` are the credentials;
+``HOSTILE_NAMESPACE`` isolates the records (Redis prefix, PostgreSQL table). Serve
 ``tests.adapters.fuzz_app:wsgi`` with gunicorn or ``tests.adapters.fuzz_app:asgi`` with uvicorn.
 """
 
 from __future__ import annotations
 
 import os
+
 from codat_webhooks import Receiver
 from codat_webhooks.asgi import WebhookApp as AsgiApp
 from codat_webhooks.stores import SQLiteStore, Store

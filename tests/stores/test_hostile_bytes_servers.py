@@ -19,10 +19,10 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.adapters.servers import free_port, gunicorn, running, uvicorn
 
 from codat_webhooks.stores import SQLiteStore, State, Store
 from codat_webhooks.testing import sign
-from tests.adapters.servers import free_port, gunicorn, running, uvicorn
 
 pytestmark = pytest.mark.slow
 

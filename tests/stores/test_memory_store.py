@@ -45,4 +45,3 @@ def test_eviction_keeps_a_live_lease_and_anything_within_retention(clock: FakeCl
     record = store.get("slow")
     assert record is not None
     assert record.state is State.PROCESSING
-

@@ -375,14 +375,8 @@ class RedisStore(Store):
     def _finish_held(self, key: str, token: int, state: State, error: str | None) -> bool:
         if key_problem(key) is not None:
             return False
-        args = (
-            token,
-            state.value,
-            repr(self._clock()),
-            _opt(storable_text(error)),
-            self._ttl_ms(0),
-            key,
-        )
+        error = storable_text(error)
+        args = (token, state.value, repr(self._clock()), _opt(error), self._ttl_ms(0), key)
         return bool(self._eval(_FINISH_SCRIPT, self._rec(key), self._index, *args))
 
     def complete(self, key: str, token: int) -> bool:
