@@ -49,7 +49,6 @@ from .stores.base import (
     Entry,
     Store,
     key_problem,
-    storable,
 )
 from .verify import Authenticator, Credentials, SecretCredentials, message_id
 
@@ -444,21 +443,21 @@ class Receiver:
         obj: Mapping[str, Any] | None = None
         try:
             obj = load_object(body)
-            key = key or key_from_body(obj)
-            if key is not None and (problem := key_problem(key)) is not None:
-                raise PayloadError(f"the delivery's ID is {problem}")
+            key = key or key_from_body(obj) or f"sha256:{fingerprint}"
             routed = route(obj)
-            if not _storable_labels(routed):
-                raise PayloadError("the type or company ID is not storable text")
-        except PayloadError as exc:
+            entry = Entry(
+                key, fingerprint, body, tuple(redact(hdrs.raw)), routed.kind, routed.company_id
+            )
+            if not entry.plain():  # rare: non-ASCII, NUL or a long key; refused, not cleaned
+                if (problem := key_problem(key)) is not None:
+                    raise PayloadError(f"the delivery's ID is {problem}")
+                if entry.storable() != entry:
+                    raise PayloadError("the type or company ID is not storable text")
+        except PayloadError as error:
             if key is None or key_problem(key) is not None:
                 key = f"sha256:{fingerprint}"  # the body's own ID cannot be a store key
             delivery = Delivery(key, hdrs, body, received_at, verified_by, method=method)
-            return _Rejection(exc, delivery, self._dead_letter(delivery, fingerprint, obj))
-        key = key or f"sha256:{fingerprint}"
-        entry = Entry(
-            key, fingerprint, body, tuple(redact(hdrs.raw)), routed.kind, routed.company_id
-        )
+            return _Rejection(error, delivery, self._dead_letter(delivery, fingerprint, obj))
         return _Admitted(hdrs, body, received_at, verified_by, method, routed, entry)
 
     def _too_large(
@@ -551,17 +550,6 @@ class Receiver:
             "a handler failed; retry later",
             (("Retry-After", str(self.retry_after)),),
         )
-
-
-def _storable_labels(routed: Route) -> bool:
-    """Whether the type and company a store keeps are text every store can hold.
-
-    A lone surrogate (JSON's ``"\\ud800"``) or a NUL is no Codat type or company: such a body is
-    refused as invalid and parked (with the labels cleaned), rather than run by hooks that
-    would fail to store the same string.
-    """
-    kind, company_id = routed.kind, routed.company_id
-    return (kind is None or storable(kind)) and (company_id is None or storable(company_id))
 
 
 _GENERIC_DETAILS = {401: "authentication failed", 413: "body too large"}

@@ -128,14 +128,27 @@ class Entry(NamedTuple):
     kind: str | None = None
     company_id: str | None = None
 
+    def plain(self) -> bool:
+        """Whether every store keeps this entry as it is: a short key, and ASCII without NUL
+        in key, type and company. The common case, decided without a function call."""
+        key, kind, company_id = self[0], self[4], self[5]
+        return (
+            len(key) <= MAX_KEY_LENGTH
+            and key.isascii()
+            and "\x00" not in key
+            and (kind is None or (kind.isascii() and "\x00" not in kind))
+            and (company_id is None or (company_id.isascii() and "\x00" not in company_id))
+        )
+
     def storable(self) -> Entry:
         """This entry as every store keeps it: the key checked (:func:`check_key`), the type
         and company cleaned (:func:`storable_text`)."""
-        check_key(self.key)
-        kind, company_id = self.kind, self.company_id
-        if (kind is None or storable(kind)) and (company_id is None or storable(company_id)):
+        if self.plain():
             return self
-        return self._replace(kind=storable_text(kind), company_id=storable_text(company_id))
+        check_key(self.key)
+        return self._replace(
+            kind=storable_text(self.kind), company_id=storable_text(self.company_id)
+        )
 
 
 class Claim(NamedTuple):
