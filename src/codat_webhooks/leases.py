@@ -3,6 +3,12 @@
 One daemon thread per receiver (started on first use) renews every claim held for more than
 half its lease. A worker that dies stops renewing, so its lease still runs out and another
 worker takes the delivery over. Registering a claim costs a dict insert, not a thread.
+
+The same thread finishes what the store refused to record: when ``complete`` fails after the
+hooks ran (a store outage), the claim stays held and renewed while ``complete`` is tried again
+with backoff, until it lands or ``completion_retry`` seconds pass. Without that, the record would
+stay ``processing`` and the first copy delivered after the lease would run the hooks again; now
+only a crash of this process in that time can.
 """
 
 from __future__ import annotations
@@ -12,25 +18,40 @@ import threading
 
 from .clock import Clock, system_clock
 from .errors import StoreError
-from .stores.base import Store
+from .stores.base import CODAT_RETRY_WINDOW, Store
 
 __all__ = ["LeaseKeeper"]
 
 logger = logging.getLogger("codat_webhooks")
 
+_FIRST_RETRY = 0.05
+"""Seconds before the first new try of a completion; doubled after each failure."""
+
 
 class LeaseKeeper:
     """Renews the claims registered with :meth:`track`; ``clock`` is the store's clock."""
 
-    def __init__(self, store: Store, lease: float, *, clock: Clock = system_clock) -> None:
+    def __init__(
+        self,
+        store: Store,
+        lease: float,
+        *,
+        clock: Clock = system_clock,
+        completion_retry: float = CODAT_RETRY_WINDOW,
+    ) -> None:
         self._store = store
         self._lease = lease
         self._clock = clock
+        self._completion_retry = completion_retry
+        self._interval = max(lease / 4, 0.01)
         # claim -> [time of the last renewal]: a one-item list, so the renewer can update it in
         # place and never re-inserts a claim that untrack() removed meanwhile.
         self._held: dict[tuple[str, int], list[float]] = {}
+        # claim -> [time of the next try, delay after that, time to give up]
+        self._unfinished: dict[tuple[str, int], list[float]] = {}
         self._start_lock = threading.Lock()
         self._wake = threading.Event()
+        self._closed = False
         self._thread: threading.Thread | None = None
 
     def track(self, key: str, token: int) -> None:
@@ -46,6 +67,20 @@ class LeaseKeeper:
     def untrack(self, key: str, token: int) -> None:
         self._held.pop((key, token), None)
 
+    def complete_later(self, key: str, token: int) -> None:
+        """Keep the claim and retry :meth:`Store.complete` in the background (see module doc)."""
+        now = self._clock()
+        self._held[(key, token)] = [now]
+        self._unfinished[(key, token)] = [now, _FIRST_RETRY, now + self._completion_retry]
+        if self._thread is None:
+            self._start()
+        self._wake.set()
+
+    @property
+    def unfinished(self) -> int:
+        """How many processed deliveries still wait to be recorded as done."""
+        return len(self._unfinished)
+
     def _start(self) -> None:
         with self._start_lock:
             if self._thread is None:
@@ -55,9 +90,22 @@ class LeaseKeeper:
                 self._thread.start()
 
     def _run(self) -> None:
-        interval = max(self._lease / 4, 0.01)
-        while not self._wake.wait(interval):
-            self.renew_due(self._clock())
+        while not self._closed:
+            self._wake.wait(self._next_wait())
+            self._wake.clear()
+            if self._closed:
+                return
+            now = self._clock()
+            self.retry_completions(now)
+            self.renew_due(now)
+
+    def _next_wait(self) -> float:
+        """Real seconds until the next renewal round, or sooner if a completion is due."""
+        if not self._unfinished:
+            return self._interval
+        now = self._clock()
+        soonest = min(retry[0] for retry in self._unfinished.copy().values())
+        return min(self._interval, max(soonest - now, 0.01))
 
     def renew_due(self, now: float) -> None:
         """Renew every claim whose last renewal is more than half a lease old."""
@@ -75,5 +123,44 @@ class LeaseKeeper:
                 logger.warning("lost the lease on %s; another worker may run it again", key)
             since[0] = now
 
+    def retry_completions(self, now: float) -> None:
+        """Try again to record as done each processed delivery whose next try is due."""
+        for claim, retry in list(self._unfinished.items()):
+            next_try, delay, give_up = retry
+            if now < next_try:
+                continue
+            key, token = claim
+            try:
+                ours = self._store.complete(key, token)
+            except StoreError as exc:
+                if now >= give_up:
+                    self._forget(claim)
+                    logger.error(
+                        "gave up recording %s as processed (%s); a redelivery will run its "
+                        "hooks again",
+                        key,
+                        exc,
+                    )
+                else:
+                    retry[0], retry[1] = now + delay, min(delay * 2, self._interval)
+                    logger.debug("still cannot record %s as processed: %s", key, exc)
+                continue
+            self._forget(claim)
+            if ours:
+                logger.info("recorded %s as processed now that the store answers", key)
+            else:
+                logger.warning("%s completed after its lease was taken over", key)
+
+    def _forget(self, claim: tuple[str, int]) -> None:
+        self._unfinished.pop(claim, None)
+        self._held.pop(claim, None)
+
     def close(self) -> None:
+        if self._unfinished:
+            logger.error(
+                "closing with %d processed deliveries not recorded as done: redeliveries will "
+                "run their hooks again",
+                len(self._unfinished),
+            )
+        self._closed = True
         self._wake.set()

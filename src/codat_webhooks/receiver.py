@@ -43,7 +43,14 @@ from .models._parse import load_object
 from .outcomes import Outcome
 from .queues.base import RetryPolicy, Work
 from .routing import Route, describe, key_from_body, route
-from .stores.base import CODAT_RETRY_WINDOW, Claim, ClaimStatus, Entry, Store
+from .stores.base import (
+    CODAT_RETRY_WINDOW,
+    Claim,
+    ClaimStatus,
+    Entry,
+    Store,
+    key_problem,
+)
 from .verify import Authenticator, Credentials, SecretCredentials, message_id
 
 if TYPE_CHECKING:
@@ -230,6 +237,9 @@ class Receiver:
         bounds how long a crashed worker blocks redelivery.
     :param retry_after: seconds sent in ``Retry-After`` when a hook failed or the store was
         unavailable.
+    :param completion_retry: seconds to keep trying, in the background, to record a processed
+        delivery as done when the store fails just after its hooks ran (the claim is kept
+        meanwhile); default Codat's 28-hour retry window.
     :param clock: Unix seconds; read by the receiver, its leases, its signature checks and the
         default store, so tests can move time instead of sleeping.
     :param authenticator: a ready :class:`~codat_webhooks.verify.Authenticator`, instead of
@@ -244,7 +254,8 @@ class Receiver:
     :param retries: how a worker retries a key whose hook raised
         (:class:`~codat_webhooks.queues.RetryPolicy`); then the key is ``failed``.
     :raises ConfigurationError: no credentials without ``insecure``, both an ``authenticator``
-        and credentials, a non-positive ``max_body_bytes`` or ``lease``, or a plugin
+        and credentials, a non-positive ``max_body_bytes`` or ``lease``, a negative
+        ``completion_retry``, or a plugin
         implementing a hook that does not exist.
     """
 
@@ -261,6 +272,7 @@ class Receiver:
         *,
         lease: float = 60.0,
         retry_after: int = 30,
+        completion_retry: float = CODAT_RETRY_WINDOW,
         clock: Clock = system_clock,
         authenticator: Authenticator | None = None,
         plugin_manager: pluggy.PluginManager | None = None,
@@ -272,6 +284,8 @@ class Receiver:
             raise ConfigurationError("max_body_bytes must be positive")
         if lease <= 0:
             raise ConfigurationError("lease must be a positive number of seconds")
+        if not completion_retry >= 0:  # NaN included
+            raise ConfigurationError("completion_retry must be a number of seconds, 0 or more")
         if authenticator is not None and (authorization or signing_secrets or insecure):
             raise ConfigurationError(
                 "pass either an authenticator or the credentials to build one, not both"
@@ -301,7 +315,9 @@ class Receiver:
         self.max_body_bytes = max_body_bytes
         self.lease = float(lease)
         self.retry_after = retry_after
-        self._leases = LeaseKeeper(self.store, self.lease, clock=clock)
+        self._leases = LeaseKeeper(
+            self.store, self.lease, clock=clock, completion_retry=float(completion_retry)
+        )
         self.retries = retries.validate()
         self.queue = queue
         if queue is not None:
@@ -541,16 +557,21 @@ class Receiver:
         obj: Mapping[str, Any] | None = None
         try:
             obj = load_object(body)
-            key = key or key_from_body(obj)
+            key = key or key_from_body(obj) or f"sha256:{fingerprint}"
             routed = route(obj)
-        except PayloadError as exc:
-            key = key or f"sha256:{fingerprint}"
+            entry = Entry(
+                key, fingerprint, body, tuple(redact(hdrs.raw)), routed.kind, routed.company_id
+            )
+            if not entry.plain():  # rare: non-ASCII, NUL or a long key; refused, not cleaned
+                if (problem := key_problem(key)) is not None:
+                    raise PayloadError(f"the delivery's ID is {problem}")
+                if entry.storable() != entry:
+                    raise PayloadError("the type or company ID is not storable text")
+        except PayloadError as error:
+            if key is None or key_problem(key) is not None:
+                key = f"sha256:{fingerprint}"  # the body's own ID cannot be a store key
             delivery = Delivery(key, hdrs, body, received_at, verified_by, method=method)
-            return _Rejection(exc, delivery, self._dead_letter(delivery, fingerprint, obj))
-        key = key or f"sha256:{fingerprint}"
-        entry = Entry(
-            key, fingerprint, body, tuple(redact(hdrs.raw)), routed.kind, routed.company_id
-        )
+            return _Rejection(error, delivery, self._dead_letter(delivery, fingerprint, obj))
         return _Admitted(hdrs, body, received_at, verified_by, method, routed, entry)
 
     def _too_large(
@@ -611,12 +632,15 @@ class Receiver:
 
     def _complete(self, key: str, token: int) -> None:
         # The hooks ran: answering 200 is right even if recording that fails, because a retry
-        # would run them again. The claim then expires with its lease.
+        # would run them again. The claim is kept and completed in the background instead.
         try:
             if not self.store.complete(key, token):
                 logger.warning("%s completed after its lease was taken over", key)
         except StoreError as exc:
-            logger.error("processed %s but could not record it: %s", key, exc)
+            logger.error(
+                "processed %s but could not record it (%s); retrying in the background", key, exc
+            )
+            self._leases.complete_later(key, token)
 
     # --- replies: the status policy ----------------------------------------------------------
 

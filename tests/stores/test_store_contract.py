@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from codat_webhooks.stores import Claim, ClaimStatus, Entry, Record, State, Store
+from codat_webhooks.stores.base import MAX_KEY_LENGTH
 
 if TYPE_CHECKING:
     from conftest import FakeClock
@@ -436,3 +437,59 @@ def test_only_one_of_many_threads_takes_a_queued_key(store: Store) -> None:
     for thread in threads:
         thread.join()
     assert sum(result.claimed for result in results) == 1
+
+
+# --- text no backend can hold: NUL, lone surrogates, huge keys --------------------------------
+
+UNSTORABLE_KEYS = ["\ud800", "alert-\x00-1", "k" * (MAX_KEY_LENGTH + 1)]
+
+
+@pytest.mark.parametrize("key", UNSTORABLE_KEYS, ids=["surrogate", "nul", "too-long"])
+def test_a_key_no_backend_can_hold_is_refused_alike_everywhere(store: Store, key: str) -> None:
+    # ValueError (the caller's bug), never StoreError (an outage: Codat would retry for 28 h)
+    # nor UnicodeEncodeError from a driver.
+    with pytest.raises(ValueError, match="store key"):
+        claim(store, entry(key))
+    with pytest.raises(ValueError, match="store key"):
+        store.park(entry(key), reason="invalid")
+    assert store.get(key) is None
+    assert not store.renew(key, 1, lease=LEASE)
+    assert not store.complete(key, 1)
+    assert not store.release(key, 1, error="boom")
+    assert store.find() == []
+
+
+def test_the_longest_key_is_held(store: Store) -> None:
+    key = "é" * MAX_KEY_LENGTH  # two bytes each in UTF-8
+    assert store.complete(key, claim(store, entry(key)).token)
+    record = store.get(key)
+    assert record is not None
+    assert record.state is State.DONE
+
+
+def test_labels_and_reasons_with_nul_or_surrogates_are_kept_cleaned(store: Store) -> None:
+    store.park(entry("bad-1", kind="Rule \ud800", company_id="co\x00mpany"), reason="x \udcff")
+    token = claim(store, entry("alert-1", kind="\x00", company_id="\udfff")).token
+    store.release("alert-1", token, error="RuntimeError: \ud800\x00")
+    parked, failed = store.get("bad-1"), store.get("alert-1")
+    assert parked is not None
+    assert failed is not None
+    assert (parked.kind, parked.company_id, parked.last_error) == (
+        "Rule \ufffd",
+        "co\ufffdmpany",
+        "x \ufffd",
+    )
+    assert (failed.kind, failed.company_id, failed.last_error) == (
+        "\ufffd",
+        "\ufffd",
+        "RuntimeError: \ufffd\ufffd",
+    )
+    assert _keys(store.find(kind="Rule \ud800")) == ["bad-1"]  # a filter is cleaned alike
+
+
+def test_headers_with_nul_or_surrogates_round_trip(store: Store) -> None:
+    headers = (("X-Odd", "a\x00b"), ("X-Surrogate", "\ud800"))
+    claim(store, entry(headers=headers))
+    record = store.get("alert-1")
+    assert record is not None
+    assert record.headers == headers

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from pydantic_core import to_json
+from pydantic_core import PydanticSerializationError, to_json
 
 from .base import Claim, ClaimStatus, Entry, Record, State
 
@@ -165,8 +165,15 @@ def plan_park(record: Record | None, entry: Entry, *, now: float, reason: str) -
 
 
 def encode_headers(headers: tuple[tuple[str, str], ...]) -> str:
-    """Compact JSON pairs; pydantic-core writes them several times faster than ``json``."""
-    return to_json(headers).decode()
+    """Compact JSON pairs; pydantic-core writes them several times faster than ``json``.
+
+    A value holding a lone surrogate has no UTF-8 form, so pydantic-core refuses it; ``json``
+    writes it as its ``\\ud800`` escape, which every store can keep and reads back exactly.
+    """
+    try:
+        return to_json(headers).decode()
+    except PydanticSerializationError:
+        return json.dumps(headers, separators=(",", ":"))
 
 
 def decode_headers(text: str | None) -> tuple[tuple[str, str], ...]:

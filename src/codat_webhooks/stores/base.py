@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import enum
+import re
 import time
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -17,6 +18,7 @@ from typing import NamedTuple
 __all__ = [
     "CODAT_RETRY_WINDOW",
     "DEFAULT_RETENTION",
+    "MAX_KEY_LENGTH",
     "Claim",
     "ClaimStatus",
     "Entry",
@@ -24,6 +26,10 @@ __all__ = [
     "RecordQuery",
     "State",
     "Store",
+    "check_key",
+    "key_problem",
+    "storable",
+    "storable_text",
 ]
 
 DEFAULT_RETENTION = 15 * 24 * 3600.0
@@ -33,6 +39,51 @@ back), so neither runs the hooks a second time."""
 
 CODAT_RETRY_WINDOW = 28 * 3600.0
 """How long Codat's new service keeps retrying one message."""
+
+
+MAX_KEY_LENGTH = 256
+"""Longest key a store holds: PostgreSQL cannot index much more than 2,700 bytes per row."""
+
+# What some backend cannot hold as text: NUL (PostgreSQL) and lone surrogates, which JSON's
+# "\ud800" escape decodes to and which have no UTF-8 encoding (SQLite, Redis, PostgreSQL).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def key_problem(key: str) -> str | None:
+    """Why no store can hold ``key`` (too long, a NUL, a lone surrogate), or ``None``.
+
+    Such a key has no faithful form in every backend, so every store refuses it with
+    :class:`ValueError` and the receiver parks its delivery under the body's fingerprint.
+    """
+    if len(key) > MAX_KEY_LENGTH:
+        return f"longer than {MAX_KEY_LENGTH} characters"
+    if not storable(key):
+        return "not storable text (a NUL or a lone surrogate)"
+    return None
+
+
+def storable(text: str) -> bool:
+    """Whether every backend can hold ``text``: no NUL and no lone surrogate."""
+    return (text.isascii() and "\x00" not in text) or _UNSTORABLE.search(text) is None
+
+
+def check_key(key: str) -> str:
+    """``key`` itself if a store can hold it; else :class:`ValueError` (a caller's bug)."""
+    problem = key_problem(key)
+    if problem is not None:
+        raise ValueError(f"store key {key[:40]!r}... is {problem}")
+    return key
+
+
+def storable_text(value: str | None) -> str | None:
+    """``value`` with NUL and lone surrogates replaced by U+FFFD, so every backend can hold it.
+
+    For the labels and reasons kept beside a record (type, company, error): losing a character
+    that no Codat value contains is better than failing to keep the delivery at all.
+    """
+    if value is None or storable(value):
+        return value
+    return _UNSTORABLE.sub("\ufffd", value)
 
 
 class State(str, enum.Enum):
@@ -83,6 +134,28 @@ class Entry(NamedTuple):
     headers: tuple[tuple[str, str], ...] = ()
     kind: str | None = None
     company_id: str | None = None
+
+    def plain(self) -> bool:
+        """Whether every store keeps this entry as it is: a short key, and ASCII without NUL
+        in key, type and company. The common case, decided without a function call."""
+        key, kind, company_id = self[0], self[4], self[5]
+        return (
+            len(key) <= MAX_KEY_LENGTH
+            and key.isascii()
+            and "\x00" not in key
+            and (kind is None or (kind.isascii() and "\x00" not in kind))
+            and (company_id is None or (company_id.isascii() and "\x00" not in company_id))
+        )
+
+    def storable(self) -> Entry:
+        """This entry as every store keeps it: the key checked (:func:`check_key`), the type
+        and company cleaned (:func:`storable_text`)."""
+        if self.plain():
+            return self
+        check_key(self.key)
+        return self._replace(
+            kind=storable_text(self.kind), company_id=storable_text(self.company_id)
+        )
 
 
 class Claim(NamedTuple):
@@ -198,6 +271,8 @@ class Store(abc.ABC):
     ) -> list[Record]:
         """Records matching every given filter, newest ``last_seen`` first."""
         wanted = frozenset(State(state) for state in states)
+        # Labels are kept cleaned (see storable_text), so a filter is cleaned the same way.
+        kind, company_id = storable_text(kind), storable_text(company_id)
         return self._find(RecordQuery(wanted, kind, company_id, since, limit))
 
     @abc.abstractmethod

@@ -2,6 +2,11 @@
 
 Nothing survives a restart and nothing is shared between processes, so production services
 with several workers want :class:`SQLiteStore`, :class:`RedisStore` or :class:`PostgresStore`.
+
+Records past the retention window are evicted as the store is used: a claim or a park that
+finds the last sweep more than a sixteenth of the retention ago purges first. So a long-running
+process holds about one retention window of records (1.9 KB each), and a delivery pays one
+comparison, not a scan.
 """
 
 from __future__ import annotations
@@ -11,9 +16,21 @@ import time
 from collections.abc import Callable
 
 from ._plan import plan_claim, plan_enqueue, plan_park, plan_take
-from .base import DEFAULT_RETENTION, Claim, Entry, Record, RecordQuery, State, Store
+from .base import (
+    DEFAULT_RETENTION,
+    Claim,
+    Entry,
+    Record,
+    RecordQuery,
+    State,
+    Store,
+    storable_text,
+)
 
 __all__ = ["MemoryStore"]
+
+
+_SWEEPS_PER_RETENTION = 16
 
 
 class MemoryStore(Store):
@@ -28,10 +45,15 @@ class MemoryStore(Store):
         self._clock = clock
         self._lock = threading.Lock()
         self._records: dict[str, Record] = {}
+        self._sweep_every = self.retention / _SWEEPS_PER_RETENTION
+        self._next_sweep = clock() + self._sweep_every
 
     def claim(self, entry: Entry, *, lease: float, force: bool = False) -> Claim:
+        entry = entry.storable()
         now = self._clock()
         with self._lock:
+            if now >= self._next_sweep:
+                self._evict(now, None)
             claim, record = plan_claim(
                 self._records.get(entry.key),
                 entry,
@@ -64,7 +86,7 @@ class MemoryStore(Store):
         return self._finish(key, token, State.DONE, None)
 
     def release(self, key: str, token: int, *, error: str) -> bool:
-        return self._finish(key, token, State.FAILED, error)
+        return self._finish(key, token, State.FAILED, storable_text(error))
 
     def _finish(self, key: str, token: int, state: State, error: str | None) -> bool:
         now = self._clock()
@@ -80,6 +102,7 @@ class MemoryStore(Store):
             return True
 
     def enqueue(self, entry: Entry) -> Claim:
+        entry = entry.storable()
         now = self._clock()
         with self._lock:
             claim, record = plan_enqueue(
@@ -109,8 +132,11 @@ class MemoryStore(Store):
             return True
 
     def park(self, entry: Entry, *, reason: str) -> None:
+        entry, reason = entry.storable(), storable_text(reason) or ""
         now = self._clock()
         with self._lock:
+            if now >= self._next_sweep:
+                self._evict(now, None)
             record = self._records.get(entry.key)
             self._records[entry.key] = plan_park(record, entry, now=now, reason=reason)
 
@@ -127,14 +153,20 @@ class MemoryStore(Store):
 
     def purge(self, *, older_than: float | None = None) -> int:
         now = self._clock()
-        cutoff = self._purge_cutoff(now, older_than)
         with self._lock:
-            doomed = [
-                key
-                for key, record in self._records.items()
-                if record.last_seen < cutoff
-                and not (record.state is State.PROCESSING and record.lease_expires > now)
-            ]
-            for key in doomed:
-                del self._records[key]
+            return self._evict(now, older_than)
+
+    def _evict(self, now: float, older_than: float | None) -> int:
+        """:meth:`purge` with the lock held; also called every ``retention / 16`` seconds."""
+        if older_than is None:
+            self._next_sweep = now + self._sweep_every
+        cutoff = self._purge_cutoff(now, older_than)
+        doomed = [
+            key
+            for key, record in self._records.items()
+            if record.last_seen < cutoff
+            and not (record.state is State.PROCESSING and record.lease_expires > now)
+        ]
+        for key in doomed:
+            del self._records[key]
         return len(doomed)

@@ -20,7 +20,16 @@ from psycopg import sql
 
 from ..errors import ConfigurationError, StoreError
 from ._plan import plan_claim, plan_enqueue, plan_park, plan_take, record_from_row, record_to_row
-from .base import DEFAULT_RETENTION, Claim, Entry, Record, RecordQuery, Store
+from .base import (
+    DEFAULT_RETENTION,
+    Claim,
+    Entry,
+    Record,
+    RecordQuery,
+    Store,
+    key_problem,
+    storable_text,
+)
 
 __all__ = ["PostgresStore"]
 
@@ -168,6 +177,7 @@ class PostgresStore(Store):
     # --- the protocol ------------------------------------------------------------------------
 
     def claim(self, entry: Entry, *, lease: float, force: bool = False) -> Claim:
+        entry = entry.storable()
         with self._conn() as conn:
             for _ in range(_ATTEMPTS):
                 now = self._clock()
@@ -197,6 +207,8 @@ class PostgresStore(Store):
         raise StoreError(f"could not claim {entry.key!r}: the row kept disappearing")
 
     def _update_held(self, query: sql.Composed, key: str, token: int, *values: object) -> bool:
+        if key_problem(key) is not None:
+            return False  # never stored, so never held
         with self._conn() as conn:
             return conn.execute(query, (*values, key, token)).rowcount == 1
 
@@ -207,7 +219,7 @@ class PostgresStore(Store):
         return self._update_held(self._sql_complete, key, token, self._clock())
 
     def release(self, key: str, token: int, *, error: str) -> bool:
-        return self._update_held(self._sql_release, key, token, self._clock(), error)
+        return self._update_held(self._sql_release, key, token, self._clock(), storable_text(error))
 
     def _decide(
         self, key: str, plan: Callable[[Record | None, float], tuple[Claim, Record | None]]
@@ -233,6 +245,7 @@ class PostgresStore(Store):
         raise StoreError(f"could not decide on {key!r}: the row kept changing")
 
     def enqueue(self, entry: Entry) -> Claim:
+        entry = entry.storable()
         return self._decide(
             entry.key,
             lambda record, now: plan_enqueue(record, entry, now=now, retention=self.retention),
@@ -250,6 +263,7 @@ class PostgresStore(Store):
         return [str(row[0]) for row in rows]
 
     def park(self, entry: Entry, *, reason: str) -> None:
+        entry, reason = entry.storable(), storable_text(reason) or ""
         with self._conn() as conn:
             for _ in range(_ATTEMPTS):
                 now = self._clock()
@@ -268,6 +282,8 @@ class PostgresStore(Store):
         raise StoreError(f"could not park {entry.key!r}: the row kept disappearing")
 
     def get(self, key: str) -> Record | None:
+        if key_problem(key) is not None:
+            return None
         with self._conn() as conn:
             row = conn.execute(self._sql_select + sql.SQL(" WHERE key = %s"), (key,)).fetchone()
         return None if row is None else record_from_row(row)

@@ -33,7 +33,18 @@ from redis.retry import Retry
 
 from ..errors import ConfigurationError, StoreError
 from ._plan import decode_headers, encode_headers
-from .base import DEFAULT_RETENTION, Claim, ClaimStatus, Entry, Record, RecordQuery, State, Store
+from .base import (
+    DEFAULT_RETENTION,
+    Claim,
+    ClaimStatus,
+    Entry,
+    Record,
+    RecordQuery,
+    State,
+    Store,
+    key_problem,
+    storable_text,
+)
 
 __all__ = ["RedisStore"]
 
@@ -387,6 +398,7 @@ class RedisStore(Store):
     # --- the protocol ------------------------------------------------------------------------
 
     def claim(self, entry: Entry, *, lease: float, force: bool = False) -> Claim:
+        entry = entry.storable()
         now = self._clock()
         args = (
             repr(now),
@@ -413,10 +425,15 @@ class RedisStore(Store):
         )
 
     def renew(self, key: str, token: int, *, lease: float) -> bool:
+        if key_problem(key) is not None:
+            return False  # never stored, so never held
         args = (token, repr(self._clock() + lease), self._ttl_ms(lease))
         return bool(self._eval(_RENEW_SCRIPT, self._rec(key), *args))
 
     def _finish_held(self, key: str, token: int, state: State, error: str | None) -> bool:
+        if key_problem(key) is not None:
+            return False
+        error = storable_text(error)
         args = (token, state.value, repr(self._clock()), _opt(error), self._ttl_ms(0), key)
         return bool(self._eval(_FINISH_SCRIPT, self._rec(key), self._index, *args))
 
@@ -427,6 +444,7 @@ class RedisStore(Store):
         return self._finish_held(key, token, State.FAILED, error)
 
     def enqueue(self, entry: Entry) -> Claim:
+        entry = entry.storable()
         now = self._clock()
         args = (
             repr(now),
@@ -462,6 +480,7 @@ class RedisStore(Store):
         return bool(self._eval(_DEFER_SCRIPT, self._rec(key), *args))
 
     def park(self, entry: Entry, *, reason: str) -> None:
+        entry, reason = entry.storable(), storable_text(reason) or ""
         args = (
             repr(self._clock()),
             entry.fingerprint,
@@ -476,6 +495,8 @@ class RedisStore(Store):
         self._eval(_PARK_SCRIPT, self._rec(entry.key), self._index, *args)
 
     def get(self, key: str) -> Record | None:
+        if key_problem(key) is not None:
+            return None
         with self._errors():
             fields = cast("dict[bytes, bytes]", self.client.hgetall(self._rec(key)))
         return _record(key, fields) if fields else None

@@ -32,7 +32,17 @@ from ._plan import (
     record_from_row,
     record_to_row,
 )
-from .base import DEFAULT_RETENTION, Claim, ClaimStatus, Entry, Record, RecordQuery, Store
+from .base import (
+    DEFAULT_RETENTION,
+    Claim,
+    ClaimStatus,
+    Entry,
+    Record,
+    RecordQuery,
+    Store,
+    key_problem,
+    storable_text,
+)
 
 __all__ = ["DEFAULT_DB_PATH", "SQLiteStore"]
 
@@ -117,6 +127,24 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return code & 0xFF == _SQLITE_BUSY
 
 
+_REOPEN_AFTER = frozenset({8, 10, 14})
+"""SQLITE_READONLY, SQLITE_IOERR, SQLITE_CANTOPEN: faults a fresh connection may not have."""
+
+
+_REOPEN_MESSAGES = {
+    "attempt to write a readonly database": 8,
+    "disk I/O error": 10,
+    "unable to open database file": 14,
+}
+
+
+def _error_code(exc: sqlite3.Error) -> int:
+    code: int | None = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    if code is not None:
+        return code
+    return _REOPEN_MESSAGES.get(str(exc), -1)
+
+
 class SQLiteStore(Store):
     """Exactly-once across the threads and processes of one machine that share ``path``.
 
@@ -169,19 +197,45 @@ class SQLiteStore(Store):
         conn = sqlite3.connect(
             self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
         )
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
-        conn.executescript(_SCHEMA)
-        # From here on a busy database is waited for by _run, not by SQLite (see there).
-        conn.execute("PRAGMA busy_timeout=0")
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
+            conn.executescript(_SCHEMA)
+            # From here on a busy database is waited for by _run, not by SQLite (see there).
+            conn.execute("PRAGMA busy_timeout=0")
+        except BaseException:
+            conn.close()
+            raise
         self._local.conn = (pid, conn)
         with self._all_lock:
             self._all.append((pid, conn))
         return conn
 
+    def _holds(self, conn: sqlite3.Connection) -> bool:
+        cached: tuple[int, sqlite3.Connection] | None = getattr(self._local, "conn", None)
+        return cached is not None and cached[1] is conn
+
     def _failure(self, exc: sqlite3.Error) -> StoreError:
+        if _error_code(exc) & 0xFF in _REOPEN_AFTER:
+            self._drop_connection()
         return StoreError(f"SQLite store {self.path}: {exc}")
+
+    def _drop_connection(self) -> None:
+        """Close this thread's connection, so the next call opens a fresh one.
+
+        A connection opened while the file could not be written (permissions, an immutable or
+        read-only mounted file) is read-only for good, and one whose file hit an I/O error may
+        be broken: keeping it would answer 503 until the process restarts, long after the file
+        is writable again.
+        """
+        cached: tuple[int, sqlite3.Connection] | None = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if cached is None or cached[0] != os.getpid():
+            return
+        with self._all_lock:
+            self._all = [pair for pair in self._all if pair[1] is not cached[1]]
+        cached[1].close()
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -231,7 +285,8 @@ class SQLiteStore(Store):
             try:
                 yield conn
             except BaseException:
-                conn.execute("ROLLBACK")
+                if self._holds(conn):  # a dropped connection rolled back as it closed
+                    conn.execute("ROLLBACK")
                 raise
         self._run("COMMIT")
 
@@ -242,6 +297,7 @@ class SQLiteStore(Store):
     # --- the protocol ------------------------------------------------------------------------
 
     def claim(self, entry: Entry, *, lease: float, force: bool = False) -> Claim:
+        entry = entry.storable()
         # Most deliveries carry a key never seen: one statement, one transaction, no read.
         # INSERT OR IGNORE is atomic, so of two processes racing for a new key exactly one
         # inserts; the other (and any key already known) takes the read-decide-write path.
@@ -260,6 +316,8 @@ class SQLiteStore(Store):
 
     def _update_held(self, sql: str, key: str, token: int, *values: object) -> bool:
         """Run ``sql`` (an UPDATE of a record still held by ``token``) in its own transaction."""
+        if key_problem(key) is not None:
+            return False  # never stored, so never held
         return self._run(sql, (*values, key, token)).rowcount == 1
 
     def renew(self, key: str, token: int, *, lease: float) -> bool:
@@ -269,9 +327,10 @@ class SQLiteStore(Store):
         return self._update_held(_COMPLETE, key, token, self._clock())
 
     def release(self, key: str, token: int, *, error: str) -> bool:
-        return self._update_held(_RELEASE, key, token, self._clock(), error)
+        return self._update_held(_RELEASE, key, token, self._clock(), storable_text(error))
 
     def enqueue(self, entry: Entry) -> Claim:
+        entry = entry.storable()
         # As in claim: a key never seen is one INSERT OR IGNORE, anything else read-decide-write.
         claim, fresh = plan_enqueue(None, entry, now=self._clock(), retention=self.retention)
         assert fresh is not None
@@ -307,6 +366,7 @@ class SQLiteStore(Store):
         return [str(row[0]) for row in rows]
 
     def park(self, entry: Entry, *, reason: str) -> None:
+        entry, reason = entry.storable(), storable_text(reason) or ""
         with self._write() as conn:
             record = self._read(entry.key)
             conn.execute(
@@ -314,6 +374,8 @@ class SQLiteStore(Store):
             )
 
     def get(self, key: str) -> Record | None:
+        if key_problem(key) is not None:
+            return None
         return self._read(key)
 
     def _find(self, query: RecordQuery) -> list[Record]:

@@ -1,0 +1,47 @@
+"""MemoryStore in a long-running process: records past the retention window are evicted."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from codat_webhooks.stores import Entry, MemoryStore, State
+
+if TYPE_CHECKING:
+    from conftest import FakeClock
+
+RETENTION = 1600.0  # a sweep every 100 s
+
+
+def deliver(store: MemoryStore, key: str) -> None:
+    store.complete(key, store.claim(Entry(key, "f"), lease=10).token)
+
+
+def test_a_long_running_store_holds_about_one_retention_window(clock: FakeClock) -> None:
+    store = MemoryStore(retention=RETENTION, clock=clock)
+    per_window = 160
+    sizes = []
+    for n in range(per_window * 20):  # twenty retention windows, one delivery every 10 s
+        deliver(store, f"key-{n}")
+        if n % 8 == 0:
+            store.park(Entry(f"parked-{n}", "f"), reason="invalid")
+        clock.advance(RETENTION / per_window)
+        sizes.append(len(store.find()))
+    # Without eviction this ends at 3,600 records; with it, one window plus at most one sweep.
+    assert max(sizes) <= (per_window + 20) * (1 + 1 / 16) + 2
+    assert store.get("key-0") is None
+    assert store.get(f"key-{per_window * 20 - 1}") is not None
+
+
+def test_eviction_keeps_a_live_lease_and_anything_within_retention(clock: FakeClock) -> None:
+    store = MemoryStore(retention=RETENTION, clock=clock)
+    store.claim(Entry("slow", "f"), lease=RETENTION * 3)  # a hook still running
+    deliver(store, "old")
+    clock.advance(RETENTION / 2)
+    deliver(store, "recent")
+    clock.advance(RETENTION / 2 + 1)
+    deliver(store, "trigger")  # the first claim after the sweep is due
+    assert store.get("old") is None
+    assert [r.key for r in store.find()] == ["trigger", "recent", "slow"]
+    record = store.get("slow")
+    assert record is not None
+    assert record.state is State.PROCESSING
