@@ -19,8 +19,7 @@ import pytest
 from codat_webhooks.stores import SQLiteStore, State
 from codat_webhooks.testing import sample_body
 from tests.stores.store_servers import REDIS_SERVER, missing_service, start_redis, stop
-
-from .helpers import wait_for
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 

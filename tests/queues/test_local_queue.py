@@ -13,8 +13,7 @@ from codat_webhooks.queues import LocalQueue, Queue, RetryPolicy
 from codat_webhooks.stores import SQLiteStore, State
 from codat_webhooks.stores.base import Entry
 from codat_webhooks.testing import sample_body
-
-from .helpers import wait_for
+from tests.waiting import wait_for
 
 AUTH = {"Authorization": "Bearer s3cret"}
 

@@ -20,8 +20,7 @@ from codat_webhooks import Receiver
 from codat_webhooks.queues import LocalQueue
 from codat_webhooks.stores import SQLiteStore, State
 from codat_webhooks.testing import sample_body
-
-from .helpers import wait_for
+from tests.waiting import wait_for
 
 EXECUTABLE = str(Path(sys.executable).parent / "codat-webhooks")
 AUTH = "Bearer s3cret"

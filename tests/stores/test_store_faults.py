@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from store_servers import REDIS_SERVER, free_port, missing_service, start_redis, stop
+from tests.waiting import wait_for
 
 from codat_webhooks import Receiver, RuleType, hookimpl
 from codat_webhooks.stores import SQLiteStore, State, Store
@@ -124,15 +125,6 @@ class StopsTheStore:
             stop(self.server[0])
 
 
-def _poll(check: object, seconds: float = 20.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return True
-        time.sleep(0.02)
-    return False
-
-
 @pytest.mark.redis
 @pytest.mark.slow
 def test_a_completion_lost_to_an_outage_is_recorded_when_the_store_is_back(
@@ -159,7 +151,7 @@ def test_a_completion_lost_to_an_outage_is_recorded_when_the_store_is_back(
             server[0] = start_redis(port, directory=tmp_path)[0]
             assert reply.key is not None
             key = reply.key
-            assert _poll(lambda: getattr(store.get(key), "state", None) is State.DONE)
+            wait_for(lambda: getattr(store.get(key), "state", None) is State.DONE, 20.0)
             assert "recorded" in caplog.text
         assert receiver.handle("POST", {}, body).outcome == "duplicate"
         assert hook.runs == 1

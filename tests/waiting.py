@@ -1,4 +1,4 @@
-"""What the queue tests share."""
+"""Waiting for something another thread or process does, with a deadline instead of a sleep."""
 
 from __future__ import annotations
 
