@@ -12,7 +12,9 @@ runs for each case and the ratio to the baseline measured in the same run:
 * then the stages of a new alert, each timed alone over the same bodies, so the cost of the
   pipeline itself (what the stages do not account for) is visible too.
 
-Targets (issue 2): >= 20,000 new alerts/s on one core and <= 3x the baseline.
+Target (shared PERFORMANCE.md): >= 40,000 new alerts/s here, and never slower after a change;
+the ratio to the bare baseline is printed so two trees can be compared in one run (the
+earlier "<= 3x the baseline" target was withdrawn in issue 12).
 """
 
 from __future__ import annotations
@@ -134,8 +136,8 @@ def main() -> None:
         print(f"  {name:34} {micros:9.2f}")
     print(f"  {'the pipeline between the stages':34} {1e6 / new_rate - sum(stages.values()):9.2f}")
     print(
-        f"\ntarget: >= 20,000 new alerts/s ({'met' if new_rate >= 20_000 else 'NOT met'}), "
-        f"<= 3x baseline ({'met' if baseline_rate / new_rate <= 3 else 'NOT met'})"
+        f"\ntarget: >= 40,000 new alerts/s ({'met' if new_rate >= 40_000 else 'NOT met'}); "
+        f"compare the x-baseline column with the previous tree's, run the same way"
     )
 
 
