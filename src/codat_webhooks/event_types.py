@@ -15,14 +15,15 @@ legacy rule types, recognised by :meth:`codat_webhooks.RuleType.parse`.
 
 from __future__ import annotations
 
-import enum
 import re
 from dataclasses import dataclass
+
+from .text_enum import TextEnum
 
 __all__ = ["EVENTS", "EventMatch", "EventSpec", "EventType", "hook_name_for"]
 
 
-class EventType(str, enum.Enum):
+class EventType(TextEnum):
     """Every documented event type, valued by the string (or pattern) Codat's docs print."""
 
     COMPANY_CREATED = "company.created"
@@ -47,9 +48,6 @@ class EventType(str, enum.Enum):
     EXPENSES_SYNC_UNSUCCESSFUL = "expenses.sync.unsuccessful"
     REPORT_GENERATE_SUCCESSFUL = "report.{reportType}.generate.successful"
     REPORT_GENERATE_UNSUCCESSFUL = "report.{reportType}.generate.unsuccessful"
-
-    def __str__(self) -> str:
-        return self.value
 
     @property
     def hook(self) -> str:

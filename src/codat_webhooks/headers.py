@@ -31,7 +31,12 @@ class Headers(Mapping[str, str]):
             pairs: Iterable[tuple[str, str]] = headers.items()
         else:
             pairs = headers or ()
-        self.raw: tuple[tuple[str, str], ...] = tuple([(str(k), str(v)) for k, v in pairs])
+        raw = tuple(pairs)
+        for name, value in raw:  # adapters give text; anything else is converted, once
+            if type(name) is not str or type(value) is not str:
+                raw = tuple([(str(k), str(v)) for k, v in raw])
+                break
+        self.raw: tuple[tuple[str, str], ...] = raw
         # reversed: the first occurrence of a repeated name wins
         self._first = {name.lower(): value for name, value in reversed(self.raw)}
 
@@ -40,6 +45,11 @@ class Headers(Mapping[str, str]):
 
     def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
         return self._first.get(name.lower(), default)
+
+    def has_none_of(self, lowercase_names: frozenset[str]) -> bool:
+        """Whether no header has any of these (lower-case) names: one set operation, for the
+        checks every delivery makes, such as "is this a signed delivery at all"."""
+        return lowercase_names.isdisjoint(self._first)
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._first

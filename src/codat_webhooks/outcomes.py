@@ -6,12 +6,12 @@ disagree about the spelling of an outcome.
 
 from __future__ import annotations
 
-import enum
+from .text_enum import TextEnum
 
 __all__ = ["Outcome"]
 
 
-class Outcome(str, enum.Enum):
+class Outcome(TextEnum):
     """A reply's ``outcome``; compares equal to its string, so ``reply.outcome == "processed"``."""
 
     PROCESSED = "processed"
@@ -40,6 +40,3 @@ class Outcome(str, enum.Enum):
     """The receiver or its store is set up in a way that cannot work."""
     ERROR = "error"
     """Any other failure of this library."""
-
-    def __str__(self) -> str:
-        return self.value

@@ -8,14 +8,15 @@ is a one-line change here.
 
 from __future__ import annotations
 
-import enum
 import re
 from dataclasses import dataclass
+
+from .text_enum import TextEnum
 
 __all__ = ["RULES", "Rule", "RuleType", "normalise_rule_type"]
 
 
-class RuleType(str, enum.Enum):
+class RuleType(TextEnum):
     """The 14 legacy rule types, valued by the canonical string Codat's documentation prints."""
 
     DATA_CONNECTION_STATUS_CHANGED = "DataConnectionStatusChanged"
@@ -32,9 +33,6 @@ class RuleType(str, enum.Enum):
     EXPENSES_SYNC_FAILED = "Sync Failed"
     RATE_LIMIT_REACHED = "Rate Limit Reached"
     RATE_LIMIT_RESET = "Rate Limit Reset"
-
-    def __str__(self) -> str:
-        return self.value
 
     @property
     def hook(self) -> str:

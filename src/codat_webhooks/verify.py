@@ -55,6 +55,9 @@ SIGNATURE_HEADER_SETS: tuple[tuple[str, str, str], ...] = (
 )
 """(id, timestamp, signature) header names, Standard Webhooks first, then Svix's own."""
 
+_SIGNATURE_NAMES = frozenset(names[2] for names in SIGNATURE_HEADER_SETS)
+_ID_OR_SIGNATURE_NAMES = _SIGNATURE_NAMES | {names[0] for names in SIGNATURE_HEADER_SETS}
+
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the public prefix of every secret, not a secret
 
 
@@ -126,6 +129,8 @@ def message_id(headers: Headers) -> str | None:
     The idempotency key must come from the same header set as the signature, trimmed the same
     way, or a padded or doubled header would give one delivery two keys.
     """
+    if headers.has_none_of(_ID_OR_SIGNATURE_NAMES):  # a legacy delivery: the body has the key
+        return None
     for id_name, _, signature_name in SIGNATURE_HEADER_SETS:
         if signature_name in headers:
             value = (headers.get(id_name) or "").strip()
@@ -184,7 +189,7 @@ class SignatureCheck:
     @staticmethod
     def applies(headers: Headers) -> bool:
         """Whether the request carries a signature header at all."""
-        return any(names[2] in headers for names in SIGNATURE_HEADER_SETS)
+        return not headers.has_none_of(_SIGNATURE_NAMES)
 
     def __call__(self, headers: Headers, body: bytes) -> str:
         msg_id, timestamp, signature_header = self._read(headers)

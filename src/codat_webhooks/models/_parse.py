@@ -16,6 +16,7 @@ from .legacy import ALERT_CLASSES, RULE_TYPE_KEYS, Alert
 __all__ = [
     "alert_from_object",
     "describe_validation_error",
+    "first_string",
     "load_object",
     "parse_alert",
     "rule_type_of",
@@ -51,13 +52,22 @@ def _strict_loads(body: bytes | str | bytearray) -> Any:
         raise PayloadError("body is not valid JSON: nested too deeply", status_hint=400) from None
 
 
-def rule_type_of(obj: Mapping[str, Any]) -> str | None:
-    """The rule-type string under whichever key this sender used, if it is a string."""
-    for key in RULE_TYPE_KEYS:
+def first_string(obj: Mapping[str, Any], keys: tuple[str, ...]) -> str | None:
+    """The value under the first of ``keys`` present, if it is a string.
+
+    Senders have named the same envelope field differently (``RuleType`` or ``Type``,
+    ``eventType`` or ``EventType``); the first one present decides.
+    """
+    for key in keys:
         value = obj.get(key)
         if value is not None:
             return value if isinstance(value, str) else None
     return None
+
+
+def rule_type_of(obj: Mapping[str, Any]) -> str | None:
+    """The rule-type string under whichever key this sender used, if it is a string."""
+    return first_string(obj, RULE_TYPE_KEYS)
 
 
 def describe_validation_error(exc: ValidationError) -> str:

@@ -40,7 +40,7 @@ from pydantic import (
 from ..errors import PayloadError
 from ..event_types import EventMatch, EventType
 from ._fields import CodatDate, CodatId, CodatModel, LocalDatetime, UtcDatetime, codat_field
-from ._parse import describe_validation_error, load_object
+from ._parse import describe_validation_error, first_string, load_object
 
 __all__ = [
     "EVENT_CLASSES",
@@ -399,6 +399,12 @@ class Event(KeepsReceivedKeys):
         return found.type if found is not None else None
 
     @property
+    def _placeholder(self) -> str | None:
+        """What fills the type's ``{placeholder}`` segment, for write and report events."""
+        found = self.match
+        return found.parameter if found is not None else None
+
+    @property
     def company_id(self) -> uuid.UUID | None:
         """The company the event is about, or ``None`` (client-wide and unknown events)."""
         if isinstance(self.payload, Payload):
@@ -437,8 +443,7 @@ class WriteEvent(Event):
     @property
     def data_type(self) -> str | None:
         """The data type written, from the event type (``invoices.write.successful``)."""
-        found = self.match
-        return found.parameter if found is not None else None
+        return self._placeholder
 
 
 class ClientRateLimitEvent(Event):
@@ -459,8 +464,7 @@ class ReportEvent(Event):
     @property
     def report_type(self) -> str | None:
         """The report, from the event type (``spendAnalysis``, ``categorizedBankStatement``)."""
-        found = self.match
-        return found.parameter if found is not None else None
+        return self._placeholder
 
 
 EVENT_CLASSES: dict[EventType, type[Event]] = {
@@ -492,11 +496,7 @@ EVENT_CLASSES: dict[EventType, type[Event]] = {
 
 def event_type_of(obj: Mapping[str, Any]) -> str | None:
     """The event-type string under whichever key this sender used, if it is a string."""
-    for key in EVENT_TYPE_KEYS:
-        value = obj.get(key)
-        if value is not None:
-            return value if isinstance(value, str) else None
-    return None
+    return first_string(obj, EVENT_TYPE_KEYS)
 
 
 def parse_event(body: bytes | str | Mapping[str, Any]) -> Event:

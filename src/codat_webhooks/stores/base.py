@@ -9,11 +9,12 @@ Every backend passes the same contract suite, ``tests/stores/test_store_contract
 from __future__ import annotations
 
 import abc
-import enum
 import re
 import time
 from collections.abc import Sequence
 from typing import NamedTuple
+
+from ..text_enum import TextEnum
 
 __all__ = [
     "CODAT_RETRY_WINDOW",
@@ -86,7 +87,7 @@ def storable_text(value: str | None) -> str | None:
     return _UNSTORABLE.sub("\ufffd", value)
 
 
-class State(str, enum.Enum):
+class State(TextEnum):
     """Where a delivery stands."""
 
     QUEUED = "queued"
@@ -102,20 +103,14 @@ class State(str, enum.Enum):
     PARKED = "parked"
     """Authenticated but invalid; kept so nothing is lost, replayable after a fix."""
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class ClaimStatus(str, enum.Enum):
+class ClaimStatus(TextEnum):
     CLAIMED = "claimed"
     DUPLICATE = "duplicate"
     IN_PROGRESS = "in_progress"
     CONFLICT = "conflict"
     QUEUED = "queued"
     """From :meth:`Store.enqueue`: recorded as ``QUEUED``, ready to hand to a queue."""
-
-    def __str__(self) -> str:
-        return self.value
 
 
 # Entry, Claim and Record are immutable snapshots: a store replaces a key's record, never edits
