@@ -446,8 +446,9 @@ class Receiver:
     def _accept(self, admitted: _Admitted) -> _Pipeline:
         """Queued dispatch: record the delivery as ``queued``, hand its key over, answer 202."""
         key = admitted.entry.key
+        entry = admitted.entry._replace(verified_by=admitted.verified_by)  # for the worker
         try:
-            queued = yield _StoreCall(self.store.enqueue, (admitted.entry,))
+            queued = yield _StoreCall(self.store.enqueue, (entry,))
         except StoreError as exc:
             return self._unavailable(key, exc)
         if queued.status is not ClaimStatus.QUEUED:
@@ -478,7 +479,12 @@ class Receiver:
             return Work(key, _ALREADY_PROCESSED)
         received_at = datetime.fromtimestamp(record.first_seen, timezone.utc)
         delivery = Delivery(
-            key, Headers(record.headers), record.body, received_at, None, claim.attempts
+            key,
+            Headers(record.headers),
+            record.body,
+            received_at,
+            record.verified_by,
+            claim.attempts,
         )
         try:
             routed = route(load_object(record.body))

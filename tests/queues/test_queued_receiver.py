@@ -93,6 +93,7 @@ def test_worker_runs_the_same_hooks_once_and_completes(
     delivery: Delivery = recorder.calls_to("on_alert")[0].arguments["delivery"]
     assert (delivery.key, delivery.body, delivery.attempt) == (key_of(body), body, 1)
     assert delivery.headers["x-trace"] == "t1"
+    assert delivery.verified_by == "authorization"  # kept with the record, not guessed
     record = store.get(key_of(body))
     assert record is not None
     assert record.state is State.DONE

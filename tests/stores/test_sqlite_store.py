@@ -79,3 +79,31 @@ def test_the_wal_is_checkpointed_every_2500_pages_and_synced_as_normal(tmp_path:
     assert conn.execute("PRAGMA wal_autocheckpoint").fetchone() == (2500,)
     assert conn.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL, as documented
     store.close()
+
+
+def test_a_table_from_before_queued_dispatch_gains_the_credential_column(tmp_path: Path) -> None:
+    old = sqlite3.connect(tmp_path / "db.sqlite3")
+    old.execute(
+        "CREATE TABLE deliveries (key TEXT PRIMARY KEY, state TEXT NOT NULL, fingerprint TEXT"
+        " NOT NULL, attempts INTEGER NOT NULL, first_seen REAL NOT NULL, last_seen REAL NOT"
+        " NULL, kind TEXT, company_id TEXT, body BLOB NOT NULL, headers TEXT NOT NULL,"
+        " last_error TEXT, token INTEGER NOT NULL, lease_expires REAL NOT NULL)"
+    )
+    old.execute(
+        "INSERT INTO deliveries VALUES ('done-key', 'done', ?, 1, 1.0, ?, NULL, NULL, x'7b7d',"
+        " '[]', NULL, 1, 0)",
+        ("f" * 64, time.time()),
+    )
+    old.commit()
+    old.close()
+    store = SQLiteStore(tmp_path / "db.sqlite3")
+    second = SQLiteStore(tmp_path / "db.sqlite3")  # finds the column there already
+    kept = second.get("done-key")
+    assert kept is not None
+    assert (kept.state, kept.verified_by) == ("done", None)
+    assert store.enqueue(Entry("new", "f" * 64, verified_by="signing-secret-1")).status == "queued"
+    new = second.get("new")
+    assert new is not None
+    assert new.verified_by == "signing-secret-1"
+    store.close()
+    second.close()

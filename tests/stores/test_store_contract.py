@@ -345,6 +345,22 @@ def test_enqueue_records_a_new_key_as_queued_and_due_now(store: Store, clock: Fa
     assert store.due() == ["alert-1"]
 
 
+def test_a_queued_record_keeps_the_credential_name_through_take_and_defer(
+    store: Store,
+) -> None:
+    store.enqueue(entry(verified_by="authorization-2"))
+    claim = store.take("alert-1", lease=LEASE)
+    assert store.defer("alert-1", claim.token, due=0.0, error="boom")
+    store.take("alert-1", lease=LEASE)
+    record = store.get("alert-1")
+    assert record is not None
+    assert record.verified_by == "authorization-2"
+    assert store.enqueue(entry("unnamed")).status is ClaimStatus.QUEUED
+    unnamed = store.get("unnamed")
+    assert unnamed is not None
+    assert unnamed.verified_by is None
+
+
 def test_enqueue_of_a_queued_processing_or_done_key_is_a_duplicate(store: Store) -> None:
     store.enqueue(entry())
     assert store.enqueue(entry()).status is ClaimStatus.DUPLICATE

@@ -120,6 +120,7 @@ def record_json(record: Record, *, with_body: bool = False) -> dict[str, Any]:
         "sha256": record.fingerprint,
     }
     if with_body:
+        data["verified_by"] = record.verified_by
         data["headers"] = [list(pair) for pair in record.headers]
         data["body"] = record.body.decode("utf-8", "replace")
     return data

@@ -54,6 +54,7 @@ def plan_first_claim(entry: Entry, now: float, lease: float) -> tuple[Claim, Rec
         None,  # last_error
         1,  # token
         now + lease,  # lease_expires
+        entry.verified_by,
     )
     return _FIRST_CLAIM, fresh
 
@@ -80,6 +81,7 @@ def plan_claim(
         company_id=entry.company_id or record.company_id,
         body=entry.body or record.body,
         headers=entry.headers or record.headers,
+        verified_by=entry.verified_by or record.verified_by,
     )
     return _hand_over(refreshed, now=now, lease=lease)
 
@@ -127,6 +129,7 @@ def plan_enqueue(
         None,  # last_error
         token,  # kept, so a stale worker of an earlier round stays fenced out
         now,  # lease_expires: for a queued record, the time it is due
+        entry.verified_by,
     )
     return Claim(ClaimStatus.QUEUED, token=token), queued
 
@@ -185,7 +188,7 @@ def decode_headers(text: str | None) -> tuple[tuple[str, str], ...]:
 def record_from_row(row: Row) -> Record:
     """A record from a SQL row in column order (the SQLite and PostgreSQL tables agree)."""
     (key, state, fingerprint, attempts, first_seen, last_seen, kind, company_id, body, headers,
-     last_error, token, lease_expires) = row  # fmt: skip
+     last_error, token, lease_expires, verified_by) = row  # fmt: skip
     return Record(
         key=str(key),
         state=State(state),
@@ -200,6 +203,7 @@ def record_from_row(row: Row) -> Record:
         last_error=None if last_error is None else str(last_error),
         token=int(token),  # type: ignore[call-overload]
         lease_expires=float(lease_expires),  # type: ignore[arg-type]
+        verified_by=None if verified_by is None else str(verified_by),
     )
 
 
@@ -218,4 +222,5 @@ def record_to_row(record: Record) -> Row:
         record.last_error,
         record.token,
         record.lease_expires,
+        record.verified_by,
     )

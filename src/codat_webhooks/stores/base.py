@@ -129,6 +129,9 @@ class Entry(NamedTuple):
     headers: tuple[tuple[str, str], ...] = ()
     kind: str | None = None
     company_id: str | None = None
+    verified_by: str | None = None
+    """The name of the credential that authenticated the delivery (never its value); kept
+    with a queued record, so the worker's ``delivery.verified_by`` is what the request had."""
 
     def plain(self) -> bool:
         """Whether every store keeps this entry as it is: a short key, and ASCII without NUL
@@ -183,6 +186,8 @@ class Record(NamedTuple):
     last_error: str | None = None
     token: int = 0
     lease_expires: float = 0.0
+    verified_by: str | None = None
+    """Which credential authenticated the delivery, for records of queued dispatch."""
 
 
 class RecordQuery(NamedTuple):

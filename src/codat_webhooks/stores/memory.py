@@ -97,7 +97,17 @@ class MemoryStore(Store):
             # Same key, fingerprint, attempts and first_seen; the new state is final for this
             # claim, so the lease goes and last_seen starts the retention period.
             self._records[key] = Record._make(
-                (*record[:1], state, *record[2:5], now, *record[6:10], error, token, 0.0)
+                (
+                    *record[:1],
+                    state,
+                    *record[2:5],
+                    now,
+                    *record[6:10],
+                    error,
+                    token,
+                    0.0,
+                    record[13],
+                )
             )
             return True
 

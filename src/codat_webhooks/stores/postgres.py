@@ -47,6 +47,7 @@ _COLUMNS = (
     "last_error",
     "token",
     "lease_expires",
+    "verified_by",
 )
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS {table} (
@@ -62,8 +63,10 @@ CREATE TABLE IF NOT EXISTS {table} (
     headers TEXT NOT NULL,
     last_error TEXT,
     token BIGINT NOT NULL,
-    lease_expires DOUBLE PRECISION NOT NULL
+    lease_expires DOUBLE PRECISION NOT NULL,
+    verified_by TEXT
 );
+ALTER TABLE {table} ADD COLUMN IF NOT EXISTS verified_by TEXT;
 CREATE INDEX IF NOT EXISTS {index} ON {table} (last_seen)
 """
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,50}$")

@@ -156,7 +156,8 @@ return 1
 _ENQUEUE = (
     _PRELUDE
     + """
--- ARGV: now, cutoff, fingerprint, body, headers, kind, company_id, ttl_ms, member
+-- ARGV: now, cutoff, fingerprint, body, headers, kind, company_id, ttl_ms, member,
+--       verified_by
 local cur = redis.call('HMGET', rec, 'state', 'fingerprint', 'attempts', 'token', 'last_seen',
                        'first_seen')
 local state, token, first_seen = cur[1], 0, ARGV[1]
@@ -172,6 +173,7 @@ local fields = {'state', 'queued', 'fingerprint', ARGV[3], 'attempts', 0,
                 'headers', ARGV[5], 'token', token, 'lease_expires', ARGV[1]}
 if ARGV[6] ~= '' then table.insert(fields, 'kind'); table.insert(fields, ARGV[6]) end
 if ARGV[7] ~= '' then table.insert(fields, 'company_id'); table.insert(fields, ARGV[7]) end
+if ARGV[10] ~= '' then table.insert(fields, 'verified_by'); table.insert(fields, ARGV[10]) end
 redis.call('HSET', rec, unpack(fields))
 touch(ARGV[1], ARGV[9], ARGV[8])
 return {'queued', token, 0}
@@ -311,6 +313,7 @@ def _record(key: str, fields: dict[bytes, bytes]) -> Record:
         last_error=_unopt(fields.get(b"last_error")),
         token=int(fields.get(b"token", b"0")),
         lease_expires=float(fields.get(b"lease_expires", b"0")),
+        verified_by=_unopt(fields.get(b"verified_by")),
     )
 
 
@@ -456,6 +459,7 @@ class RedisStore(Store):
             _opt(entry.company_id),
             self._ttl_ms(0),
             entry.key,
+            _opt(entry.verified_by),
         )
         status, token, attempts = self._eval(
             _ENQUEUE_SCRIPT, self._rec(entry.key), self._index, *args

@@ -63,7 +63,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     headers TEXT NOT NULL,
     last_error TEXT,
     token INTEGER NOT NULL,
-    lease_expires REAL NOT NULL
+    lease_expires REAL NOT NULL,
+    verified_by TEXT
 );
 CREATE INDEX IF NOT EXISTS deliveries_last_seen ON deliveries (last_seen);
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (lease_expires)
@@ -71,11 +72,11 @@ CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (lease_expires)
 """
 _COLUMNS = (
     "key, state, fingerprint, attempts, first_seen, last_seen, kind, company_id, body, headers,"
-    " last_error, token, lease_expires"
+    " last_error, token, lease_expires, verified_by"
 )
 _SELECT = f"SELECT {_COLUMNS} FROM deliveries"  # noqa: S608 - constant column list
-_UPSERT = f"INSERT OR REPLACE INTO deliveries ({_COLUMNS}) VALUES ({', '.join('?' * 13)})"  # noqa: S608
-_INSERT_NEW = f"INSERT OR IGNORE INTO deliveries ({_COLUMNS}) VALUES ({', '.join('?' * 13)})"  # noqa: S608
+_UPSERT = f"INSERT OR REPLACE INTO deliveries ({_COLUMNS}) VALUES ({', '.join('?' * 14)})"  # noqa: S608
+_INSERT_NEW = f"INSERT OR IGNORE INTO deliveries ({_COLUMNS}) VALUES ({', '.join('?' * 14)})"  # noqa: S608
 # Each UPDATE applies only while ``token`` still holds the record (fencing), and writes only the
 # columns that change.
 _RENEW = (
@@ -145,6 +146,22 @@ def _error_code(exc: sqlite3.Error) -> int:
     return _REOPEN_MESSAGES.get(str(exc), -1)
 
 
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Bring a table made by an earlier version up to date (``verified_by`` came with queues).
+
+    Two processes may both find the column missing; the second one's ``ALTER`` fails as a
+    duplicate, which is the state it wanted.
+    """
+    columns = {str(row[1]) for row in conn.execute("PRAGMA table_info(deliveries)")}
+    if "verified_by" in columns:
+        return
+    try:
+        conn.execute("ALTER TABLE deliveries ADD COLUMN verified_by TEXT")
+    except sqlite3.OperationalError as exc:
+        if "duplicate column" not in str(exc):
+            raise
+
+
 class SQLiteStore(Store):
     """Exactly-once across the threads and processes of one machine that share ``path``.
 
@@ -202,6 +219,7 @@ class SQLiteStore(Store):
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
             conn.executescript(_SCHEMA)
+            _add_missing_columns(conn)
             # From here on a busy database is waited for by _run, not by SQLite (see there).
             conn.execute("PRAGMA busy_timeout=0")
         except BaseException:
