@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from codat_webhooks import Receiver
-from codat_webhooks.queues import LocalQueue
+from codat_webhooks import Receiver, hookimpl
+from codat_webhooks.queues import LocalQueue, RetryPolicy
 from codat_webhooks.stores import SQLiteStore, State
 from codat_webhooks.testing import sample_body
 from tests.waiting import wait_for
@@ -44,7 +44,9 @@ receiver = Receiver(
     plugins=[Effects()],
     load_entrypoints=False,
     lease=1.0,
-    queue=LocalQueue(workers=2, stale_after=0.5, sweep_every=0.1),
+    queue=LocalQueue(
+        workers=2, stale_after=float(os.environ.get("STALE_AFTER", "0.5")), sweep_every=0.1
+    ),
 )
 """
 
@@ -183,3 +185,67 @@ def test_serve_queued_answers_202_and_runs_the_hooks_on_its_threads(setup: Setup
     assert post(url, body) == 202
     wait_for(lambda: setup.states([key]) == {key: State.DONE})
     assert post(url, body) == 200
+
+
+class Failing:
+    @hookimpl
+    def on_alert(self) -> None:
+        raise RuntimeError("downstream API down")
+
+
+def test_events_and_show_list_worker_records_and_replay_runs_a_queued_key_once(
+    setup: Setup,
+) -> None:
+    setup.env["STALE_AFTER"] = "3600"  # no sweep anywhere: only the replay may run the key
+    web = Receiver(
+        authorization=AUTH,
+        store=SQLiteStore(setup.db),
+        plugins=[Failing()],
+        load_entrypoints=False,
+        queue=LocalQueue(workers=0),
+        retries=RetryPolicy(attempts=2, first=0.0, cap=0.0),
+    )
+    try:
+        waiting, failing = sample_body("Sync Completed"), sample_body("Sync Completed")
+        queued_key, failed_key = (json.loads(body)["AlertId"] for body in (waiting, failing))
+        for body in (waiting, failing):
+            assert web.handle("POST", {"Authorization": AUTH}, body).status == 202
+        assert web.process_queued(failed_key).retry_in == 0.0
+        assert web.process_queued(failed_key).retry_in is None  # attempts spent: failed
+
+        listed = {row["key"]: row for row in events(setup)}
+        assert (listed[queued_key]["state"], listed[queued_key]["attempts"]) == ("queued", 0)
+        assert (listed[failed_key]["state"], listed[failed_key]["attempts"]) == ("failed", 2)
+        assert listed[failed_key]["last_error"] == "RuntimeError: downstream API down"
+        table = run_cli(setup, "events", "--db", str(setup.db)).stdout
+        assert any(line.split()[1:3] == ["failed", "2"] for line in table.splitlines())
+        shown = json.loads(
+            run_cli(setup, "show", failed_key, "--db", str(setup.db), "--json").stdout
+        )
+        assert (shown["state"], shown["attempts"], shown["verified_by"]) == (
+            "failed", 2, "authorization"
+        )  # fmt: skip
+
+        replayed = run_cli(setup, "replay", "--app", "queued_app:receiver", queued_key)
+        assert f"{queued_key}  queued -> processed" in replayed.stdout
+        assert setup.states([queued_key]) == {queued_key: State.DONE}
+        assert setup.effect_counts() == Counter([queued_key])
+        # the job the queue still holds for the key runs later, and does nothing
+        assert web.process_queued(queued_key).outcome == "duplicate"
+        assert setup.effect_counts() == Counter([queued_key])
+    finally:
+        web.close()
+
+
+def run_cli(setup: Setup, *args: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [EXECUTABLE, *args], cwd=setup.cwd, env=setup.env, capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def events(setup: Setup) -> list[dict[str, object]]:
+    output = run_cli(setup, "events", "--db", str(setup.db), "--json").stdout
+    return [json.loads(line) for line in output.splitlines()]

@@ -81,8 +81,14 @@ def add_app_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_app(args: argparse.Namespace) -> LoadedApp | None:
-    """The receiver ``--app`` (or ``CODAT_WEBHOOKS_APP``) names; ``None`` when neither is set."""
+def load_app(args: argparse.Namespace, *, serving: bool = False) -> LoadedApp | None:
+    """The receiver ``--app`` (or ``CODAT_WEBHOOKS_APP``) names; ``None`` when neither is set.
+
+    Unless ``serving``, the receiver's queue is closed as soon as it is loaded: a
+    :class:`~codat_webhooks.queues.LocalQueue` starts worker threads and a sweeper when its
+    receiver is built, and those must not run hooks inside ``replay`` or ``events``, whose
+    process exits (cutting a running hook off) as soon as the command is done.
+    """
     spec = getattr(args, "app", None) or os.environ.get(ENV_APP)
     if not spec:
         return None
@@ -102,7 +108,10 @@ def load_app(args: argparse.Namespace) -> LoadedApp | None:
                 f"--app {spec!r}: module {module_name!r} has no attribute {attribute!r}",
                 EXIT_USAGE,
             ) from None
-    return _resolve(spec, value)
+    app = _resolve(spec, value)
+    if not serving and app.receiver.queue is not None:
+        app.receiver.queue.close()
+    return app
 
 
 def store_for(args: argparse.Namespace, app: LoadedApp | None, *, create: bool) -> Store:

@@ -163,7 +163,7 @@ class LoggedReceiver:
 def run(args: argparse.Namespace) -> int:
     if args.path is not None and not args.path.startswith("/"):
         raise CommandError(f"--path must start with '/', got {args.path!r}", EXIT_USAGE)
-    app = load_app(args)
+    app = load_app(args, serving=True)
     receiver = _app_receiver(args, app) if app is not None else _own_receiver(args)
     path = args.path or (app.path if app is not None else None) or DEFAULT_PATH
     try:

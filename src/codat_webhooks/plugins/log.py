@@ -52,4 +52,8 @@ class LogPlugin:
         self, payload: Alert | Event, delivery: Delivery, error: Exception
     ) -> None:
         kind = payload.rule_type if isinstance(payload, Alert) else payload.event_type
-        logger.error("hook failed for %s %r; Codat will retry", delivery.key, kind, exc_info=error)
+        # Inline, Codat retries; on a worker, the retries are spent: say neither.
+        logger.error(
+            "hook failed for %s %r (attempt %d)", delivery.key, kind, delivery.attempt,
+            exc_info=error,
+        )  # fmt: skip
