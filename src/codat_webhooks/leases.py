@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from ._forking import start_over_in_children
 from .clock import Clock, system_clock
 from .errors import StoreError
 from .stores.base import CODAT_RETRY_WINDOW, Store
@@ -53,6 +54,12 @@ class LeaseKeeper:
         self._wake = threading.Event()
         self._closed = False
         self._thread: threading.Thread | None = None
+        start_over_in_children(self)
+
+    def _forked(self) -> None:
+        """A forked child renews only its own claims, on a renewer of its own (see _forking)."""
+        self._held, self._unfinished = {}, {}
+        self._start_lock, self._wake, self._thread = threading.Lock(), threading.Event(), None
 
     def track(self, key: str, token: int) -> None:
         """Start renewing the claim ``(key, token)`` in the background until :meth:`untrack`.

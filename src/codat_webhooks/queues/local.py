@@ -19,6 +19,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from .._forking import start_over_in_children
 from ..errors import ConfigurationError, StoreError
 
 if TYPE_CHECKING:
@@ -35,9 +36,10 @@ class LocalQueue:
     ``stale_after``: seconds a key may stay ``queued`` (or a lease stay expired) before the
     sweeper takes it as lost; longer than the backlog you expect, or keys are run twice as often
     as they need (harmlessly: a second job for a key is a no-op). ``sweep_every``: seconds
-    between sweeps. Threads start when the receiver binds the queue, and again in a forked
-    child on its first delivery. ``workers=0`` only records: web processes answer 202 and
-    ``codat-webhooks worker`` processes run everything.
+    between sweeps. Threads start when the receiver binds the queue, and again in every child
+    forked from this process afterwards (gunicorn's workers under ``--preload``), so each
+    process sweeps whether or not a delivery reaches it. ``workers=0`` only records: web
+    processes answer 202 and ``codat-webhooks worker`` processes run everything.
     """
 
     blocking = False
@@ -58,10 +60,12 @@ class LocalQueue:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._pid = 0
+        self._closed = False
 
     def bind(self, receiver: Receiver) -> None:
         self._receiver = receiver
         self._start()
+        start_over_in_children(self)
 
     def enqueue(self, key: str, delay: float = 0.0) -> None:
         """Run ``key`` on a worker thread after ``delay`` seconds (once, however often asked)."""
@@ -87,6 +91,7 @@ class LocalQueue:
 
     def close(self) -> None:
         """Stop the threads after the keys they are running (pending ones stay ``queued``)."""
+        self._closed = True
         self._stop.set()
         with self._ready:
             self._ready.notify_all()
@@ -97,8 +102,17 @@ class LocalQueue:
 
     # --- threads -----------------------------------------------------------------------------
 
+    def _forked(self) -> None:
+        """In a forked child (a gunicorn worker of a ``--preload`` master): the parent's
+        threads, its pending keys and perhaps a held lock were copied; start with fresh ones, so
+        the child sweeps and runs keys before (and without) any delivery reaching it."""
+        self._ready = threading.Condition()
+        self._heap, self._pending, self._threads, self._pid = [], set(), [], 0
+        if self._receiver is not None and not self._closed:
+            self._start()
+
     def _start(self) -> None:
-        if not self.workers:
+        if not self.workers or self._closed:
             return
         with self._ready:
             if self._pid == os.getpid():
