@@ -14,7 +14,8 @@ with the inline receiver as the baseline measured in the same run:
     at the same time on the same cores.
 (c) end to end with a trivial hook: deliveries completed per second by the embedded worker
     (LocalQueue, 4 threads) and, with ``--celery``, by 2 Celery worker processes on a
-    redis-server broker this script starts on a free loopback port.
+    redis-server broker this script starts on a free loopback port, split into publishing
+    alone, draining alone and both at once, with kombu's ack emulation on (the default) and off.
 
 The receiver is called in-process (no HTTP), so the figures are the receiver's own.
 """
@@ -186,7 +187,11 @@ from codat_webhooks.queues.celery import CeleryQueue
 from codat_webhooks.stores import SQLiteStore
 
 celery_app = Celery("bench_celery", broker=os.environ["BROKER"])
-celery_app.conf.update(broker_connection_retry_on_startup=True, worker_prefetch_multiplier=16)
+celery_app.conf.update(
+    broker_connection_retry_on_startup=True,
+    worker_prefetch_multiplier=16,
+    broker_transport_options={"ack_emulation": os.environ["ACK_EMULATION"] == "1"},
+)
 receiver = Receiver(
     authorization="Bearer bench",
     store=SQLiteStore(os.environ["DB"]),
@@ -196,15 +201,34 @@ receiver = Receiver(
 """
 
 
-def celery_end_to_end(directory: Path, n: int, threads: int, processes: int) -> float:
-    """(c) on Celery: ``processes`` worker processes (one pool process each), real broker."""
+def celery_figures(
+    directory: Path, n: int, threads: int, processes: int, *, ack_emulation: bool = True
+) -> dict[str, float]:
+    """(c) on Celery, split: ``processes`` worker processes (solo pool), a real broker.
+
+    ``publish_per_s``: deliveries accepted (recorded and published) per second with no worker
+    running; ``drain_per_s``: those then completed per second by the workers alone;
+    ``per_s``: end to end, both at once on the same cores. ``ack_emulation=False`` turns off
+    kombu's Redis bookkeeping of unacknowledged messages (two transactions per task): a killed
+    worker's message is then recovered by the sweep, not redelivered by the broker.
+    """
     import importlib.util
 
     (directory / "bench_celery.py").write_text(textwrap.dedent(CELERY_APP))
+    db = directory / f"celery-{int(ack_emulation)}.sqlite3"
     with running_redis() as broker:
-        env = {**os.environ, "BROKER": broker, "DB": str(directory / "celery.sqlite3")}
-        env["PYTHONPATH"] = str(directory)
-        os.environ.update(BROKER=broker, DB=env["DB"])
+        env = {**os.environ, "BROKER": broker, "DB": str(db), "PYTHONPATH": str(directory)}
+        env["ACK_EMULATION"] = "1" if ack_emulation else "0"
+        os.environ.update(BROKER=broker, DB=env["DB"], ACK_EMULATION=env["ACK_EMULATION"])
+        spec = importlib.util.spec_from_file_location("bench_celery", directory / "bench_celery.py")
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        target: Receiver = module.receiver
+        began = time.perf_counter()
+        closed_loop_bodies(target, bodies(n), threads)
+        publish = n / (time.perf_counter() - began)
         celery = str(Path(sys.executable).parent / "celery")
         command = [celery, "-A", "bench_celery", "worker", "--pool", "solo"]
         command += ["--loglevel", "error", "--without-heartbeat", "--without-gossip"]
@@ -220,17 +244,20 @@ def celery_end_to_end(directory: Path, n: int, threads: int, processes: int) -> 
             for index in range(processes)
         ]
         try:
-            spec = importlib.util.spec_from_file_location(
-                "bench_celery", directory / "bench_celery.py"
-            )
-            assert spec is not None
-            assert spec.loader is not None
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            target: Receiver = module.receiver
-            end_to_end(target, min(50, n), threads)  # warm up: workers connected, tasks known
-            return end_to_end(target, n, threads)
+            first = min(50, n // 10)  # counted from once the workers are up
+            while done_count(target.store) < first:
+                time.sleep(0.02)
+            began, start = time.perf_counter(), done_count(target.store)
+            while done_count(target.store) < n:
+                time.sleep(0.02)
+            drain = (n - start) / (time.perf_counter() - began)
+            return {
+                "publish_per_s": publish,
+                "drain_per_s": drain,
+                "per_s": end_to_end(target, n, threads),
+            }
         finally:
+            target.close()
             for worker in workers:
                 worker.terminate()
                 try:
@@ -238,6 +265,12 @@ def celery_end_to_end(directory: Path, n: int, threads: int, processes: int) -> 
                 except subprocess.TimeoutExpired:
                     worker.kill()
                     worker.wait()
+
+
+def load() -> str:
+    """The machine's load next to a figure: other work on the same cores skews it."""
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (1 min) {five:.1f} (5 min) on {os.cpu_count()} cores"
 
 
 def row(label: str, values: dict[str, Any]) -> None:
@@ -257,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     threads = args.server_threads
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
+        print(load())
         print(
             f"(a) acknowledgement, every hook sleeps {args.hook_seconds:g} s, "
             f"{args.rate:g} req/s offered for {args.seconds:g} s, {threads} threads"
@@ -290,8 +324,13 @@ def main(argv: list[str] | None = None) -> int:
             if REDIS_SERVER is None:
                 print("  celery: skipped, no redis-server")
             else:
-                c_celery = celery_end_to_end(directory, args.n, threads, processes=2)
-                row("2 Celery worker processes", {"per_s": c_celery, "ratio": c_celery / c_inline})
+                for ack_emulation in (True, False):
+                    figures = celery_figures(
+                        directory, args.n, threads, 2, ack_emulation=ack_emulation
+                    )
+                    label = "" if ack_emulation else ", ack_emulation off"
+                    row(f"2 Celery workers{label}", figures)
+                    print(f"    {load()}")
     return 0
 
 
