@@ -10,6 +10,9 @@ check, except the SQLite pair: the middleware with the default ``SQLiteStore`` a
 view that ``INSERT OR IGNORE``s each AlertId, both on one WAL file their two workers share.
 "duplicates" replays one alert (after the first request every reply is ``duplicate``);
 "fresh" sends a new AlertId per request from a wrk Lua script, so every request is processed.
+The "dispatch" rows put queued dispatch (``LocalQueue``: 202 once recorded, the hooks on the
+worker processes' own threads) beside inline dispatch over the same HTTP path and SQLite file,
+with a trivial hook and with hooks that sleep 1 s (``--only dispatch`` runs just those).
 The bare views are loaded with the same two scripts, so each ratio compares runs in which wrk
 spends the same effort building requests on the same two cores.
 """
@@ -109,6 +112,50 @@ def flask_middleware_sqlite() -> Any:
     app = flask_bare()
     app.wsgi_app = WebhookMiddleware(app.wsgi_app, receiver, path="/hook")
     return app
+
+
+def _sqlite_middleware(*, queued: bool, hook_seconds: float) -> Any:
+    """Flask with our middleware on the shared SQLite file, inline or queued, one hook."""
+    import time
+
+    from codat_webhooks import Receiver, hookimpl
+    from codat_webhooks.queues import LocalQueue
+    from codat_webhooks.stores import SQLiteStore
+    from codat_webhooks.wsgi import WebhookMiddleware
+
+    class Handler:
+        @hookimpl
+        def on_alert(self) -> None:
+            if hook_seconds:
+                time.sleep(hook_seconds)
+
+    receiver = Receiver(
+        authorization=AUTH,
+        store=SQLiteStore(_bench_db()),
+        plugins=[Handler()],
+        load_entrypoints=False,
+        queue=LocalQueue() if queued else None,
+    )
+    app = flask_bare()
+    app.wsgi_app = WebhookMiddleware(app.wsgi_app, receiver, path="/hook")
+    return app
+
+
+def sqlite_inline() -> Any:
+    return _sqlite_middleware(queued=False, hook_seconds=0)
+
+
+def sqlite_queued() -> Any:
+    """Queued dispatch: answered 202 once recorded; 4 threads per worker run the hooks."""
+    return _sqlite_middleware(queued=True, hook_seconds=0)
+
+
+def sqlite_inline_slow() -> Any:
+    return _sqlite_middleware(queued=False, hook_seconds=1.0)
+
+
+def sqlite_queued_slow() -> Any:
+    return _sqlite_middleware(queued=True, hook_seconds=1.0)
 
 
 class Envelope(pydantic.BaseModel):
@@ -266,6 +313,14 @@ def main() -> None:
          "flask_bare_sqlite", "/hook", "fresh"),
         ("flask + middleware + SQLiteStore, fresh", "gunicorn-sync-2",
          "flask_middleware_sqlite", "/hook", "fresh"),
+        ("dispatch inline, SQLiteStore, trivial hook", "gunicorn-sync-2", "sqlite_inline",
+         "/hook", "fresh"),
+        ("dispatch queued, SQLiteStore, trivial hook", "gunicorn-sync-2", "sqlite_queued",
+         "/hook", "fresh"),
+        ("dispatch inline, SQLiteStore, hooks sleep 1 s", "gunicorn-sync-2",
+         "sqlite_inline_slow", "/hook", "fresh"),
+        ("dispatch queued, SQLiteStore, hooks sleep 1 s", "gunicorn-sync-2",
+         "sqlite_queued_slow", "/hook", "fresh"),
         ("flask GET /ping bare", "gunicorn-sync-2", "flask_bare", "/ping", None),
         ("flask GET /ping + middleware", "gunicorn-sync-2", "flask_middleware", "/ping", None),
         ("fastapi bare (pydantic body)", "uvicorn-1", "fastapi_bare", "/hook", "duplicates"),
@@ -309,6 +364,12 @@ def main() -> None:
     ratio("flask middleware + SQLiteStore / bare view + INSERT OR IGNORE",
           "flask + middleware + SQLiteStore, fresh",
           "flask bare view + INSERT OR IGNORE (sqlite WAL)", ">= 0.85x")  # fmt: skip
+    ratio("dispatch queued / inline, SQLiteStore, trivial hook",
+          "dispatch queued, SQLiteStore, trivial hook",
+          "dispatch inline, SQLiteStore, trivial hook", ">= 0.80x")  # fmt: skip
+    ratio("dispatch queued / inline, SQLiteStore, hooks sleep 1 s",
+          "dispatch queued, SQLiteStore, hooks sleep 1 s",
+          "dispatch inline, SQLiteStore, hooks sleep 1 s", "informational")  # fmt: skip
     ratio("pass-through: GET /ping with / without middleware", "flask GET /ping + middleware",
           "flask GET /ping bare", ">= 0.97x")  # fmt: skip
     ratio("production: gunicorn+UvicornWorker -w2 / uvicorn --workers 2",
