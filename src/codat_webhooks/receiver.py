@@ -48,6 +48,7 @@ from .stores.base import (
     Claim,
     ClaimStatus,
     Entry,
+    Record,
     Store,
     key_problem,
 )
@@ -464,14 +465,13 @@ class Receiver:
     def _work(self, key: str) -> Generator[_Effect, Any, Work]:
         """A worker's run of a queued key: take it, run its hooks, complete, defer or fail."""
         try:
-            claim = yield _StoreCall(self._take, (key,))
+            claim, record = yield _StoreCall(self._take, (key,))
             if claim.status is ClaimStatus.IN_PROGRESS:
                 # Another worker holds it: look again when its lease would run out, in case
                 # that worker died (if it finishes, the next look is a no-op).
                 return Work(key, Outcome.IN_PROGRESS, claim.retry_after + 0.1)
             if claim.status is not _CLAIMED:
                 return Work(key, _ALREADY_PROCESSED)
-            record = yield _StoreCall(self.store.get, (key,))
         except StoreError as exc:
             logger.error("store unavailable for queued %s: %s", key, exc)
             return Work(key, Outcome.UNAVAILABLE, float(self.retry_after))
@@ -617,8 +617,8 @@ class Receiver:
     def _claim(self, entry: Entry, force: bool) -> Claim:
         return self.store.claim(entry, lease=self.lease, force=force)
 
-    def _take(self, key: str) -> Claim:
-        return self.store.take(key, lease=self.lease)
+    def _take(self, key: str) -> tuple[Claim, Record | None]:
+        return self.store.take_record(key, lease=self.lease)
 
     def _park(self, entry: Entry, reason: str) -> None:
         self.store.park(entry, reason=reason)

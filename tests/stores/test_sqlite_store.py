@@ -107,3 +107,18 @@ def test_a_table_from_before_queued_dispatch_gains_the_credential_column(tmp_pat
     assert new.verified_by == "signing-secret-1"
     store.close()
     second.close()
+
+
+def test_a_worker_takes_a_queued_key_and_reads_its_record_in_one_statement(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteStore(tmp_path / "db.sqlite3")
+    store.enqueue(Entry("queued-key", "f" * 64, body=b"{}"))
+    statements: list[str] = []
+    store._connection().set_trace_callback(statements.append)
+    claim, record = store.take_record("queued-key", lease=60)
+    store.close()
+    assert record is not None
+    assert (claim.token, record.body) == (record.token, b"{}")
+    if sqlite_store._HAS_RETURNING:
+        assert [sql.split()[0] for sql in statements] == ["UPDATE"]

@@ -361,6 +361,22 @@ def test_a_queued_record_keeps_the_credential_name_through_take_and_defer(
     assert unnamed.verified_by is None
 
 
+def test_take_record_claims_as_take_does_and_hands_over_the_record(store: Store) -> None:
+    store.enqueue(entry(verified_by="authorization"))
+    claim, record = store.take_record("alert-1", lease=LEASE)
+    assert (claim.status, claim.attempts) == (ClaimStatus.CLAIMED, 1)
+    assert record == store.get("alert-1")
+    assert record is not None
+    assert (record.state, record.token, record.body) == (
+        State.PROCESSING,
+        claim.token,
+        entry().body,
+    )
+    held, nothing = store.take_record("alert-1", lease=LEASE)
+    assert (held.status, nothing) == (ClaimStatus.IN_PROGRESS, None)
+    assert store.take_record("unknown", lease=LEASE) == (Claim(ClaimStatus.DUPLICATE), None)
+
+
 def test_enqueue_of_a_queued_processing_or_done_key_is_a_duplicate(store: Store) -> None:
     store.enqueue(entry())
     assert store.enqueue(entry()).status is ClaimStatus.DUPLICATE

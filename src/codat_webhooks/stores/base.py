@@ -312,6 +312,15 @@ class Store(abc.ABC):
         """
         raise NotImplementedError(f"{type(self).__name__} does not support queued dispatch")
 
+    def take_record(self, key: str, *, lease: float) -> tuple[Claim, Record | None]:
+        """:meth:`take`, with the record when ``CLAIMED``: what a worker needs to run the hooks.
+
+        Backends that can return the row from the claiming statement override this to save
+        the second round trip on every job.
+        """
+        claim = self.take(key, lease=lease)
+        return claim, (self.get(key) if claim.status is ClaimStatus.CLAIMED else None)
+
     def defer(self, key: str, token: int, *, due: float, error: str) -> bool:
         """Put a claimed key back to ``QUEUED``, due at Unix time ``due``; ``False`` if fenced."""
         raise NotImplementedError(f"{type(self).__name__} does not support queued dispatch")
