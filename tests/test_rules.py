@@ -47,6 +47,7 @@ def test_table_hookspecs_and_models_agree() -> None:
         "on_duplicate",
         "on_rejected",
         "on_handler_error",
+        "on_outcome",
     }
     assert rule_hooks == {kind.hook for kind in RuleType}
 

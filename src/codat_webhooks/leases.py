@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from ._forking import start_over_in_children
 from .clock import Clock, system_clock
 from .errors import StoreError
+from .observe import log_fields
 from .stores.base import CODAT_RETRY_WINDOW, Store
 
 __all__ = ["LeaseKeeper"]
 
-logger = logging.getLogger("codat_webhooks")
+logger = logging.getLogger("codat_webhooks.store")
 
 _FIRST_RETRY = 0.05
 """Seconds before the first new try of a completion; doubled after each failure."""
@@ -54,6 +56,9 @@ class LeaseKeeper:
         self._wake = threading.Event()
         self._closed = False
         self._thread: threading.Thread | None = None
+        self.listeners: list[Callable[[str], None]] = []
+        """Called from the renewer thread after each renewal with ``renewed``, ``lost`` (the
+        claim was taken over) or ``error`` (the store failed); for metrics."""
         start_over_in_children(self)
 
     def _forked(self) -> None:
@@ -124,11 +129,27 @@ class LeaseKeeper:
             try:
                 still_ours = self._store.renew(key, token, lease=self._lease)
             except StoreError as exc:
-                logger.warning("could not renew the lease on %s: %s", key, exc)
+                logger.warning(
+                    "could not renew the lease on %s: %s", key, exc, extra=log_fields(key)
+                )
+                self._tell("error")
                 continue
             if not still_ours:
-                logger.warning("lost the lease on %s; another worker may run it again", key)
+                logger.warning(
+                    "lost the lease on %s; another worker may run it again",
+                    key,
+                    extra=log_fields(key),
+                )
+            self._tell("renewed" if still_ours else "lost")
             since[0] = now
+
+    def _tell(self, event: str) -> None:
+        """Tell each of :attr:`listeners` about a renewal: ``renewed``, ``lost`` or ``error``."""
+        for listener in self.listeners:
+            try:
+                listener(event)
+            except Exception:
+                logger.exception("lease listener raised; ignored", extra=log_fields())
 
     def retry_completions(self, now: float) -> None:
         """Try again to record as done each processed delivery whose next try is due."""
@@ -147,16 +168,25 @@ class LeaseKeeper:
                         "hooks again",
                         key,
                         exc,
+                        extra=log_fields(key),
                     )
                 else:
                     retry[0], retry[1] = now + delay, min(delay * 2, self._interval)
-                    logger.debug("still cannot record %s as processed: %s", key, exc)
+                    logger.debug(
+                        "still cannot record %s as processed: %s", key, exc, extra=log_fields(key)
+                    )
                 continue
             self._forget(claim)
             if ours:
-                logger.info("recorded %s as processed now that the store answers", key)
+                logger.info(
+                    "recorded %s as processed now that the store answers",
+                    key,
+                    extra=log_fields(key),
+                )
             else:
-                logger.warning("%s completed after its lease was taken over", key)
+                logger.warning(
+                    "%s completed after its lease was taken over", key, extra=log_fields(key)
+                )
 
     def _forget(self, claim: tuple[str, int]) -> None:
         self._unfinished.pop(claim, None)
@@ -168,6 +198,7 @@ class LeaseKeeper:
                 "closing with %d processed deliveries not recorded as done: redeliveries will "
                 "run their hooks again",
                 len(self._unfinished),
+                extra=log_fields(),
             )
         self._closed = True
         self._wake.set()

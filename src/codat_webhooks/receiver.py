@@ -40,6 +40,7 @@ from .hooks.dispatch import Dispatcher
 from .hooks.manager import make_plugin_manager
 from .leases import LeaseKeeper
 from .models._parse import load_object
+from .observe import HookTiming, Watch, log_fields
 from .outcomes import Outcome
 from .queues.base import RetryPolicy, Work
 from .routing import Route, describe, key_from_body, route
@@ -59,7 +60,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ALLOWED_METHODS", "Receiver", "TooLarge", "default_store"]
 
-logger = logging.getLogger("codat_webhooks")
+logger = logging.getLogger("codat_webhooks.receiver")
 
 ALLOWED_METHODS = ("POST", "PUT")  # PUT: a Svix transformation can change the method
 
@@ -156,17 +157,19 @@ class _Hooks(NamedTuple):
     key: str
     token: int
 
-    def perform(self, receiver: Receiver) -> None:
+    def perform(self, receiver: Receiver, timings: list[HookTiming] | None = None) -> None:
         receiver._leases.track(self.key, self.token)
         try:
-            receiver.dispatcher.call(self.names, self.kwargs)
+            receiver.dispatcher.call(self.names, self.kwargs, timings)
         finally:
             receiver._leases.untrack(self.key, self.token)
 
-    async def perform_async(self, receiver: Receiver) -> None:
+    async def perform_async(
+        self, receiver: Receiver, timings: list[HookTiming] | None = None
+    ) -> None:
         receiver._leases.track(self.key, self.token)
         try:
-            await receiver.dispatcher.call_async(self.names, self.kwargs)
+            await receiver.dispatcher.call_async(self.names, self.kwargs, timings)
         finally:
             receiver._leases.untrack(self.key, self.token)
 
@@ -306,6 +309,7 @@ class Receiver:
                 "store retention %.0fs is shorter than Codat's 28-hour retry window: "
                 "late retries of processed alerts will run the hooks again",
                 self.store.retention,
+                extra=log_fields(),
             )
         if dispatcher is None:
             dispatcher = Dispatcher(
@@ -333,13 +337,13 @@ class Receiver:
 
         ``force`` re-runs the hooks of an already processed key (used by ``replay --force``).
         """
-        return self._run(self._process(method, headers, body, force))
+        return self._drive(self._process(method, headers, body, force))
 
     async def handle_async(
         self, method: str, headers: HeaderInput, body: bytes, *, force: bool = False
     ) -> Reply:
         """As :meth:`handle`, for event loops: sync hooks and blocking stores run in threads."""
-        return await self._run_async(self._process(method, headers, body, force))
+        return await self._drive_async(self._process(method, headers, body, force))
 
     def reject_too_large(self, method: str, headers: HeaderInput, size: int | None) -> Reply:
         """The reply for a body an adapter stopped reading because it exceeds ``max_body_bytes``.
@@ -349,13 +353,13 @@ class Receiver:
         the reply is the same 413 (405 for a wrong method) that :meth:`handle` would give.
         ``size`` is the declared ``Content-Length``, or ``None`` for a cut-off chunked body.
         """
-        return self._run(self._reject(self._too_large(method, headers, b"", size)))
+        return self._drive(self._reject(self._too_large(method, headers, b"", size)))
 
     async def reject_too_large_async(
         self, method: str, headers: HeaderInput, size: int | None
     ) -> Reply:
         """As :meth:`reject_too_large`, for event loops."""
-        return await self._run_async(self._reject(self._too_large(method, headers, b"", size)))
+        return await self._drive_async(self._reject(self._too_large(method, headers, b"", size)))
 
     def process_queued(self, key: str) -> Work:
         """The worker entry point of queued dispatch: run the hooks of a ``queued`` key.
@@ -366,11 +370,11 @@ class Receiver:
         until the attempts of ``retries`` are spent: then it is ``failed`` and
         ``on_handler_error`` runs. Async hook implementations are run to completion.
         """
-        return self._run(self._work(key))
+        return self._drive(self._work(key), worker=True)
 
     async def process_queued_async(self, key: str) -> Work:
         """As :meth:`process_queued`, for workers that run an event loop."""
-        return await self._run_async(self._work(key))
+        return await self._drive_async(self._work(key), worker=True)
 
     def close(self) -> None:
         """Stop the queue's workers and the lease renewer, and close the store."""
@@ -380,6 +384,27 @@ class Receiver:
         self.store.close()
 
     # --- the drivers: the same loop, effects performed inline or awaited ---------------------
+
+    def _drive(self, pipeline: Generator[_Effect, Any, _Result], worker: bool = False) -> _Result:
+        """Run ``pipeline``, watched for ``on_outcome`` only if a plugin implements it."""
+        plan = self.dispatcher.observers()
+        if not plan:
+            return self._run(pipeline)
+        watch = Watch(plan, worker)
+        final = self._run_watched(pipeline, watch)
+        self.dispatcher.observe(plan, watch.arguments(final))  # type: ignore[arg-type]
+        return final
+
+    async def _drive_async(
+        self, pipeline: Generator[_Effect, Any, _Result], worker: bool = False
+    ) -> _Result:
+        plan = self.dispatcher.observers()
+        if not plan:
+            return await self._run_async(pipeline)
+        watch = Watch(plan, worker)
+        final = await self._run_watched_async(pipeline, watch)
+        await self.dispatcher.observe_async(plan, watch.arguments(final))  # type: ignore[arg-type]
+        return final
 
     # An effect's result is sent back into the pipeline and its exception thrown into it, at
     # the ``yield`` that asked for it; the pipeline's ``return`` ends the loop with the reply.
@@ -407,6 +432,52 @@ class Receiver:
                 except Exception as exc:
                     step = pipeline.throw(exc)
                 else:
+                    step = pipeline.send(result)
+        except StopIteration as done:
+            final: _Result = done.value
+            return final
+
+    # The same loops, showing each effect, result and error to the watch of ``on_outcome``.
+
+    def _run_watched(self, pipeline: Generator[_Effect, Any, _Result], watch: Watch) -> _Result:
+        try:
+            step = next(pipeline)
+            while True:
+                watch.effect(step)
+                try:
+                    if type(step) is _Hooks:
+                        step.perform(self, watch.hooks)
+                        result = None
+                    else:
+                        result = step.perform(self)
+                except Exception as exc:
+                    watch.error = exc
+                    step = pipeline.throw(exc)
+                else:
+                    watch.result(result)
+                    step = pipeline.send(result)
+        except StopIteration as done:
+            final: _Result = done.value
+            return final
+
+    async def _run_watched_async(
+        self, pipeline: Generator[_Effect, Any, _Result], watch: Watch
+    ) -> _Result:
+        try:
+            step = next(pipeline)
+            while True:
+                watch.effect(step)
+                try:
+                    if type(step) is _Hooks:
+                        await step.perform_async(self, watch.hooks)
+                        result = None
+                    else:
+                        result = await step.perform_async(self)
+                except Exception as exc:
+                    watch.error = exc
+                    step = pipeline.throw(exc)
+                else:
+                    watch.result(result)
                     step = pipeline.send(result)
         except StopIteration as done:
             final: _Result = done.value
@@ -472,8 +543,7 @@ class Receiver:
                 return Work(key, Outcome.IN_PROGRESS, claim.retry_after + 0.1)
             if claim.status is not _CLAIMED:
                 return Work(key, _ALREADY_PROCESSED)
-        except StoreError as exc:
-            logger.error("store unavailable for queued %s: %s", key, exc)
+        except StoreError:  # logged by the built-in log plugin's on_outcome
             return Work(key, Outcome.UNAVAILABLE, float(self.retry_after))
         if record is None or record.token != claim.token:  # purged or taken over meanwhile
             return Work(key, _ALREADY_PROCESSED)
@@ -497,7 +567,6 @@ class Receiver:
         except Exception as exc:
             delay = self.retries.delay(claim.attempts)
             if delay is not None:
-                logger.warning("queued %s failed (attempt %d): %s", key, claim.attempts, exc)
                 yield _StoreCall(self._defer, (key, claim.token, exc, delay))
                 return Work(key, Outcome.FAILED, delay)
             failure = {"payload": routed.payload, "alert": routed.payload, "error": exc}
@@ -627,24 +696,39 @@ class Receiver:
         try:
             self.store.release(key, token, error=f"{type(exc).__name__}: {exc}")
         except StoreError as store_exc:
-            logger.error("could not release %s (%s); its lease will expire", key, store_exc)
+            logger.error(
+                "could not release %s (%s); its lease will expire",
+                key,
+                store_exc,
+                extra=log_fields(key),
+            )
 
     def _defer(self, key: str, token: int, exc: BaseException, delay: float) -> None:
         error = f"{type(exc).__name__}: {exc}"
         try:
             self.store.defer(key, token, due=self.clock() + delay, error=error)
         except StoreError as store_exc:
-            logger.error("could not defer %s (%s); its lease will expire", key, store_exc)
+            logger.error(
+                "could not defer %s (%s); its lease will expire",
+                key,
+                store_exc,
+                extra=log_fields(key),
+            )
 
     def _complete(self, key: str, token: int) -> None:
         # The hooks ran: answering 200 is right even if recording that fails, because a retry
         # would run them again. The claim is kept and completed in the background instead.
         try:
             if not self.store.complete(key, token):
-                logger.warning("%s completed after its lease was taken over", key)
+                logger.warning(
+                    "%s completed after its lease was taken over", key, extra=log_fields(key)
+                )
         except StoreError as exc:
             logger.error(
-                "processed %s but could not record it (%s); retrying in the background", key, exc
+                "processed %s but could not record it (%s); retrying in the background",
+                key,
+                exc,
+                extra=log_fields(key),
             )
             self._leases.complete_later(key, token)
 
@@ -658,12 +742,12 @@ class Receiver:
         if status == 405:
             extra = (("Allow", ", ".join(ALLOWED_METHODS)),)
         elif status == 503:  # our failure, not the delivery's: Codat must try again
-            logger.error("could not check %s: %s", key, error.reason)
+            logger.error("could not check %s: %s", key, error.reason, extra=log_fields(key))
             extra = (("Retry-After", str(self.retry_after)),)
         return Reply.build(status, error.outcome, key, detail, extra)
 
     def _unavailable(self, key: str | None, exc: Exception, part: str = "store") -> Reply:
-        logger.error("%s unavailable for %s: %s: %s", part, key, type(exc).__name__, exc)
+        # Logged, with the error, by the built-in log plugin's on_outcome.
         return Reply.build(
             503,
             Outcome.UNAVAILABLE,

@@ -25,6 +25,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .observe import log_fields
 from .receiver import Receiver
 from .stores.base import Store
 from .stores.sqlite import DEFAULT_DB_PATH
@@ -61,7 +62,9 @@ def _setting(settings: Mapping[str, Any], name: str) -> str | None:
         return None
     text = str(value).strip()
     if is_placeholder(text):
-        logger.warning("%s is a placeholder (%r): ignored, as if it were unset", name, text)
+        logger.warning(
+            "%s is a placeholder (%r): ignored, as if it were unset", name, text, extra=log_fields()
+        )
         return None
     return text
 

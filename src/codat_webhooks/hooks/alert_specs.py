@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from .markers import hookspec
 
 if TYPE_CHECKING:
-    from ..delivery import Delivery
+    from ..delivery import Delivery, Reply
     from ..models.events import Event
     from ..models.legacy import (
         AccountCategoriesUpdatedAlert,
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         RateLimitResetAlert,
         SyncConnectionDeletedAlert,
     )
+    from ..observe import HookTiming
 
 
 # --- Legacy rule hooks: one per rule type, called once per new alert of that type ------------
@@ -215,4 +216,51 @@ def on_handler_error(
     ``alert`` holds the same object under its original name, kept so existing plugins work
     (it is an event too when an event hook failed); take whichever reads better. The claim is
     released and Codat is told to retry (503). Errors here are logged and ignored.
+    """
+
+
+# --- Every answer: observation only ----------------------------------------------------------
+
+
+@hookspec
+def on_outcome(
+    outcome: str,
+    status: int | None,
+    key: str | None,
+    kind: str | None,
+    company_id: str | None,
+    attempt: int,
+    duration: float,
+    hooks: tuple[HookTiming, ...],
+    error: BaseException | None,
+    delivery: Delivery | None,
+    reply: Reply | None,
+    worker: bool,
+) -> None:
+    """Every answer the receiver gives, and every run of a queued key on a worker.
+
+    Called once the outcome is decided, for every status (rejections and 503s included), so
+    metrics, logs and traces are plugins. It only observes: its errors are logged and never
+    change the reply, and every implementation runs even if another raised. A receiver whose
+    plugins do not implement it pays nothing; one that does pays for a few ``perf_counter``
+    calls, and for timing each hook only if an implementation asks for ``hooks``. Keep it
+    quick: it runs before the reply is sent (mark a sync one
+    :func:`~codat_webhooks.hooks.nonblocking` so async receivers call it inline).
+
+    ``outcome``: the reply's outcome (``processed``, ``duplicate``, ``unauthorized``, ...);
+    for a worker's run (``worker=True``): ``processed``, ``retry`` (a hook raised, the key is
+    queued again), ``failed`` (attempts spent), ``duplicate`` (nothing to run),
+    ``in_progress`` (another worker holds it) or ``unavailable``. ``status``: the HTTP status,
+    ``None`` for a worker's run. ``key``: the idempotency key, when one could be derived.
+    ``kind`` and ``company_id``: the rule or event type and the company, only for deliveries
+    that passed authentication (a prober cannot choose them). ``attempt``: how many times the
+    hooks have started for the key (0 when none ran). ``duration``: seconds from the start of
+    the receiver's work to the outcome (body reading and writing excluded). ``hooks``: one
+    :class:`~codat_webhooks.observe.HookTiming` per hook that ran, in order (the last one
+    carries the error when a hook raised). ``error``: what went wrong, if anything: the
+    rejection's :class:`~codat_webhooks.CodatWebhookError`, the hook's exception, the
+    :class:`~codat_webhooks.StoreError`. ``delivery``: as the hooks saw it; ``None`` for a
+    wrong method, a busy key and an unreachable store, and on workers when no hook ran (its
+    headers are those received: never log them whole). ``reply``: the
+    :class:`~codat_webhooks.Reply` (``None`` on workers).
     """

@@ -13,6 +13,7 @@ import asyncio
 import concurrent.futures
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias, TypeVar
 
@@ -35,7 +36,7 @@ def nonblocking(function: _F) -> _F:
     return function
 
 
-logger = logging.getLogger("codat_webhooks")
+logger = logging.getLogger("codat_webhooks.receiver")
 
 _Plan: TypeAlias = tuple[tuple[Callable[..., Any], tuple[str, ...]], ...]
 
@@ -78,18 +79,32 @@ class Dispatcher:
         self._plans[name] = (current, plan)
         return plan
 
-    def call(self, names: tuple[str, ...], kwargs: dict[str, Any]) -> None:
-        """Call every implementation of each hook in ``names``, stopping at the first error."""
+    def call(
+        self, names: tuple[str, ...], kwargs: dict[str, Any], timings: list[Any] | None = None
+    ) -> None:
+        """Call every implementation of each hook in ``names``, stopping at the first error.
+
+        With ``timings``, a :class:`~codat_webhooks.observe.HookTiming` per hook is appended to
+        it (for ``on_outcome``).
+        """
+        if timings is not None:
+            self._timed(names, kwargs, timings)
+            return
         for name in names:
             for function, argnames in self._implementations(name):
                 result = function(*[kwargs[arg] for arg in argnames])
                 if result is not None and inspect.isawaitable(result):
                     _run_to_completion(result)
 
-    async def call_async(self, names: tuple[str, ...], kwargs: dict[str, Any]) -> None:
+    async def call_async(
+        self, names: tuple[str, ...], kwargs: dict[str, Any], timings: list[Any] | None = None
+    ) -> None:
         """As :meth:`call`, awaiting async implementations and threading sync ones."""
         from asgiref.sync import sync_to_async
 
+        if timings is not None:
+            await self._timed_async(names, kwargs, timings)
+            return
         for name in names:
             for function, argnames in self._implementations(name):
                 args = [kwargs[arg] for arg in argnames]
@@ -103,15 +118,88 @@ class Dispatcher:
                 if inspect.isawaitable(result):
                     await result
 
+    def _timed(
+        self,
+        names: tuple[str, ...],
+        kwargs: dict[str, Any],
+        timings: list[Any],
+    ) -> None:
+        from ..observe import HookTiming
+
+        for name in names:
+            started = time.perf_counter()
+            try:
+                self.call((name,), kwargs)
+            except BaseException as exc:
+                timings.append(HookTiming(name, started, time.perf_counter() - started, exc))
+                raise
+            timings.append(HookTiming(name, started, time.perf_counter() - started))
+
+    async def _timed_async(
+        self, names: tuple[str, ...], kwargs: dict[str, Any], timings: list[Any]
+    ) -> None:
+        from ..observe import HookTiming
+
+        for name in names:
+            started = time.perf_counter()
+            try:
+                await self.call_async((name,), kwargs)
+            except BaseException as exc:
+                timings.append(HookTiming(name, started, time.perf_counter() - started, exc))
+                raise
+            timings.append(HookTiming(name, started, time.perf_counter() - started))
+
+    # --- on_outcome: every implementation called, each one's errors logged and ignored ---------
+
+    def observers(self) -> _Plan:
+        """The implementations of ``on_outcome``; empty (and so free) when no plugin has one."""
+        return self._implementations("on_outcome")
+
+    def observe(self, plan: _Plan, kwargs: dict[str, Any]) -> None:
+        """Call each of ``plan`` with ``on_outcome``'s arguments; an error never propagates,
+        and never keeps the other implementations from running."""
+        for function, argnames in plan:
+            try:
+                result = function(*[kwargs[arg] for arg in argnames])
+                if result is not None and inspect.isawaitable(result):
+                    _run_to_completion(result)
+            except Exception:
+                logger.exception("on_outcome hook raised; ignored", extra=_fields(kwargs))
+
+    async def observe_async(self, plan: _Plan, kwargs: dict[str, Any]) -> None:
+        from asgiref.sync import sync_to_async
+
+        for function, argnames in plan:
+            args = [kwargs[arg] for arg in argnames]
+            try:
+                if inspect.iscoroutinefunction(function):
+                    await function(*args)
+                elif getattr(function, _NONBLOCKING, False):
+                    function(*args)
+                else:
+                    await sync_to_async(function, thread_sensitive=False)(*args)
+            except Exception:
+                logger.exception("on_outcome hook raised; ignored", extra=_fields(kwargs))
+
     def notify(self, name: str, kwargs: dict[str, Any]) -> None:
         """Call an informational hook; its errors are logged, never propagated."""
         try:
             self.call((name,), kwargs)
         except Exception:
-            logger.exception("%s hook raised; ignored", name)
+            logger.exception("%s hook raised; ignored", name, extra=_fields(kwargs))
 
     async def notify_async(self, name: str, kwargs: dict[str, Any]) -> None:
         try:
             await self.call_async((name,), kwargs)
         except Exception:
-            logger.exception("%s hook raised; ignored", name)
+            logger.exception("%s hook raised; ignored", name, extra=_fields(kwargs))
+
+
+def _fields(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The log fields of a hook call: what its delivery tells."""
+    from ..observe import log_fields
+
+    delivery = kwargs.get("delivery")
+    if delivery is None:
+        return log_fields(key=kwargs.get("key"), outcome=kwargs.get("outcome"))
+    return log_fields(key=delivery.key, attempt=delivery.attempt, outcome=kwargs.get("outcome"))

@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING
 
 from .._forking import start_over_in_children
 from ..errors import ConfigurationError, StoreError
+from ..observe import log_fields
 
 if TYPE_CHECKING:
     from ..receiver import Receiver
 
 __all__ = ["LocalQueue"]
 
-logger = logging.getLogger("codat_webhooks")
+logger = logging.getLogger("codat_webhooks.queue")
 
 
 class LocalQueue:
@@ -148,7 +149,9 @@ class LocalQueue:
             try:
                 work = receiver.process_queued(key)
             except Exception:  # a bug, not a hook failure (those come back as Work)
-                logger.exception("worker could not run %s; the sweeper will retry it", key)
+                logger.exception(
+                    "worker could not run %s; the sweeper will retry it", key, extra=log_fields(key)
+                )
                 continue
             if work.retry_in is not None:
                 self.enqueue(key, work.retry_in)
@@ -158,4 +161,4 @@ class LocalQueue:
             try:
                 self.sweep()
             except StoreError as exc:
-                logger.warning("sweeper could not read the store: %s", exc)
+                logger.warning("sweeper could not read the store: %s", exc, extra=log_fields())

@@ -38,15 +38,19 @@ class Recorder:
 
     ``recorder.calls`` is every call in order; :meth:`names` just the hook names;
     :meth:`fail` makes a hook raise the next N times (a handler bug, then its fix).
+    ``on_outcome``, called after every answer, is recorded only with ``outcomes=True``, so
+    the calls of other hooks read as they always did.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, outcomes: bool = False) -> None:
         self.calls: list[HookCall] = []
         self._lock = threading.Lock()
         self._failures: dict[str, list[BaseException]] = {}
         for module in SPEC_MODULES:
             for name, spec in vars(module).items():
                 if callable(spec) and hasattr(spec, _SPEC_MARKER):
+                    if name == "on_outcome" and not outcomes:
+                        continue
                     setattr(self, name, self._implementation(name, spec))
 
     def _implementation(self, name: str, spec: Callable[..., Any]) -> Callable[..., None]:
