@@ -82,7 +82,7 @@ class Watch:
         "worker",
     )
 
-    def __init__(self, plan: tuple[tuple[Any, tuple[str, ...]], ...], worker: bool) -> None:
+    def __init__(self, timed: bool, worker: bool) -> None:
         self.started = time.perf_counter()
         self.worker = worker
         self.key: str | None = None
@@ -91,27 +91,23 @@ class Watch:
         self.delivery: Delivery | None = None
         self.error: BaseException | None = None
         self.attempt = 0
-        # Hooks are timed only when an implementation asks for the timings.
-        self.hooks: list[HookTiming] | None = (
-            [] if any("hooks" in names for _, names in plan) else None
-        )
+        self.hooks: list[HookTiming] | None = [] if timed else None
+        """Hook timings, kept only when an implementation asks for them."""
 
-    def effect(self, effect: Any) -> None:
-        """An effect about to be performed: hook calls and notifications carry the delivery
-        (and a rejection its error); store calls that record a delivery carry its entry."""
-        kwargs = getattr(effect, "kwargs", None)
-        if kwargs is not None:
-            delivery = kwargs.get("delivery")
-            if delivery is not None:
-                self.delivery = delivery
-            error = kwargs.get("error")
-            if error is not None:
-                self.error = error
-            return
-        args = getattr(effect, "args", ())
+    def store_call(self, args: tuple[Any, ...]) -> None:
+        """A store call about to be made: one that records a delivery carries its entry."""
         if args and type(args[0]) is Entry:
             entry: Entry = args[0]
-            self.key, self.kind, self.company_id = entry.key, entry.kind, entry.company_id
+            self.key, self.kind, self.company_id = entry[0], entry[4], entry[5]
+
+    def hook_call(self, kwargs: dict[str, Any]) -> None:
+        """Hooks about to be called: they carry the delivery, and a rejection its error."""
+        delivery = kwargs.get("delivery")
+        if delivery is not None:
+            self.delivery = delivery
+        error = kwargs.get("error")
+        if error is not None:
+            self.error = error
 
     def result(self, value: Any) -> None:
         """What an effect returned: a claim's attempt count, a stored record's labels."""

@@ -390,7 +390,7 @@ class Receiver:
         plan = self.dispatcher.observers()
         if not plan:
             return self._run(pipeline)
-        watch = Watch(plan, worker)
+        watch = Watch(self.dispatcher.timed_observers, worker)
         final = self._run_watched(pipeline, watch)
         self.dispatcher.observe(plan, watch.arguments(final))  # type: ignore[arg-type]
         return final
@@ -401,7 +401,7 @@ class Receiver:
         plan = self.dispatcher.observers()
         if not plan:
             return await self._run_async(pipeline)
-        watch = Watch(plan, worker)
+        watch = Watch(self.dispatcher.timed_observers, worker)
         final = await self._run_watched_async(pipeline, watch)
         await self.dispatcher.observe_async(plan, watch.arguments(final))  # type: ignore[arg-type]
         return final
@@ -443,9 +443,12 @@ class Receiver:
         try:
             step = next(pipeline)
             while True:
-                watch.effect(step)
+                if isinstance(step, _StoreCall):
+                    watch.store_call(step.args)
+                elif not isinstance(step, _Enqueue):
+                    watch.hook_call(step.kwargs)
                 try:
-                    if type(step) is _Hooks:
+                    if isinstance(step, _Hooks):
                         step.perform(self, watch.hooks)
                         result = None
                     else:
@@ -466,9 +469,12 @@ class Receiver:
         try:
             step = next(pipeline)
             while True:
-                watch.effect(step)
+                if isinstance(step, _StoreCall):
+                    watch.store_call(step.args)
+                elif not isinstance(step, _Enqueue):
+                    watch.hook_call(step.kwargs)
                 try:
-                    if type(step) is _Hooks:
+                    if isinstance(step, _Hooks):
                         await step.perform_async(self, watch.hooks)
                         result = None
                     else:

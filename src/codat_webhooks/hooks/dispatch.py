@@ -61,6 +61,9 @@ class Dispatcher:
     def __init__(self, manager: pluggy.PluginManager) -> None:
         self.manager = manager
         self._plans: dict[str, tuple[list[pluggy.HookImpl], _Plan]] = {}
+        self._observed: _Plan = ()
+        self.timed_observers = False
+        """Whether an ``on_outcome`` implementation asks for hook timings (``hooks``)."""
 
     def _implementations(self, name: str) -> _Plan:
         """``(function, argument names)`` in call order, rebuilt only when plugins change.
@@ -153,7 +156,11 @@ class Dispatcher:
 
     def observers(self) -> _Plan:
         """The implementations of ``on_outcome``; empty (and so free) when no plugin has one."""
-        return self._implementations("on_outcome")
+        plan = self._implementations("on_outcome")
+        if plan is not self._observed:
+            self._observed = plan
+            self.timed_observers = any("hooks" in argnames for _, argnames in plan)
+        return plan
 
     def observe(self, plan: _Plan, kwargs: dict[str, Any]) -> None:
         """Call each of ``plan`` with ``on_outcome``'s arguments; an error never propagates,

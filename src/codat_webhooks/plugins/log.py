@@ -88,8 +88,9 @@ class LogPlugin:
             log.log(level, _MESSAGES[outcome], shown, kind, attempt, exc_info=error, extra=extra)
         elif outcome == "unavailable":
             log.log(level, _MESSAGES[outcome], shown, kind, _describe(error), extra=extra)
-        else:  # a rejection: the precise reason the sender never sees
-            log.log(level, "rejected %s (%s %s): %s", shown, status, outcome, error, extra=extra)
+        else:  # a rejection, with the precise reason the sender never sees
+            reason = f": {error}" if error is not None else ""
+            log.log(level, "rejected %s (%s %s)%s", shown, status, outcome, reason, extra=extra)
 
 
 def _describe(error: BaseException | None) -> str:
