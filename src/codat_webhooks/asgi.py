@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from .delivery import Reply
 from .errors import ConfigurationError
 from .receiver import Receiver, TooLarge
 
@@ -77,10 +78,12 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 
 
 class WebhookApp:
-    """The receiver as an ASGI application: every HTTP request it gets is a delivery."""
+    """The receiver as an ASGI application: every HTTP request it gets is a delivery, except
+    ``GET .../health`` (unless ``health=False``), answered by :meth:`Receiver.health_async`."""
 
-    def __init__(self, receiver: Receiver) -> None:
+    def __init__(self, receiver: Receiver, *, health: bool = True) -> None:
         self.receiver = receiver
+        self.health = health
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -90,6 +93,9 @@ class WebhookApp:
         if scope["type"] != "http":
             return None
         method: str = scope["method"]
+        if self.health and method in ("GET", "HEAD") and _is_health(scope):
+            reply = await self.receiver.health_async()
+            return await _send_reply(send, reply, with_body=method == "GET")
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         limit = self.receiver.max_body_bytes
         body = await _read_body(receive, _declared_length(headers), limit)
@@ -99,23 +105,41 @@ class WebhookApp:
             reply = await self.receiver.reject_too_large_async(method, headers, body.size)
         else:
             reply = await self.receiver.handle_async(method, headers, body)
-        raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers]
-        await send({"type": "http.response.start", "status": reply.status, "headers": raw_headers})
-        await send({"type": "http.response.body", "body": reply.body})
-        return None
+        return await _send_reply(send, reply)
+
+
+async def _send_reply(send: Send, reply: Reply, *, with_body: bool = True) -> None:
+    raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers]
+    await send({"type": "http.response.start", "status": reply.status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": reply.body if with_body else b""})
+
+
+def _is_health(scope: Scope) -> bool:
+    """A probe's path: ``.../health``; no delivery is ever a ``GET``."""
+    return _route_path(scope).rstrip("/").endswith("/health")
 
 
 class WebhookMiddleware:
-    """Answers ``path`` with :class:`WebhookApp` and passes everything else to ``app``."""
+    """Answers ``path`` (and ``path/health``, unless ``health=False``) with
+    :class:`WebhookApp` and passes everything else to ``app``."""
 
-    def __init__(self, app: ASGIApp, receiver: Receiver, path: str = "/webhooks/codat") -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        receiver: Receiver,
+        path: str = "/webhooks/codat",
+        *,
+        health: bool = True,
+    ) -> None:
         if not path.startswith("/"):
             raise ConfigurationError(f"path must start with '/', got {path!r}")
         self.app = app
-        self.webhook = WebhookApp(receiver)
+        self.webhook = WebhookApp(receiver, health=health)
         self.path = path
         bare = path.rstrip("/") or "/"
         self._paths = {bare, bare.rstrip("/") + "/"}
+        if health:
+            self._paths |= {bare.rstrip("/") + "/health", bare.rstrip("/") + "/health/"}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and _route_path(scope) in self._paths:

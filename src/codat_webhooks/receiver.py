@@ -376,6 +376,35 @@ class Receiver:
         """As :meth:`process_queued`, for workers that run an event loop."""
         return await self._drive_async(self._work(key), worker=True)
 
+    def health(self) -> Reply:
+        """The answer to ``GET <path>/health``: 200 when the store answers a ping, else 503.
+
+        For load balancers and Kubernetes probes, so it needs no credentials; its body says
+        ``ok`` or ``unavailable`` and nothing else (no store, path or setting is named).
+        """
+        try:
+            self.store.ping()
+        except StoreError as exc:
+            return self._unhealthy(exc)
+        return _HEALTHY
+
+    async def health_async(self) -> Reply:
+        """As :meth:`health`, for event loops: a blocking store is pinged in a thread."""
+        if not self.store.blocking:
+            return self.health()
+        from asgiref.sync import sync_to_async
+
+        return await sync_to_async(self.health, thread_sensitive=False)()
+
+    def _unhealthy(self, exc: StoreError) -> Reply:
+        logger.warning(
+            "health check: store unavailable: %s",
+            exc,
+            extra=log_fields(outcome="unavailable", status=503),
+        )
+        retry = ("Retry-After", str(self.retry_after))
+        return Reply(503, [*_HEALTH_HEADERS, retry], b'{"status": "unavailable"}', "unavailable")
+
     def close(self) -> None:
         """Stop the queue's workers and the lease renewer, and close the store."""
         if self.queue is not None:
@@ -771,6 +800,9 @@ class Receiver:
             (("Retry-After", str(self.retry_after)),),
         )
 
+
+_HEALTH_HEADERS = (("Content-Type", "application/json"), ("Cache-Control", "no-store"))
+_HEALTHY = Reply(200, list(_HEALTH_HEADERS), b'{"status": "ok"}', "ok")
 
 _GENERIC_DETAILS = {401: "authentication failed", 413: "body too large"}
 """Details that replace the error's reason in replies: a prober learns nothing from them."""

@@ -66,14 +66,28 @@ def _read_body(environ: WSGIEnvironment, limit: int) -> bytes | TooLarge | None:
     return b"".join(chunks)
 
 
-class WebhookApp:
-    """The receiver as a WSGI application: every request it gets is a delivery."""
+def _is_health(method: str, path: str) -> bool:
+    """A probe: ``GET`` (or ``HEAD``) of ``.../health``; no delivery is ever a ``GET``."""
+    return method in _PROBE_METHODS and path.rstrip("/").endswith("/health")
 
-    def __init__(self, receiver: Receiver) -> None:
+
+_PROBE_METHODS = ("GET", "HEAD")
+
+
+class WebhookApp:
+    """The receiver as a WSGI application: every request it gets is a delivery, except
+    ``GET .../health`` (unless ``health=False``), answered by :meth:`Receiver.health`."""
+
+    def __init__(self, receiver: Receiver, *, health: bool = True) -> None:
         self.receiver = receiver
+        self.health = health
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method: str = environ["REQUEST_METHOD"]
+        if self.health and _is_health(method, environ.get("PATH_INFO", "")):
+            reply = self.receiver.health()
+            start_response(_status_line(reply.status), list(reply.headers))
+            return [] if method == "HEAD" else [reply.body]
         headers = list(EnvironHeaders(environ).items())
         body = _read_body(environ, self.receiver.max_body_bytes)
         if body is None:
@@ -83,25 +97,37 @@ class WebhookApp:
             reply = self.receiver.reject_too_large(method, headers, body.size)
         else:
             reply = self.receiver.handle(method, headers, body)
-        status = f"{reply.status} {HTTP_STATUS_CODES.get(reply.status, 'Unknown')}"
-        start_response(status, list(reply.headers))
+        start_response(_status_line(reply.status), list(reply.headers))
         return [reply.body]
 
 
+def _status_line(status: int) -> str:
+    return f"{status} {HTTP_STATUS_CODES.get(status, 'Unknown')}"
+
+
 class WebhookMiddleware:
-    """Answers ``path`` with :class:`WebhookApp` and passes everything else to ``app``."""
+    """Answers ``path`` (and ``path/health``, unless ``health=False``) with
+    :class:`WebhookApp` and passes everything else to ``app``."""
 
     def __init__(
-        self, app: WSGIApplication, receiver: Receiver, path: str = "/webhooks/codat"
+        self,
+        app: WSGIApplication,
+        receiver: Receiver,
+        path: str = "/webhooks/codat",
+        *,
+        health: bool = True,
     ) -> None:
         if not path.startswith("/"):
             raise ConfigurationError(f"path must start with '/', got {path!r}")
         self.app = app
-        self.webhook = WebhookApp(receiver)
+        self.webhook = WebhookApp(receiver, health=health)
         self.path = path
         # PATH_INFO holds the URL-decoded path as latin-1 characters of its UTF-8 bytes.
         bare = path.rstrip("/") or "/"
-        self._path_infos = {p.encode().decode("latin-1") for p in (bare, bare.rstrip("/") + "/")}
+        paths = [bare, bare.rstrip("/") + "/"]
+        if health:
+            paths += [bare.rstrip("/") + "/health", bare.rstrip("/") + "/health/"]
+        self._path_infos = {p.encode().decode("latin-1") for p in paths}
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") in self._path_infos:

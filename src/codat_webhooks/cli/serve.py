@@ -138,6 +138,12 @@ class LoggedReceiver:
         self._log(reply, b"", started)
         return reply
 
+    def health(self) -> Reply:
+        return self.receiver.health()
+
+    async def health_async(self) -> Reply:
+        return await self.receiver.health_async()
+
     def _log(self, reply: Reply, body: bytes, started: float) -> None:
         millis = (time.perf_counter() - started) * 1000
         kind, company = self._describe(reply, body)

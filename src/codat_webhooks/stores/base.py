@@ -279,6 +279,28 @@ class Store(abc.ABC):
     def _find(self, query: RecordQuery) -> list[Record]:
         """:meth:`find` for this backend."""
 
+    # --- operations: health checks and gauges --------------------------------------------------
+
+    def ping(self) -> None:
+        """Return if the store answers and can take writes; raise :class:`StoreError` if not.
+
+        For health checks (``GET <path>/health``): cheap enough to run every few seconds.
+        This default reads one key that does not exist; backends override it.
+        """
+        self.get("codat-webhooks:ping")
+
+    def counts(self) -> dict[State, int]:
+        """How many records each state holds (every state present, zeros included).
+
+        For gauges read at scrape time: the SQL stores answer with one ``GROUP BY`` query,
+        Redis with one script, so no record crosses the wire. This default reads every record
+        through :meth:`find`.
+        """
+        found = dict.fromkeys(State, 0)
+        for record in self.find():
+            found[record.state] += 1
+        return found
+
     @abc.abstractmethod
     def purge(self, *, older_than: float | None = None) -> int:
         """Delete records last seen more than ``older_than`` seconds ago (default: retention).

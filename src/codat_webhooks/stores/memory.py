@@ -161,6 +161,16 @@ class MemoryStore(Store):
         matches.sort(key=lambda record: record.last_seen, reverse=True)
         return matches[: query.limit]
 
+    def ping(self) -> None:
+        """Always answers: the records live in this process."""
+
+    def counts(self) -> dict[State, int]:
+        found = dict.fromkeys(State, 0)
+        with self._lock:
+            for record in self._records.values():
+                found[record.state] += 1
+        return found
+
     def purge(self, *, older_than: float | None = None) -> int:
         now = self._clock()
         with self._lock:

@@ -26,6 +26,7 @@ from .base import (
     Entry,
     Record,
     RecordQuery,
+    State,
     Store,
     key_problem,
     storable_text,
@@ -147,6 +148,7 @@ class PostgresStore(Store):
             "SELECT key FROM {} WHERE state IN ('queued', 'processing')"
             " AND lease_expires <= %s ORDER BY lease_expires LIMIT %s"
         ).format(ident)
+        self._sql_counts = sql.SQL("SELECT state, COUNT(*) FROM {} GROUP BY state").format(ident)
         self._sql_delete = sql.SQL(
             "DELETE FROM {} WHERE last_seen < %s AND NOT (state = 'processing'"
             " AND lease_expires > %s)"
@@ -314,6 +316,15 @@ class PostgresStore(Store):
         with self._conn() as conn:
             rows = conn.execute(statement, params).fetchall()
         return [record_from_row(row) for row in rows]
+
+    def ping(self) -> None:
+        with self._conn() as conn:
+            conn.execute("SELECT 1")
+
+    def counts(self) -> dict[State, int]:
+        with self._conn() as conn:
+            rows = conn.execute(self._sql_counts).fetchall()
+        return {**dict.fromkeys(State, 0), **{State(state): int(n) for state, n in rows}}
 
     def purge(self, *, older_than: float | None = None) -> int:
         now = self._clock()

@@ -229,6 +229,21 @@ end
 return {removed, #members, kept}
 """
 
+_COUNT = """
+-- KEYS: index; ARGV: record key prefix. Counts by state on the server: one round trip.
+local counts = {}
+for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local state = redis.call('HGET', ARGV[1] .. member, 'state')
+  if state then counts[state] = (counts[state] or 0) + 1 end
+end
+local flat = {}
+for state, n in pairs(counts) do
+  flat[#flat + 1] = state
+  flat[#flat + 1] = n
+end
+return flat
+"""
+
 _BATCH = 500
 
 
@@ -253,6 +268,7 @@ _PURGE_SCRIPT = _script(_PURGE, 1)
 _ENQUEUE_SCRIPT = _script(_ENQUEUE, 2)
 _TAKE_SCRIPT = _script(_TAKE, 2)
 _DEFER_SCRIPT = _script(_DEFER, 1)
+_COUNT_SCRIPT = _script(_COUNT, 1)
 
 
 class _Pinned:
@@ -531,6 +547,19 @@ class RedisStore(Store):
                         found.append(record)
         found.sort(key=lambda record: record.last_seen, reverse=True)
         return found[: query.limit]
+
+    def ping(self) -> None:
+        with self._errors():
+            self.client.ping()
+
+    def counts(self) -> dict[State, int]:
+        """One script: the server walks the index (its cost grows with the records kept, but
+        nothing crosses the wire but the counts)."""
+        flat = self._eval(_COUNT_SCRIPT, self._index, f"{self.prefix}d:")
+        found = dict.fromkeys(State, 0)
+        for state, n in zip(flat[::2], flat[1::2], strict=True):
+            found[State(state.decode())] = int(n)
+        return found
 
     def purge(self, *, older_than: float | None = None) -> int:
         now = self._clock()

@@ -39,6 +39,7 @@ from .base import (
     Entry,
     Record,
     RecordQuery,
+    State,
     Store,
     key_problem,
     storable_text,
@@ -428,6 +429,22 @@ class SQLiteStore(Store):
         with self._errors():
             rows = self._run(sql, params).fetchall()
         return [record_from_row(row) for row in rows]
+
+    def ping(self) -> None:
+        """The file is still there and the write lock can be taken (then let go at once).
+
+        A connection keeps working on a file deleted under it, writing to nothing anyone will
+        read again, so the path is checked first.
+        """
+        if not self.path.exists():
+            raise StoreError(f"SQLite store {self.path}: the database file is gone")
+        with self._write():
+            pass
+
+    def counts(self) -> dict[State, int]:
+        with self._errors():
+            rows = self._run("SELECT state, COUNT(*) FROM deliveries GROUP BY state").fetchall()
+        return {**dict.fromkeys(State, 0), **{State(state): int(n) for state, n in rows}}
 
     def purge(self, *, older_than: float | None = None) -> int:
         now = self._clock()
