@@ -328,6 +328,11 @@ class Receiver:
         if queue is not None:
             queue.bind(self)
 
+    @property
+    def lease_keeper(self) -> LeaseKeeper:
+        """What renews the leases of running hooks; metrics plugins listen to it."""
+        return self._leases
+
     # --- public entry points -----------------------------------------------------------------
 
     def handle(

@@ -61,6 +61,7 @@ __all__ = ["LoggedReceiver", "add_parser", "run"]
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_PATH = "/webhooks/codat"
+METRICS_PATH = "/metrics"
 
 _UNTRUSTED = frozenset({Outcome.UNAUTHORIZED, Outcome.TOO_LARGE, Outcome.METHOD_NOT_ALLOWED})
 
@@ -89,6 +90,11 @@ def add_parser(subparsers: Any) -> None:
         "--queued",
         action="store_true",
         help="answer 202 at once and run hooks on worker threads (codat_webhooks.queues)",
+    )
+    parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help=f"also serve Prometheus metrics at {METRICS_PATH} (extra [prometheus])",
     )
     parser.set_defaults(run=run)
 
@@ -173,6 +179,8 @@ def run(args: argparse.Namespace) -> int:
     receiver = _app_receiver(args, app) if app is not None else _own_receiver(args)
     path = args.path or (app.path if app is not None else None) or DEFAULT_PATH
     try:
+        if args.metrics:
+            _count(receiver)
         return _serve(args, receiver, path, app)
     finally:
         receiver.close()
@@ -244,6 +252,8 @@ def _serve(args: argparse.Namespace, receiver: Receiver, path: str, app: LoadedA
     from ..wsgi import WebhookMiddleware
 
     rest = _rest_of(app)
+    if args.metrics:
+        rest = _with_metrics_wsgi(rest, receiver)
     logged = cast(Receiver, LoggedReceiver(receiver))  # duck-typed: the adapter needs 3 members
     wsgi_app = WebhookMiddleware(rest, logged, path=path)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # we print our own line per delivery
@@ -288,7 +298,10 @@ def _serve_asgi(args: argparse.Namespace, receiver: Receiver, path: str, app: Lo
     from ..asgi import ASGIApp, WebhookMiddleware
 
     logged = cast(Receiver, LoggedReceiver(receiver))
-    asgi_app = WebhookMiddleware(cast(ASGIApp, app.target), logged, path=path)
+    target = cast(ASGIApp, app.target)
+    if args.metrics:
+        target = _with_metrics_asgi(target, receiver)
+    asgi_app = WebhookMiddleware(target, logged, path=path)
     listener = _listen(args.host, args.port)
     config = uvicorn.Config(asgi_app, log_level="warning", access_log=False)
     _banner(args, receiver, listener.getsockname()[1], path, app)
@@ -301,6 +314,44 @@ def _serve_asgi(args: argparse.Namespace, receiver: Receiver, path: str, app: Lo
     listener.close()
     print("stopped", flush=True)
     return EXIT_OK
+
+
+def _count(receiver: Receiver) -> None:
+    """Register the Prometheus plugin on ``receiver`` (``--metrics``)."""
+    try:
+        from ..plugins.prometheus import PrometheusMetrics
+    except ImportError:
+        raise CommandError(
+            "--metrics needs prometheus-client: pip install 'codat-webhooks[prometheus]'",
+            EXIT_USAGE,
+        ) from None
+    metrics = PrometheusMetrics()
+    receiver.plugin_manager.register(metrics, name="codat_webhooks.prometheus")
+    metrics.watch(receiver)
+
+
+def _with_metrics_wsgi(rest: WSGIApplication, receiver: Receiver) -> WSGIApplication:
+    from ..plugins.prometheus import metrics_wsgi_app
+
+    metrics = metrics_wsgi_app(receiver.store)
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Any:
+        target = metrics if environ.get("PATH_INFO") == METRICS_PATH else rest
+        return target(environ, start_response)
+
+    return app
+
+
+def _with_metrics_asgi(rest: Any, receiver: Receiver) -> Any:
+    from ..plugins.prometheus import metrics_asgi_app
+
+    metrics = metrics_asgi_app(receiver.store)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        is_metrics = scope["type"] == "http" and scope["path"] == METRICS_PATH
+        await (metrics if is_metrics else rest)(scope, receive, send)
+
+    return app
 
 
 def _ignore(signum: int, frame: FrameType | None) -> None:
@@ -338,6 +389,8 @@ def _banner(
         f"store={type(receiver.store).__name__}  plugins={', '.join(plugins) or 'none'}{origin}",
         flush=True,
     )
+    if getattr(args, "metrics", False):
+        print(f"metrics at http://{args.host}:{port}{METRICS_PATH}", flush=True)
 
 
 def _rest_of(app: LoadedApp | None) -> WSGIApplication:
