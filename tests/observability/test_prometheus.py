@@ -1,0 +1,217 @@
+"""The Prometheus plugin in one process, on a registry of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+
+from codat_webhooks import Receiver, StoreError, hookimpl
+from codat_webhooks.plugins.labels import type_label
+from codat_webhooks.plugins.prometheus import (
+    PrometheusMetrics,
+    metrics_asgi_app,
+    metrics_wsgi_app,
+    render,
+)
+from codat_webhooks.queues import RetryPolicy
+from codat_webhooks.stores import Entry, MemoryStore
+from codat_webhooks.testing import sample_body
+
+AUTH = {"Authorization": "Bearer s3cret"}
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+@pytest.fixture
+def metrics(registry: CollectorRegistry) -> PrometheusMetrics:
+    return PrometheusMetrics(registry)
+
+
+def make(metrics: PrometheusMetrics, *plugins: object, **options: Any) -> Receiver:
+    return Receiver(
+        authorization="Bearer s3cret",
+        plugins=[*plugins, metrics],
+        load_entrypoints=False,
+        **{"store": MemoryStore(), **options},
+    )
+
+
+def test_answers_are_counted_by_outcome_status_and_canonical_type(
+    metrics: PrometheusMetrics, registry: CollectorRegistry
+) -> None:
+    receiver = make(metrics)
+    body = sample_body("Dataset data changed")
+    receiver.handle("POST", AUTH, body)
+    receiver.handle("POST", AUTH, body)
+    receiver.handle("POST", AUTH, sample_body("DataSyncCompleted"))  # another spelling
+    receiver.handle(
+        "POST",
+        AUTH,
+        json.dumps(
+            {"RuleType": "A rule Codat adds tomorrow", "AlertId": str(uuid.uuid4())}
+        ).encode(),
+    )
+    receiver.handle("POST", {"Authorization": "wrong"}, body)
+    get = registry.get_sample_value
+    counted = "codat_webhooks_deliveries_total"
+    assert (
+        get(counted, {"outcome": "processed", "status": "200", "type": "Dataset data changed"}) == 1
+    )
+    assert (
+        get(counted, {"outcome": "duplicate", "status": "200", "type": "Dataset data changed"}) == 1
+    )
+    assert (
+        get(counted, {"outcome": "processed", "status": "200", "type": "Data sync completed"}) == 1
+    )
+    assert get(counted, {"outcome": "processed", "status": "200", "type": "other"}) == 1
+    assert get(counted, {"outcome": "unauthorized", "status": "401", "type": ""}) == 1
+    assert get("codat_webhooks_delivery_duration_seconds_count", {"outcome": "processed"}) == 3
+    assert get("codat_webhooks_hook_duration_seconds_count", {"hook": "on_alert"}) == 3
+    assert get("codat_webhooks_hook_duration_seconds_count", {"hook": "on_unknown_alert"}) == 1
+
+
+def test_type_labels_are_bounded() -> None:
+    assert type_label("DatasetDataChanged") == "Dataset data changed"
+    assert type_label("invoices.write.successful") == "{dataType}.write.successful"
+    assert {type_label(f"made-up {n}") for n in range(50)} == {"other"}
+    assert type_label(None) == ""
+
+
+class Unreachable(MemoryStore):
+    def claim(self, entry: Entry, *, lease: float, force: bool = False) -> Any:
+        raise StoreError("connection refused")
+
+    def counts(self) -> Any:
+        raise StoreError("connection refused")
+
+
+def test_store_errors_and_the_store_gauges(
+    metrics: PrometheusMetrics, registry: CollectorRegistry
+) -> None:
+    down = make(metrics, store=Unreachable())
+    assert down.handle("POST", AUTH, sample_body("Dataset data changed")).status == 503
+    assert (
+        registry.get_sample_value("codat_webhooks_store_errors_total", {"operation": "delivery"})
+        == 1
+    )
+    text = render(down.store, registry).decode()
+    assert "codat_webhooks_store_up 0.0" in text
+    assert "codat_webhooks_records{" not in text
+
+    store = MemoryStore()
+    store.park(Entry("parked-1", "a" * 64, b"[]"), reason="not an alert")
+    families = {f.name: f for f in text_string_to_metric_families(render(store, registry).decode())}
+    by_state = {s.labels["state"]: s.value for s in families["codat_webhooks_records"].samples}
+    assert by_state == {"queued": 0, "processing": 0, "done": 0, "failed": 0, "parked": 1}
+
+
+class HoldsUntilRenewed:
+    """A hook that returns only once its lease has been renewed (or a deadline passed)."""
+
+    def __init__(self) -> None:
+        self.renewed = threading.Event()
+
+    @hookimpl
+    def on_alert(self) -> None:
+        assert self.renewed.wait(timeout=30), "the lease was never renewed"
+
+
+def test_lease_renewals_are_counted(
+    metrics: PrometheusMetrics, registry: CollectorRegistry
+) -> None:
+    hook = HoldsUntilRenewed()
+    receiver = make(metrics, hook, lease=0.2)
+    metrics.watch(receiver)
+    receiver.lease_keeper.listeners.append(lambda result: hook.renewed.set())
+    try:
+        assert receiver.handle("POST", AUTH, sample_body("Dataset data changed")).status == 200
+    finally:
+        receiver.close()
+    assert (
+        registry.get_sample_value("codat_webhooks_lease_renewals_total", {"result": "renewed"}) >= 1
+    )
+
+
+class ListQueue:
+    blocking = False
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+
+    def bind(self, receiver: Receiver) -> None:
+        pass
+
+    def enqueue(self, key: str) -> None:
+        self.keys.append(key)
+
+    def close(self) -> None:
+        pass
+
+
+class FailsOnce:
+    def __init__(self) -> None:
+        self.failed = False
+
+    @hookimpl
+    def on_alert(self) -> None:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("first try fails")
+
+
+def test_worker_runs_are_counted(metrics: PrometheusMetrics, registry: CollectorRegistry) -> None:
+    queue = ListQueue()
+    receiver = make(metrics, FailsOnce(), queue=queue, retries=RetryPolicy(first=0, cap=0))
+    assert receiver.handle("POST", AUTH, sample_body("Dataset data changed")).status == 202
+    key = queue.keys[0]
+    receiver.process_queued(key)
+    receiver.process_queued(key)
+    get = registry.get_sample_value
+    runs = "codat_webhooks_worker_runs_total"
+    assert get(runs, {"outcome": "retry", "type": "Dataset data changed"}) == 1
+    assert get(runs, {"outcome": "processed", "type": "Dataset data changed"}) == 1
+    assert (
+        get(
+            "codat_webhooks_deliveries_total",
+            {"outcome": "queued", "status": "202", "type": "Dataset data changed"},
+        )
+        == 1
+    )
+
+
+@pytest.fixture
+def counted_store() -> MemoryStore:
+    store = MemoryStore()
+    store.park(Entry("parked-1", "a" * 64, b"[]"), reason="not an alert")
+    return store
+
+
+def test_wsgi_and_asgi_metrics_apps(
+    counted_store: MemoryStore, registry: CollectorRegistry
+) -> None:
+    from werkzeug.test import Client
+
+    wsgi = Client(metrics_wsgi_app(counted_store, registry)).get("/metrics")
+    assert wsgi.status_code == 200
+    assert wsgi.headers["Content-Type"].startswith("text/plain")
+    assert 'codat_webhooks_records{state="parked"} 1.0' in wsgi.get_data(as_text=True)
+
+    async def scrape() -> httpx.Response:
+        transport = httpx.ASGITransport(app=metrics_asgi_app(counted_store, registry))
+        async with httpx.AsyncClient(transport=transport, base_url="http://m") as client:
+            return await client.get("/metrics")
+
+    asgi = asyncio.run(scrape())
+    assert asgi.status_code == 200
+    assert 'codat_webhooks_records{state="parked"} 1.0' in asgi.text
