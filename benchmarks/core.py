@@ -10,7 +10,10 @@ runs for each case and the ratio to the baseline measured in the same run:
   two hook calls, complete, JSON reply;
 * handle (duplicates): the same bodies again, answered from the store;
 * then the stages of a new alert, each timed alone over the same bodies, so the cost of the
-  pipeline itself (what the stages do not account for) is visible too.
+  pipeline itself (what the stages do not account for) is visible too;
+* then the cost per new alert of the Prometheus metrics plugin and of the OpenTelemetry tracing
+  plugin (SDK tracer provider, no exporter: the plugin's own work), each against the same core
+  receiver measured alternately in this run. Target: each <= 10% of the core's time.
 
 Target (shared PERFORMANCE.md): >= 40,000 new alerts/s here, and never slower after a change;
 the ratio to the bare baseline is printed so two trees can be compared in one run (the
@@ -139,6 +142,65 @@ def main() -> None:
         f"\ntarget: >= 40,000 new alerts/s ({'met' if new_rate >= 40_000 else 'NOT met'}); "
         f"compare the x-baseline column with the previous tree's, run the same way"
     )
+    print_plugin_costs(runs, headers, args.repeat)
+
+
+def observability_plugins() -> dict[str, Callable[[], object]]:
+    """Factories of the opt-in observability plugins installed here, by name."""
+    plugins: dict[str, Callable[[], object]] = {}
+    try:
+        from prometheus_client import CollectorRegistry
+
+        from codat_webhooks.plugins.prometheus import PrometheusMetrics
+
+        plugins["Prometheus metrics plugin"] = lambda: PrometheusMetrics(CollectorRegistry())
+    except ImportError:
+        pass
+    try:
+        from opentelemetry.sdk.trace import TracerProvider
+
+        from codat_webhooks.plugins.otel import OpenTelemetryTracing
+
+        plugins["OpenTelemetry tracing plugin"] = lambda: OpenTelemetryTracing(TracerProvider())
+    except ImportError:
+        pass
+    return plugins
+
+
+def print_plugin_costs(runs: list[list[bytes]], headers: dict[str, str], repeat: int) -> None:
+    """Microseconds each plugin adds per new alert, against the core receiver, measured in
+    turns (core, plugin, core, plugin, ...) so a noisy neighbour hits both alike."""
+    plugins = observability_plugins()
+    if not plugins:
+        print("\nobservability plugins: not installed (extras [prometheus], [otel])")
+        return
+    print("\nobservability plugins, per new alert (each against the core, in turns):")
+    for name, factory in plugins.items():
+        core, plugged = float("inf"), float("inf")
+        for turn in range(repeat):
+            for extra in ((), (factory(),)):
+                receiver = Receiver(
+                    authorization="Bearer bench",
+                    store=MemoryStore(),
+                    plugins=[NoOpHandlers(), *extra],
+                    load_entrypoints=False,
+                )
+                bodies = runs[turn % len(runs)]
+                start = time.perf_counter()
+                for body in bodies:
+                    receiver.handle("POST", headers, body)
+                micros = (time.perf_counter() - start) * 1e6 / len(bodies)
+                receiver.close()
+                if extra:
+                    plugged = min(plugged, micros)
+                else:
+                    core = min(core, micros)
+        cost = plugged - core
+        verdict = "met" if cost <= 0.10 * core else "NOT met"
+        print(
+            f"  {name:34} {core:7.2f} -> {plugged:7.2f} us/alert: +{cost:.2f} us, "
+            f"{100 * cost / core:+.1f}% of the core (target <= 10%: {verdict})"
+        )
 
 
 def measure_stages(

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .delivery import Delivery, Reply
 from .outcomes import Outcome
-from .stores.base import Claim, ClaimStatus, Entry, Record
+from .stores.base import Entry
 
 if TYPE_CHECKING:
     from .queues.base import Work
@@ -63,15 +63,15 @@ class HookTiming(NamedTuple):
     """What it raised; the hooks after it did not run."""
 
 
-_CLAIMED = ClaimStatus.CLAIMED
 _FAILED = Outcome.FAILED
+_TEXT: dict[str, str] = {outcome: outcome.value for outcome in Outcome}
+"""Each outcome's plain string, read without the enum's ``__str__`` (a Python call)."""
 
 
 class Watch:
     """One delivery's facts, as the driver shows them effect by effect (see the module doc)."""
 
     __slots__ = (
-        "attempt",
         "company_id",
         "delivery",
         "error",
@@ -90,7 +90,6 @@ class Watch:
         self.company_id: str | None = None
         self.delivery: Delivery | None = None
         self.error: BaseException | None = None
-        self.attempt = 0
         self.hooks: list[HookTiming] | None = [] if timed else None
         """Hook timings, kept only when an implementation asks for them."""
 
@@ -101,32 +100,32 @@ class Watch:
             self.key, self.kind, self.company_id = entry[0], entry[4], entry[5]
 
     def hook_call(self, kwargs: dict[str, Any]) -> None:
-        """Hooks about to be called: they carry the delivery, and a rejection its error."""
+        """Hooks about to be called: they carry the delivery (and its attempt), and a
+        rejection its error. On a worker, no entry passed by: the payload tells the type."""
         delivery = kwargs.get("delivery")
         if delivery is not None:
             self.delivery = delivery
         error = kwargs.get("error")
         if error is not None:
             self.error = error
-
-    def result(self, value: Any) -> None:
-        """What an effect returned: a claim's attempt count, a stored record's labels."""
-        kind = type(value)
-        if kind is Claim and value.status is _CLAIMED:
-            self.attempt = value.attempts
-        elif kind is Record:
-            self.kind, self.company_id = value.kind, value.company_id
+        if self.worker and self.kind is None:
+            payload = kwargs.get("alert") or kwargs.get("event")
+            if payload is not None:
+                self.kind = getattr(payload, "rule_type", None) or payload.event_type
+                company = payload.company_id
+                self.company_id = None if company is None else str(company)
 
     def arguments(self, final: Reply | Work) -> dict[str, Any]:
         """The keyword arguments of ``on_outcome`` for the pipeline's final value."""
         duration = time.perf_counter() - self.started
-        if isinstance(final, Reply):
+        if type(final) is Reply:
             reply: Reply | None = final
-            outcome, status, key = str(final.outcome), final.status, final.key
+            outcome, status, key = _TEXT.get(final.outcome, final.outcome), final.status, final.key
         else:
-            reply, status, key = None, None, final.key
-            retry = final.outcome is _FAILED and final.retry_in is not None
-            outcome = "retry" if retry else str(final.outcome)
+            work: Work = final  # type: ignore[assignment]
+            reply, status, key = None, None, work.key
+            retry = work.outcome is _FAILED and work.retry_in is not None
+            outcome = "retry" if retry else _TEXT.get(work.outcome, work.outcome)
         delivery = self.delivery
         return {
             "outcome": outcome,
@@ -134,7 +133,7 @@ class Watch:
             "key": key if key is not None else self.key,
             "kind": self.kind,
             "company_id": self.company_id,
-            "attempt": delivery.attempt if delivery is not None else self.attempt,
+            "attempt": 0 if delivery is None else delivery.attempt,
             "duration": duration,
             "hooks": tuple(self.hooks or ()),
             "error": self.error,

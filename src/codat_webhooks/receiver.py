@@ -491,7 +491,6 @@ class Receiver:
                     watch.error = exc
                     step = pipeline.throw(exc)
                 else:
-                    watch.result(result)
                     step = pipeline.send(result)
         except StopIteration as done:
             final: _Result = done.value
@@ -517,7 +516,6 @@ class Receiver:
                     watch.error = exc
                     step = pipeline.throw(exc)
                 else:
-                    watch.result(result)
                     step = pipeline.send(result)
         except StopIteration as done:
             final: _Result = done.value

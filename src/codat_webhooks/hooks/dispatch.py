@@ -167,7 +167,7 @@ class Dispatcher:
         and never keeps the other implementations from running."""
         for function, argnames in plan:
             try:
-                result = function(*[kwargs[arg] for arg in argnames])
+                result = function(*map(kwargs.__getitem__, argnames))
                 if result is not None and inspect.isawaitable(result):
                     _run_to_completion(result)
             except Exception:
