@@ -15,7 +15,9 @@ delivery), and passes every other request, websocket and lifespan scope to ``app
 :class:`WebhookApp` is the receiver as a bare ASGI app. As a route, add it for both spellings
 (``app.add_route(p, WebhookApp(receiver), methods=["POST", "PUT"])`` for ``/webhooks/codat`` and
 ``/webhooks/codat/``): a router's route matches one spelling and Starlette redirects the other
-with a 307, as ``app.mount`` does for the bare path.
+with a 307, as ``app.mount`` does for the bare path. Both answer ``GET <path>/health`` for
+load balancers and probes (200 when the store answers, 503 otherwise; ``health=False`` to turn
+it off).
 
 The body is streamed as raw bytes and never buffered past ``receiver.max_body_bytes``: an
 oversize ``Content-Length`` is answered 413 before reading, a chunked one as soon as it passes

@@ -13,7 +13,8 @@ request to the wrapped application untouched, so installing it changes nothing e
 (``SCRIPT_NAME``, ``DispatcherMiddleware``), with and without a trailing slash: both spellings are
 answered directly, never redirected, because Codat counts a 3xx as a failed delivery.
 :class:`WebhookApp` is the receiver as a stand-alone WSGI application, for mounting with
-``DispatcherMiddleware`` or serving directly.
+``DispatcherMiddleware`` or serving directly. Both answer ``GET <path>/health`` for load
+balancers and probes (200 when the store answers, 503 otherwise; ``health=False`` to turn off).
 
 The body is read as raw bytes, never more than ``receiver.max_body_bytes``: an oversize
 ``Content-Length`` is answered 413 before reading anything, and a chunked body (servers that set
