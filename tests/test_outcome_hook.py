@@ -17,6 +17,7 @@ from codat_webhooks.observe import HookTiming
 from codat_webhooks.queues import RetryPolicy
 from codat_webhooks.stores import Entry, MemoryStore
 from codat_webhooks.testing import Recorder, sample_body
+from tests.queues.test_queued_receiver import ListQueue
 
 AUTH = {"Authorization": "Bearer s3cret"}
 COMPANY = "e64b69df-c5b3-4056-befc-1ffd406de275"
@@ -202,22 +203,6 @@ def test_without_an_implementation_the_receiver_does_not_watch(
     receiver.handle("POST", AUTH, body("7d3c9a50-0000-4000-8000-000000000009"))
     assert [seen["outcome"] for seen in late.seen] == ["processed"]
     assert not receiver.dispatcher.timed_observers or late.seen[0]["hooks"]
-
-
-class ListQueue:
-    blocking = False
-
-    def __init__(self) -> None:
-        self.keys: list[str] = []
-
-    def bind(self, receiver: Receiver) -> None:
-        pass
-
-    def enqueue(self, key: str) -> None:
-        self.keys.append(key)
-
-    def close(self) -> None:
-        pass
 
 
 def test_worker_runs_report_processed_retry_and_failed(

@@ -49,4 +49,4 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
     def named(status: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
         return start_response(status, [*headers, ("X-Worker-Pid", str(os.getpid()))], *rest)
 
-    return served(environ, named)  # type: ignore[arg-type]
+    return served(environ, named)

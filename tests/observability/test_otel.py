@@ -14,7 +14,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from codat_webhooks import Receiver, StoreError, hookimpl
 from codat_webhooks.plugins.otel import OpenTelemetryTracing
-from codat_webhooks.stores import Entry, MemoryStore
+from codat_webhooks.stores import Claim, Entry, MemoryStore
 from codat_webhooks.testing import sample_body
 
 AUTH = {"Authorization": "Bearer s3cret"}
@@ -102,7 +102,7 @@ def test_a_failing_hook_records_its_exception_on_both_spans(
 
 
 class Unreachable(MemoryStore):
-    def claim(self, entry: Entry, *, lease: float, force: bool = False) -> object:
+    def claim(self, entry: Entry, *, lease: float, force: bool = False) -> Claim:
         raise StoreError("connection refused")
 
 

@@ -24,6 +24,7 @@ from codat_webhooks.plugins.prometheus import (
 from codat_webhooks.queues import RetryPolicy
 from codat_webhooks.stores import Entry, MemoryStore
 from codat_webhooks.testing import sample_body
+from tests.queues.test_queued_receiver import ListQueue
 
 AUTH = {"Authorization": "Bearer s3cret"}
 
@@ -138,25 +139,11 @@ def test_lease_renewals_are_counted(
         assert receiver.handle("POST", AUTH, sample_body("Dataset data changed")).status == 200
     finally:
         receiver.close()
-    assert (
-        registry.get_sample_value("codat_webhooks_lease_renewals_total", {"result": "renewed"}) >= 1
+    renewed = registry.get_sample_value(
+        "codat_webhooks_lease_renewals_total", {"result": "renewed"}
     )
-
-
-class ListQueue:
-    blocking = False
-
-    def __init__(self) -> None:
-        self.keys: list[str] = []
-
-    def bind(self, receiver: Receiver) -> None:
-        pass
-
-    def enqueue(self, key: str) -> None:
-        self.keys.append(key)
-
-    def close(self) -> None:
-        pass
+    assert renewed is not None
+    assert renewed >= 1
 
 
 class FailsOnce:

@@ -4,7 +4,7 @@ stopped by PID, a SQLite file removed. Probes go through the WSGI middleware."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ from codat_webhooks.wsgi import WebhookMiddleware
 SECRET = "Bearer health-check-s3cret"
 
 
-def not_found(environ: object, start_response: Callable[..., object]) -> list[bytes]:
+def not_found(environ: object, start_response: Callable[..., object]) -> Iterable[bytes]:
     return Response("no", status=404)(environ, start_response)  # type: ignore[arg-type]
 
 
