@@ -19,6 +19,8 @@ from typing import Any, TypeAlias, TypeVar
 
 import pluggy
 
+from ..observe import HookTiming, log_fields
+
 __all__ = ["Dispatcher", "nonblocking"]
 
 _NONBLOCKING = "codat_webhooks_nonblocking"
@@ -127,8 +129,6 @@ class Dispatcher:
         kwargs: dict[str, Any],
         timings: list[Any],
     ) -> None:
-        from ..observe import HookTiming
-
         for name in names:
             started = time.perf_counter()
             try:
@@ -141,8 +141,6 @@ class Dispatcher:
     async def _timed_async(
         self, names: tuple[str, ...], kwargs: dict[str, Any], timings: list[Any]
     ) -> None:
-        from ..observe import HookTiming
-
         for name in names:
             started = time.perf_counter()
             try:
@@ -204,8 +202,6 @@ class Dispatcher:
 
 def _fields(kwargs: dict[str, Any]) -> dict[str, Any]:
     """The log fields of a hook call: what its delivery tells."""
-    from ..observe import log_fields
-
     delivery = kwargs.get("delivery")
     if delivery is None:
         return log_fields(key=kwargs.get("key"), outcome=kwargs.get("outcome"))
