@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from codat_webhooks.stores import Claim, ClaimStatus, Entry, Record, State, Store
-from codat_webhooks.stores.base import MAX_KEY_LENGTH
+from codat_webhooks.stores.base import MAX_KEY_LENGTH, page_cursor
 
 if TYPE_CHECKING:
     from conftest import FakeClock
@@ -307,6 +307,62 @@ def test_find_filters_and_orders_newest_first(store: Store, clock: FakeClock) ->
         "processing-4"
     ]
     assert _keys(store.find(states=[State.DONE], company_id="company-b")) == []
+
+
+def test_find_bounds_last_seen_before_a_time(store: Store, clock: FakeClock) -> None:
+    _populate(store, clock)
+    assert _keys(store.find(before=clock.now - 10)) == ["failed-2", "done-1"]
+    assert _keys(store.find(since=clock.now - 20, before=clock.now)) == ["parked-3", "failed-2"]
+    assert _keys(store.find(before=clock.now - 10, limit=1)) == ["failed-2"]
+
+
+def _pages(store: Store, size: int, **filters: object) -> list[list[str]]:
+    """Every page of a listing, each the store's answer to one cursor query."""
+    pages: list[list[str]] = []
+    cursor = None
+    while True:
+        page = store.find(limit=size, cursor=cursor, **filters)  # type: ignore[arg-type]
+        if not page:
+            return pages
+        pages.append(_keys(page))
+        cursor = page_cursor(page[-1])
+
+
+def test_cursor_pages_through_every_record_once_even_when_times_tie(
+    store: Store, clock: FakeClock
+) -> None:
+    # Seven records in three instants: a cursor on last_seen alone would skip or repeat.
+    for instant in range(3):
+        for suffix in "abc"[: 3 if instant < 2 else 1]:
+            store.park(entry(f"k{instant}{suffix}", kind=None), reason="invalid")
+        clock.advance(1)
+    expected = ["k2a", "k1c", "k1b", "k1a", "k0c", "k0b", "k0a"]
+    assert _keys(store.find()) == expected
+    assert _pages(store, 3) == [expected[:3], expected[3:6], expected[6:]]
+    assert _pages(store, 2) == [expected[i : i + 2] for i in range(0, 7, 2)]
+    assert _pages(store, 2, states=[State.PARKED], before=clock.now - 1.5) == [
+        ["k1c", "k1b"],
+        ["k1a", "k0c"],
+        ["k0b", "k0a"],
+    ]
+
+
+def test_cursor_combines_with_filters(store: Store, clock: FakeClock) -> None:
+    _populate(store, clock)
+    assert _pages(store, 1, kind="Data sync completed") == [["failed-2"], ["done-1"]]
+    assert _pages(store, 1, states=[State.PARKED, State.DONE]) == [["parked-3"], ["done-1"]]
+
+
+def test_counts_every_state(store: Store, clock: FakeClock) -> None:
+    assert store.counts() == dict.fromkeys(State, 0)
+    _populate(store, clock)
+    assert store.counts() == {
+        State.QUEUED: 0,
+        State.PROCESSING: 1,
+        State.DONE: 1,
+        State.FAILED: 1,
+        State.PARKED: 1,
+    }
 
 
 def test_purge_removes_old_records_but_never_a_live_lease(store: Store, clock: FakeClock) -> None:

@@ -8,7 +8,6 @@ expected failure is a :class:`CommandError` and :func:`codat_webhooks.cli.main` 
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import re
@@ -18,8 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import pluggy
-
+from ..replaying import plugin_label
 from ..stores.base import Record, State, Store
 from ..stores.sqlite import DEFAULT_DB_PATH
 
@@ -264,17 +262,3 @@ def command(
         epilog=epilog,
     )
     return parser
-
-
-def plugin_label(manager: pluggy.PluginManager, plugin: object) -> str:
-    """A readable plugin name: the module, the entry-point name, or the class of an instance.
-
-    pluggy names an instance registered without a name by its ``id()``, which tells an
-    operator nothing.
-    """
-    name = manager.get_name(plugin)
-    if inspect.ismodule(plugin):
-        return name or plugin.__name__
-    if name and not name.isdigit():
-        return name
-    return type(plugin).__qualname__

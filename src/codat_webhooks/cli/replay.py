@@ -19,19 +19,19 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any
 
-import pluggy
-
-from ..errors import PayloadError
-from ..hooks.manager import BUILTIN_PLUGINS
-from ..models._parse import load_object
-from ..outcomes import Outcome
 from ..receiver import Receiver
-from ..routing import route
-from ..stores.base import Record, State, Store
-from ..verify import SIGNATURE_HEADER_SETS
+from ..replaying import (
+    REPLAYABLE,
+    SUCCEEDED,
+    HandlerPlan,
+    handler_plan,
+    replay_headers,
+    replay_record,
+    replaying_receiver,
+)
+from ..stores.base import Record, Store
 from ._app import ENV_APP, LoadedApp, add_app_flag, load_app, store_for
 from ._common import (
     EXIT_FAILED,
@@ -42,7 +42,6 @@ from ._common import (
     command,
     cut,
     emit,
-    plugin_label,
     plural,
     select_records,
     stderr_is_tty,
@@ -53,11 +52,7 @@ __all__ = ["HandlerPlan", "add_parser", "handler_plan", "replay_headers", "run"]
 PROGRESS_FROM = 20
 """Show a progress bar (on a terminal) from this many deliveries on."""
 
-_REPLAYABLE = (State.FAILED.value, State.PARKED.value)
-_SUCCEEDED = (Outcome.PROCESSED, Outcome.QUEUED, "skipped")
-"""Replay outcomes that are not failures: with a queue, the receiver's workers run the hooks."""
-_DROPPED = frozenset(name for names in SIGNATURE_HEADER_SETS for name in names)
-_BUILTIN_NAMES = frozenset(BUILTIN_PLUGINS)
+_REPLAYABLE = tuple(state.value for state in REPLAYABLE)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -85,55 +80,6 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.set_defaults(run=run)
-
-
-@dataclass(frozen=True, slots=True)
-class HandlerPlan:
-    """What replaying one delivery would run."""
-
-    kind: str | None
-    hooks: tuple[str, ...]
-    """The hooks its type calls, in order (empty when the body no longer routes)."""
-    handlers: tuple[tuple[str, str], ...]
-    """(hook, plugin) pairs that would run, the built-in log plugin left out."""
-
-    @property
-    def routable(self) -> bool:
-        return bool(self.hooks)
-
-    @property
-    def runnable(self) -> bool:
-        """False when replaying would mark the delivery done without any handler running."""
-        return not self.routable or bool(self.handlers)
-
-
-def handler_plan(manager: pluggy.PluginManager, record: Record) -> HandlerPlan:
-    """The hooks a stored delivery calls and which plugins implement them.
-
-    A body that does not route (still invalid) calls no hook: its replay parks it again,
-    it cannot be marked done, so it needs no handler.
-    """
-    try:
-        routed = route(load_object(record.body))
-    except PayloadError:
-        return HandlerPlan(record.kind, (), ())
-    handlers = []
-    for hook in routed.hooks:
-        caller = getattr(manager.hook, hook, None)
-        for impl in reversed(caller.get_hookimpls() if caller is not None else []):
-            if impl.plugin_name not in _BUILTIN_NAMES:  # pluggy lists them last-called first
-                handlers.append((hook, plugin_label(manager, impl.plugin)))
-    return HandlerPlan(routed.kind, routed.hooks, tuple(handlers))
-
-
-def replay_headers(record: Record) -> list[tuple[str, str]]:
-    """The stored headers, minus the (now meaningless) signature, keyed by the stored key.
-
-    The receiver keys on ``webhook-id`` before anything in the body, so putting the record's
-    key there makes the replay claim exactly the record it came from.
-    """
-    kept = [(name, value) for name, value in record.headers if name.lower() not in _DROPPED]
-    return [("webhook-id", record.key), *kept]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -167,23 +113,19 @@ def run(args: argparse.Namespace) -> int:
             f"{plural(n, 'delivery', ['deliveries'])} {o}" for o, n in outcomes.items()
         )
         print(f"replayed {len(records)}: {summary or 'nothing to do'}")
-    failed = sum(n for o, n in outcomes.items() if o not in _SUCCEEDED)
+    failed = sum(n for o, n in outcomes.items() if o not in SUCCEEDED)
     return EXIT_FAILED if failed else EXIT_OK
 
 
 def _replaying_receiver(app: LoadedApp | None, store: Store, *, no_plugins: bool) -> Receiver:
-    """A receiver that trusts the store, running the app's plugins (or the installed ones).
-
-    The app's own plugin manager is reused, never rebuilt: building another from entry
-    points would register every installed plugin a second time.
-    """
+    """A receiver that trusts the store, running the app's plugins (or the installed ones)."""
     if app is None:
         return Receiver(store=store, insecure=True)
     manager = app.receiver.plugin_manager
     if no_plugins:
         for plugin, _ in list(manager.list_plugin_distinfo()):
             manager.unregister(plugin)
-    return Receiver(store=store, insecure=True, plugin_manager=manager, lease=app.receiver.lease)
+    return replaying_receiver(app.receiver, store=store, manager=manager)
 
 
 def _refuse_unhandled(
@@ -246,11 +188,9 @@ def _replay_all(
     show_bar = not as_json and len(records) >= PROGRESS_FROM and stderr_is_tty()
     bar = _Progress(len(records)) if show_bar else None
     for done, record in enumerate(records, 1):
-        reply = receiver.handle("POST", replay_headers(record), record.body, force=force)
-        outcome = "skipped" if reply.outcome == Outcome.DUPLICATE else str(reply.outcome)
+        replayed = replay_record(receiver, record, force=force)
+        outcome, after, error = replayed.outcome, replayed.after, replayed.error
         outcomes[outcome] += 1
-        after = receiver.store.get(record.key)
-        error = after.last_error if after and outcome not in _SUCCEEDED else None
         if as_json:
             emit(
                 {
@@ -264,7 +204,7 @@ def _replay_all(
             continue
         if bar is not None:
             bar.update(done)
-        if bar is None or outcome not in _SUCCEEDED:
+        if bar is None or not replayed.succeeded:
             note = "  already processed; --force re-runs it" if outcome == "skipped" else ""
             detail = f"  {cut(error, 200)}" if error else ""
             print(f"{record.key}  {record.state.value} -> {outcome}{detail}{note}")

@@ -29,6 +29,8 @@ __all__ = [
     "Store",
     "check_key",
     "key_problem",
+    "newest_first",
+    "page_cursor",
     "storable",
     "storable_text",
 ]
@@ -199,6 +201,11 @@ class RecordQuery(NamedTuple):
     since: float | None = None
     """Only records last seen at or after this Unix time."""
     limit: int | None = None
+    before: float | None = None
+    """Only records last seen strictly before this Unix time."""
+    cursor: tuple[float, str] | None = None
+    """Keyset pagination: only records after this ``(last_seen, key)`` in the order of
+    :meth:`Store.find` (newest first, ties by key descending), i.e. those of the next page."""
 
     def matches(self, record: Record) -> bool:
         """Whether ``record`` passes every filter (``limit`` aside), for stores that scan."""
@@ -207,7 +214,20 @@ class RecordQuery(NamedTuple):
             and (self.kind is None or record.kind == self.kind)
             and (self.company_id is None or record.company_id == self.company_id)
             and (self.since is None or record.last_seen >= self.since)
+            and (self.before is None or record.last_seen < self.before)
+            and (self.cursor is None or (record.last_seen, record.key) < self.cursor)
         )
+
+
+def page_cursor(record: Record) -> tuple[float, str]:
+    """The :attr:`RecordQuery.cursor` that continues a listing after ``record``."""
+    return (record.last_seen, record.key)
+
+
+def newest_first(record: Record) -> tuple[float, str]:
+    """The sort key of :meth:`Store.find` (use with ``reverse=True``): a total order, so a
+    cursor never skips nor repeats a record that shares its ``last_seen`` with another."""
+    return (record.last_seen, record.key)
 
 
 class Store(abc.ABC):
@@ -268,12 +288,19 @@ class Store(abc.ABC):
         company_id: str | None = None,
         since: float | None = None,
         limit: int | None = None,
+        before: float | None = None,
+        cursor: tuple[float, str] | None = None,
     ) -> list[Record]:
-        """Records matching every given filter, newest ``last_seen`` first."""
+        """Records matching every given filter, newest ``last_seen`` first (ties: key
+        descending). ``since``/``before`` bound ``last_seen``; ``cursor`` (from
+        :func:`page_cursor` of a page's last record) continues after it, so a listing is
+        paginated in the store's query rather than by reading everything."""
         wanted = frozenset(State(state) for state in states)
         # Labels are kept cleaned (see storable_text), so a filter is cleaned the same way.
         kind, company_id = storable_text(kind), storable_text(company_id)
-        return self._find(RecordQuery(wanted, kind, company_id, since, limit))
+        if cursor is not None:
+            cursor = (float(cursor[0]), str(cursor[1]))
+        return self._find(RecordQuery(wanted, kind, company_id, since, limit, before, cursor))
 
     @abc.abstractmethod
     def _find(self, query: RecordQuery) -> list[Record]:

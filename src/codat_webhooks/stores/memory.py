@@ -24,6 +24,7 @@ from .base import (
     RecordQuery,
     State,
     Store,
+    newest_first,
     storable_text,
 )
 
@@ -158,7 +159,7 @@ class MemoryStore(Store):
         with self._lock:
             records = list(self._records.values())
         matches = [record for record in records if query.matches(record)]
-        matches.sort(key=lambda record: record.last_seen, reverse=True)
+        matches.sort(key=newest_first, reverse=True)
         return matches[: query.limit]
 
     def ping(self) -> None:

@@ -306,10 +306,17 @@ class PostgresStore(Store):
         if query.since is not None:
             clauses.append(sql.SQL("last_seen >= %s"))
             params.append(query.since)
+        if query.before is not None:
+            clauses.append(sql.SQL("last_seen < %s"))
+            params.append(query.before)
+        if query.cursor is not None:
+            # Keys compare by code point (COLLATE "C"), as Python and the other stores do.
+            clauses.append(sql.SQL('(last_seen < %s OR (last_seen = %s AND key COLLATE "C" < %s))'))
+            params.extend((query.cursor[0], *query.cursor))
         statement = self._sql_select
         if clauses:
             statement += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses)
-        statement += sql.SQL(" ORDER BY last_seen DESC")
+        statement += sql.SQL(' ORDER BY last_seen DESC, key COLLATE "C" DESC')
         if query.limit is not None:
             statement += sql.SQL(" LIMIT %s")
             params.append(query.limit)

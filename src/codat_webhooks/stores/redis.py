@@ -43,6 +43,7 @@ from .base import (
     State,
     Store,
     key_problem,
+    newest_first,
     storable_text,
 )
 
@@ -523,15 +524,16 @@ class RedisStore(Store):
 
     def _find(self, query: RecordQuery) -> list[Record]:
         low = "-inf" if query.since is None else repr(query.since)
+        high = "+inf" if query.before is None else f"({query.before!r}"
+        if query.cursor is not None and (query.before is None or query.cursor[0] < query.before):
+            high = repr(query.cursor[0])  # ties on the score are sorted out by query.matches
         found: list[Record] = []
         offset = 0
         with self._errors():
             while query.limit is None or len(found) < query.limit:
                 members = cast(
                     "list[bytes]",
-                    self.client.zrevrangebyscore(
-                        self._index, "+inf", low, start=offset, num=_BATCH
-                    ),
+                    self.client.zrevrangebyscore(self._index, high, low, start=offset, num=_BATCH),
                 )
                 if not members:
                     break
@@ -545,7 +547,7 @@ class RedisStore(Store):
                     record = _record(member.decode(), fields)
                     if query.matches(record):
                         found.append(record)
-        found.sort(key=lambda record: record.last_seen, reverse=True)
+        found.sort(key=newest_first, reverse=True)
         return found[: query.limit]
 
     def ping(self) -> None:

@@ -421,8 +421,14 @@ class SQLiteStore(Store):
         if query.since is not None:
             clauses.append("last_seen >= ?")
             params.append(query.since)
+        if query.before is not None:
+            clauses.append("last_seen < ?")
+            params.append(query.before)
+        if query.cursor is not None:
+            clauses.append("(last_seen < ? OR (last_seen = ? AND key < ?))")
+            params.extend((query.cursor[0], *query.cursor))
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = f"{_SELECT}{where} ORDER BY last_seen DESC"
+        sql = f"{_SELECT}{where} ORDER BY last_seen DESC, key DESC"
         if query.limit is not None:
             sql += " LIMIT ?"
             params.append(query.limit)
