@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..describe import format_time
 from ..replaying import plugin_label
 from ..stores.base import Record, State, Store
 from ..stores.sqlite import DEFAULT_DB_PATH
@@ -203,10 +204,6 @@ def parse_since(text: str) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.timestamp()
-
-
-def format_time(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def stderr_is_tty() -> bool:

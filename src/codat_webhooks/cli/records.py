@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ..describe import pretty_body, record_json
 from ..rules import RuleType
 from ..stores.base import CODAT_RETRY_WINDOW, Record, State, Store
 from ._app import add_app_flag, load_app, store_for
@@ -105,25 +106,6 @@ def type_matches(kind: str | None, wanted: str) -> bool:
     if rule is not None:
         return RuleType.parse(kind) is rule
     return kind == wanted
-
-
-def record_json(record: Record, *, with_body: bool = False) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "key": record.key,
-        "state": record.state.value,
-        "type": record.kind,
-        "company_id": record.company_id,
-        "attempts": record.attempts,
-        "first_seen": format_time(record.first_seen),
-        "last_seen": format_time(record.last_seen),
-        "last_error": record.last_error,
-        "sha256": record.fingerprint,
-    }
-    if with_body:
-        data["verified_by"] = record.verified_by
-        data["headers"] = [list(pair) for pair in record.headers]
-        data["body"] = record.body.decode("utf-8", "replace")
-    return data
 
 
 def _with_store(args: argparse.Namespace) -> Store:
@@ -275,10 +257,7 @@ def run_show(args: argparse.Namespace) -> int:
     for name, value in record.headers:
         print(f"  {name}: {value}")
     print("\nbody:")
-    try:
-        print(json.dumps(json.loads(record.body), indent=2, ensure_ascii=False))
-    except ValueError:
-        print(record.body.decode("utf-8", "replace"))
+    print(pretty_body(record.body))
     return EXIT_OK
 
 

@@ -12,6 +12,9 @@ production run the app under a real server, for example:
   gunicorn -w 2 -k uvicorn_worker.UvicornWorker 'myapp:app'   # app from codat_webhooks.asgi
 
 (avoid plain uvicorn --workers N: it leaves TCP_NODELAY off and stalls keep-alive clients)
+
+``--console`` also serves the deliveries console at ``/console`` on the same port, over the
+receiver being served (password from $CODAT_WEBHOOKS_CONSOLE_PASSWORD).
 """
 
 from __future__ import annotations
@@ -52,9 +55,12 @@ from ._common import (
     open_store,
     plugin_label,
 )
+from ._console import CONSOLE_PATH, add_console_flags, console_for, mount_asgi, mount_wsgi
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from ..console import Console
 
 __all__ = ["LoggedReceiver", "add_parser", "run"]
 
@@ -96,6 +102,7 @@ def add_parser(subparsers: Any) -> None:
         action="store_true",
         help=f"also serve Prometheus metrics at {METRICS_PATH} (extra [prometheus])",
     )
+    add_console_flags(parser)
     parser.set_defaults(run=run)
 
 
@@ -181,7 +188,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.metrics:
             _count(receiver)
-        return _serve(args, receiver, path, app)
+        console = console_for(args, receiver)
+        return _serve(args, receiver, path, app, console)
     finally:
         receiver.close()
 
@@ -244,9 +252,15 @@ def _app_receiver(args: argparse.Namespace, app: LoadedApp) -> Receiver:
     return receiver
 
 
-def _serve(args: argparse.Namespace, receiver: Receiver, path: str, app: LoadedApp | None) -> int:
+def _serve(
+    args: argparse.Namespace,
+    receiver: Receiver,
+    path: str,
+    app: LoadedApp | None,
+    console: Console | None,
+) -> int:
     if app is not None and app.is_asgi and _has_uvicorn():
-        return _serve_asgi(args, receiver, path, app)
+        return _serve_asgi(args, receiver, path, app, console)
     from werkzeug.serving import make_server
 
     from ..wsgi import WebhookMiddleware
@@ -255,7 +269,7 @@ def _serve(args: argparse.Namespace, receiver: Receiver, path: str, app: LoadedA
     if args.metrics:
         rest = _with_metrics_wsgi(rest, receiver)
     logged = cast(Receiver, LoggedReceiver(receiver))  # duck-typed: the adapter needs 3 members
-    wsgi_app = WebhookMiddleware(rest, logged, path=path)
+    wsgi_app = mount_wsgi(WebhookMiddleware(rest, logged, path=path), console)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # we print our own line per delivery
     address = f"{args.host}:{args.port}"
     # werkzeug prints its own paragraph before exiting on a busy port: ours is the one line.
@@ -273,7 +287,7 @@ def _serve(args: argparse.Namespace, receiver: Receiver, path: str, app: LoadedA
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    _banner(args, receiver, server.port, path, app)
+    _banner(args, receiver, server.port, path, app, console)
     if app is not None and app.is_asgi:
         print("note: only the receiver is served; install uvicorn to serve the whole app")
     print("press Ctrl+C to stop", flush=True)
@@ -291,7 +305,13 @@ def _has_uvicorn() -> bool:
     return True
 
 
-def _serve_asgi(args: argparse.Namespace, receiver: Receiver, path: str, app: LoadedApp) -> int:
+def _serve_asgi(
+    args: argparse.Namespace,
+    receiver: Receiver,
+    path: str,
+    app: LoadedApp,
+    console: Console | None,
+) -> int:
     """The whole ASGI app under uvicorn, with the receiver's path logged one line per delivery."""
     import uvicorn
 
@@ -301,10 +321,10 @@ def _serve_asgi(args: argparse.Namespace, receiver: Receiver, path: str, app: Lo
     target = cast(ASGIApp, app.target)
     if args.metrics:
         target = _with_metrics_asgi(target, receiver)
-    asgi_app = WebhookMiddleware(target, logged, path=path)
+    asgi_app = mount_asgi(WebhookMiddleware(target, logged, path=path), console)
     listener = _listen(args.host, args.port)
     config = uvicorn.Config(asgi_app, log_level="warning", access_log=False)
-    _banner(args, receiver, listener.getsockname()[1], path, app)
+    _banner(args, receiver, listener.getsockname()[1], path, app, console)
     print("press Ctrl+C to stop", flush=True)
     # uvicorn stops gracefully on SIGINT/SIGTERM, then re-raises the signal through the handler
     # that was installed before it: make that one a no-op, so stopping is a clean exit 0.
@@ -373,7 +393,12 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def _banner(
-    args: argparse.Namespace, receiver: Receiver, port: int, path: str, app: LoadedApp | None
+    args: argparse.Namespace,
+    receiver: Receiver,
+    port: int,
+    path: str,
+    app: LoadedApp | None,
+    console: Console | None,
 ) -> None:
     if not receiver.authenticator.secured:
         print("WARNING: --insecure: accepting deliveries without credentials", file=sys.stderr)
@@ -391,6 +416,9 @@ def _banner(
     )
     if getattr(args, "metrics", False):
         print(f"metrics at http://{args.host}:{port}{METRICS_PATH}", flush=True)
+    if console is not None:
+        lock = "NO PASSWORD (loopback only)" if console.insecure else "password required"
+        print(f"deliveries console on http://{args.host}:{port}{CONSOLE_PATH}/  ({lock})")
 
 
 def _rest_of(app: LoadedApp | None) -> WSGIApplication:

@@ -1,0 +1,46 @@
+"""How a stored delivery is described to an operator: by the CLI's ``events`` and ``show``
+and by the deliveries console, so both say the same thing in the same words."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from .stores.base import Record
+
+__all__ = ["format_time", "pretty_body", "record_json"]
+
+
+def format_time(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def record_json(record: Record, *, with_body: bool = False) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "key": record.key,
+        "state": record.state.value,
+        "type": record.kind,
+        "company_id": record.company_id,
+        "attempts": record.attempts,
+        "first_seen": format_time(record.first_seen),
+        "last_seen": format_time(record.last_seen),
+        "last_error": record.last_error,
+        "sha256": record.fingerprint,
+    }
+    if with_body:
+        data["verified_by"] = record.verified_by
+        data["headers"] = [list(pair) for pair in record.headers]
+        data["body"] = record.body.decode("utf-8", "replace")
+    return data
+
+
+def pretty_body(body: bytes) -> str:
+    """JSON indented for reading; anything else as text (undecodable bytes replaced).
+
+    The result is still the sender's text: whoever shows it in HTML must escape it.
+    """
+    try:
+        return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+    except ValueError:
+        return body.decode("utf-8", "replace")
