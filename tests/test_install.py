@@ -56,6 +56,9 @@ def test_the_wheel_builds_installs_and_receives(tmp_path: Path) -> None:
         assert "codat-webhooks = codat_webhooks.cli:main" in archive.read(entry_points).decode()
     for module in ("py.typed", "flask.py", "fastapi.py", "construct.py", "settings.py"):
         assert f"codat_webhooks/{module}" in names
+    for page in ("base", "deliveries", "delivery", "login", "error"):  # the console's
+        assert f"codat_webhooks/console/templates/{page}.html" in names
+    assert "codat_webhooks/console/console.css" in names
 
     site = tmp_path / "site"
     subprocess.run(

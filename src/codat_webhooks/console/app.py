@@ -134,7 +134,7 @@ class Console:
     def _dispatch(self, request: Request) -> Response:
         if self.insecure and not _loopback(request.remote_addr):
             raise Forbidden("this console runs without a password: it answers loopback only")
-        if not request.path.endswith("/") and request.path == request.script_root:
+        if not request.environ.get("PATH_INFO"):
             # Pages link relative to the root: "<prefix>" must become "<prefix>/" first.
             return redirect(request.script_root + "/", 308)
         adapter = self._urls.bind_to_environ(request.environ)
