@@ -308,15 +308,15 @@ def test_mounted_under_a_prefix_links_and_redirects_stay_inside_it() -> None:
         start_response("404 Not Found", [])  # type: ignore[operator]
         return [b"the app"]
 
-    with serving(DispatcherMiddleware(rest, {"/ops/console": console})) as base:
-        with httpx.Client(timeout=20) as http:
-            bare = http.get(f"{base}/ops/console")
-            assert (bare.status_code, bare.headers["location"]) == (308, "/ops/console/")
-            assert http.get(f"{base}/ops/console/").headers["location"] == "/ops/console/login"
-            form = http.get(f"{base}/ops/console/login")
-            assert "Path=/ops/console/" in form.headers["set-cookie"]
-            done = http.post(
-                f"{base}/ops/console/login", data={"csrf": csrf_of(form.text), "password": PASSWORD}
-            )
-            assert done.headers["location"] == "/ops/console/"
-            assert "p1" in keys_of(http.get(f"{base}/ops/console/").text)
+    mounted = DispatcherMiddleware(rest, {"/ops/console": console})
+    with serving(mounted) as base, httpx.Client(timeout=20) as http:
+        bare = http.get(f"{base}/ops/console")
+        assert (bare.status_code, bare.headers["location"]) == (308, "/ops/console/")
+        assert http.get(f"{base}/ops/console/").headers["location"] == "/ops/console/login"
+        form = http.get(f"{base}/ops/console/login")
+        assert "Path=/ops/console/" in form.headers["set-cookie"]
+        done = http.post(
+            f"{base}/ops/console/login", data={"csrf": csrf_of(form.text), "password": PASSWORD}
+        )
+        assert done.headers["location"] == "/ops/console/"
+        assert "p1" in keys_of(http.get(f"{base}/ops/console/").text)
