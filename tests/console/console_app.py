@@ -12,8 +12,7 @@ from pathlib import Path
 
 from codat_webhooks import Receiver, hookimpl
 from codat_webhooks.stores import SQLiteStore
-
-AUTHORIZATION = "Bearer console-test-codat-credential"
+from tests.console.helpers import AUTHORIZATION
 
 
 class Handler:

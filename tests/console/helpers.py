@@ -20,6 +20,8 @@ from codat_webhooks.stores import Entry, MemoryStore
 from tests.adapters.servers import free_port, running
 
 PASSWORD = "operator-console-pass-1"
+AUTHORIZATION = "Bearer console-test-codat-credential"
+"""What the served test app (``console_app``) expects from Codat."""
 EXECUTABLE = shutil.which("codat-webhooks", path=str(Path(sys.executable).parent))
 SCRIPT_BODY = b'{"note": "<script>document.title = \\"pwned\\"</script>", "AlertId": 1}'
 """An authenticated but invalid body (it is parked) carrying markup an attacker would send."""
