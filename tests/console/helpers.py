@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import sys
@@ -41,6 +42,20 @@ class Handler:
             raise RuntimeError("handler bug <b>boom</b>")
 
 
+class FailsWhileMarked:
+    """For served apps: handles every alert and event, failing while ``$CONSOLE_TEST_FAIL``
+    exists (how a test breaks the handler, then "deploys the fix")."""
+
+    @hookimpl
+    def on_alert(self, alert: object, delivery: object) -> None:
+        if Path(os.environ["CONSOLE_TEST_FAIL"]).exists():
+            raise RuntimeError("handler bug (marker file present)")
+
+    @hookimpl
+    def on_event(self, event: object, delivery: object) -> None:
+        self.on_alert(event, delivery)
+
+
 @contextmanager
 def serving(app: object) -> Iterator[str]:
     """``app`` (WSGI) on a loopback port in a thread; yields its base URL."""
@@ -64,7 +79,7 @@ def csrf_of(page: str) -> str:
 def login(client: httpx.Client, base: str, password: str = PASSWORD) -> httpx.Response:
     """Log in through the form, as a browser does: GET the form, POST it with its token."""
     form = client.get(f"{base}/login")
-    assert form.status_code == 200
+    assert form.status_code == 200, (form.status_code, form.headers, form.text[:500])
     return client.post(f"{base}/login", data={"csrf": csrf_of(form.text), "password": password})
 
 

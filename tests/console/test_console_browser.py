@@ -118,7 +118,7 @@ def test_operator_lists_filters_inspects_and_replays(tmp_path: Path) -> None:
         navigate(browser, browser.find_element(By.LINK_TEXT, failed_key))
         assert browser.find_element(By.ID, "state").text == "failed"
         assert "handler bug" in browser.find_element(By.ID, "last-error").text
-        assert "Handler" in browser.find_element(By.ID, "handlers").text
+        assert "on_alert — FailsWhileMarked" in browser.find_element(By.ID, "handlers").text
         navigate(browser, browser.find_element(By.ID, "replay"))
         assert browser.find_element(By.ID, "replayed").text == "Replayed: processed"
         assert browser.find_element(By.ID, "state").text == "done"

@@ -12,7 +12,7 @@ import ipaddress
 import os
 import threading
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import jinja2
 from werkzeug.exceptions import Forbidden, HTTPException
@@ -25,6 +25,7 @@ from ..headers import Headers
 from ..receiver import Receiver
 from ..replaying import replaying_receiver
 from ._session import Session, Signer, same_secret
+from .asgi import WsgiOnThreads
 from .views import Views
 
 if TYPE_CHECKING:
@@ -116,11 +117,9 @@ class Console:
                 self._replayer = replaying_receiver(self.receiver)
             return self._replayer
 
-    def asgi(self) -> Any:
+    def asgi(self) -> WsgiOnThreads:
         """This console as an ASGI application (each request on a worker thread)."""
-        from asgiref.wsgi import WsgiToAsgi
-
-        return WsgiToAsgi(self)  # type: ignore[no-untyped-call]
+        return WsgiOnThreads(self)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
