@@ -206,7 +206,10 @@ def test_filters_by_state_type_company_and_time(
 ) -> None:
     failed(setup[1], "f1", kind="Sync Failed", company_id="c-1")
     park(setup[1], "p1", kind="Other", company_id="c-2")
-    get = lambda **params: keys_of(operator.get(f"{base}/", params=params).text)  # noqa: E731
+
+    def get(**params: str) -> list[str]:
+        return keys_of(operator.get(f"{base}/", params=params).text)
+
     assert set(get()) == {"f1", "p1"}
     assert get(state="failed") == ["f1"]
     assert get(type="Other") == ["p1"]

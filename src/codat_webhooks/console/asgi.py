@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import io
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+
+from ..asgi import Receive, Scope, Send
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -21,8 +23,6 @@ __all__ = ["MAX_BODY", "WsgiOnThreads"]
 MAX_BODY = 1 << 20
 """The largest request body the console reads: its forms are a few hundred bytes."""
 
-Message = dict[str, Any]
-
 
 class WsgiOnThreads:
     """``app`` (WSGI) answering HTTP scopes; lifespan is acknowledged, other scopes refused."""
@@ -30,12 +30,7 @@ class WsgiOnThreads:
     def __init__(self, app: WSGIApplication) -> None:
         self.app = app
 
-    async def __call__(
-        self,
-        scope: dict[str, Any],
-        receive: Callable[[], Any],
-        send: Callable[[Message], Any],
-    ) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             while True:
                 message = await receive()
@@ -52,7 +47,7 @@ class WsgiOnThreads:
         status, headers, content = await asyncio.to_thread(self._call, scope, body)
         await _answer(send, status, headers, content)
 
-    def _call(self, scope: dict[str, Any], body: bytes) -> tuple[int, list[Any], bytes]:
+    def _call(self, scope: Scope, body: bytes) -> tuple[int, list[Any], bytes]:
         started: list[Any] = []
 
         def start_response(
@@ -74,7 +69,7 @@ class WsgiOnThreads:
         return started[0], raw, content
 
 
-async def _read_body(receive: Callable[[], Any]) -> bytes | None:
+async def _read_body(receive: Receive) -> bytes | None:
     parts: list[bytes] = []
     size = 0
     while True:
@@ -90,14 +85,12 @@ async def _read_body(receive: Callable[[], Any]) -> bytes | None:
             return b"".join(parts)
 
 
-async def _answer(
-    send: Callable[[Message], Any], status: int, headers: Iterable[Any], content: bytes
-) -> None:
+async def _answer(send: Send, status: int, headers: Iterable[Any], content: bytes) -> None:
     await send({"type": "http.response.start", "status": status, "headers": list(headers)})
     await send({"type": "http.response.body", "body": content})
 
 
-def _environ(scope: dict[str, Any], body: bytes) -> dict[str, Any]:
+def _environ(scope: Scope, body: bytes) -> dict[str, Any]:
     """The WSGI environ for an ASGI HTTP scope (PEP 3333 strings: latin-1 for bytes)."""
     root = scope.get("root_path", "")
     path = scope["path"]
