@@ -14,8 +14,9 @@ from werkzeug.test import Client
 from codat_webhooks import Receiver
 from codat_webhooks.console import Console
 from codat_webhooks.errors import ConfigurationError
-from codat_webhooks.stores import Entry, MemoryStore, State
+from codat_webhooks.stores import Entry, MemoryStore, RedisStore, State
 from codat_webhooks.testing import sample_body
+from tests.adapters.servers import free_port
 
 from .helpers import PASSWORD, Handler, csrf_of, login, make_console, park, serving
 
@@ -323,3 +324,16 @@ def test_mounted_under_a_prefix_links_and_redirects_stay_inside_it() -> None:
         )
         assert done.headers["location"] == "/ops/console/"
         assert "p1" in keys_of(http.get(f"{base}/ops/console/").text)
+
+
+def test_a_store_that_does_not_answer_is_a_503_page() -> None:
+    # A Redis store whose server is not there (nothing listens on the port): every query fails.
+    store = RedisStore.from_url(f"redis://127.0.0.1:{free_port()}/0")
+    receiver = Receiver(insecure=True, store=store, load_entrypoints=False)
+    console = Console(receiver, password=PASSWORD)
+    with serving(console) as base, httpx.Client(timeout=20) as http:
+        login(http, base)
+        answer = http.get(f"{base}/")
+    assert answer.status_code == 503
+    assert "the store did not answer" in answer.text
+    assert answer.headers["x-frame-options"] == "DENY"

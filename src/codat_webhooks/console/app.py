@@ -9,18 +9,19 @@ needs the CSRF token bound to the session, and cookies are ``SameSite=Strict``.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import jinja2
-from werkzeug.exceptions import Forbidden, HTTPException
+from werkzeug.exceptions import Forbidden, HTTPException, ServiceUnavailable
 from werkzeug.routing import Map, Rule
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
-from ..errors import ConfigurationError, VerificationError
+from ..errors import ConfigurationError, StoreError, VerificationError
 from ..headers import Headers
 from ..receiver import Receiver
 from ..replaying import replaying_receiver
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 __all__ = ["ENV_PASSWORD", "Console"]
+
+logger = logging.getLogger("codat_webhooks.console")
 
 ENV_PASSWORD = "CODAT_WEBHOOKS_CONSOLE_PASSWORD"  # noqa: S105 - the variable's name, not a secret
 COOKIE = "codat_webhooks_console"
@@ -127,6 +130,9 @@ class Console:
             response = self._dispatch(request)
         except HTTPException as exc:
             response = self._views.error(exc)
+        except StoreError as exc:
+            logger.error("console: the store did not answer: %s", exc)
+            response = self._views.error(ServiceUnavailable("the store did not answer; try again"))
         response.headers.update(SECURITY_HEADERS)
         return response(environ, start_response)
 
