@@ -310,8 +310,9 @@ class PostgresStore(Store):
             clauses.append(sql.SQL("last_seen < %s"))
             params.append(query.before)
         if query.cursor is not None:
-            # Keys compare by code point (COLLATE "C"), as Python and the other stores do.
-            clauses.append(sql.SQL('(last_seen < %s OR (last_seen = %s AND key COLLATE "C" < %s))'))
+            # Keys compare by code point (COLLATE "C"), as Python and the other stores do; the
+            # bound on last_seen alone comes first, so the index on it starts the scan there.
+            clauses.append(sql.SQL('last_seen <= %s AND (last_seen < %s OR key COLLATE "C" < %s)'))
             params.extend((query.cursor[0], *query.cursor))
         statement = self._sql_select
         if clauses:

@@ -425,7 +425,8 @@ class SQLiteStore(Store):
             clauses.append("last_seen < ?")
             params.append(query.before)
         if query.cursor is not None:
-            clauses.append("(last_seen < ? OR (last_seen = ? AND key < ?))")
+            # The bound on last_seen alone first, so the index on it starts the scan there.
+            clauses.append("last_seen <= ? AND (last_seen < ? OR key < ?)")
             params.extend((query.cursor[0], *query.cursor))
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = f"{_SELECT}{where} ORDER BY last_seen DESC, key DESC"
