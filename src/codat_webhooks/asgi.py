@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from .delivery import Reply
-from .errors import ConfigurationError
+from .mounting import answered_paths
 from .receiver import Receiver, TooLarge
 
 __all__ = ["WebhookApp", "WebhookMiddleware"]
@@ -133,15 +133,10 @@ class WebhookMiddleware:
         *,
         health: bool = True,
     ) -> None:
-        if not path.startswith("/"):
-            raise ConfigurationError(f"path must start with '/', got {path!r}")
+        self._paths = set(answered_paths(path, health=health))
         self.app = app
         self.webhook = WebhookApp(receiver, health=health)
         self.path = path
-        bare = path.rstrip("/") or "/"
-        self._paths = {bare, bare.rstrip("/") + "/"}
-        if health:
-            self._paths |= {bare.rstrip("/") + "/health", bare.rstrip("/") + "/health/"}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and _route_path(scope) in self._paths:

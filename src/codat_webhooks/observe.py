@@ -99,9 +99,10 @@ class Watch:
             entry: Entry = args[0]
             self.key, self.kind, self.company_id = entry[0], entry[4], entry[5]
 
-    def hook_call(self, kwargs: dict[str, Any]) -> None:
+    def hook_call(self, kwargs: dict[str, Any]) -> list[HookTiming] | None:
         """Hooks about to be called: they carry the delivery (and its attempt), and a
-        rejection its error. On a worker, no entry passed by: the payload tells the type."""
+        rejection its error. On a worker, no entry passed by: the payload tells the type.
+        Returns the list their timings go to, when an implementation asks for them."""
         delivery = kwargs.get("delivery")
         if delivery is not None:
             self.delivery = delivery
@@ -114,6 +115,7 @@ class Watch:
                 self.kind = getattr(payload, "rule_type", None) or payload.event_type
                 company = payload.company_id
                 self.company_id = None if company is None else str(company)
+        return self.hooks
 
     def arguments(self, final: Reply | Work) -> dict[str, Any]:
         """The keyword arguments of ``on_outcome`` for the pipeline's final value."""

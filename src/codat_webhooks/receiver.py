@@ -40,7 +40,7 @@ from .hooks.dispatch import Dispatcher
 from .hooks.manager import make_plugin_manager
 from .leases import LeaseKeeper
 from .models._parse import load_object
-from .observe import HookTiming, Watch, log_fields
+from .observe import Watch, log_fields
 from .outcomes import Outcome
 from .queues.base import RetryPolicy, Work
 from .routing import Route, describe, key_from_body, route
@@ -135,10 +135,14 @@ class _StoreCall(NamedTuple):
     function: Callable[..., Any]
     args: tuple[Any, ...]
 
-    def perform(self, receiver: Receiver) -> Any:
+    def perform(self, receiver: Receiver, watch: Watch | None) -> Any:
+        if watch is not None:
+            watch.store_call(self.args)
         return self.function(*self.args)
 
-    async def perform_async(self, receiver: Receiver) -> Any:
+    async def perform_async(self, receiver: Receiver, watch: Watch | None) -> Any:
+        if watch is not None:
+            watch.store_call(self.args)
         if not receiver.store.blocking:
             return self.function(*self.args)
         from asgiref.sync import sync_to_async
@@ -157,16 +161,16 @@ class _Hooks(NamedTuple):
     key: str
     token: int
 
-    def perform(self, receiver: Receiver, timings: list[HookTiming] | None = None) -> None:
+    def perform(self, receiver: Receiver, watch: Watch | None) -> None:
+        timings = None if watch is None else watch.hook_call(self.kwargs)
         receiver._leases.track(self.key, self.token)
         try:
             receiver.dispatcher.call(self.names, self.kwargs, timings)
         finally:
             receiver._leases.untrack(self.key, self.token)
 
-    async def perform_async(
-        self, receiver: Receiver, timings: list[HookTiming] | None = None
-    ) -> None:
+    async def perform_async(self, receiver: Receiver, watch: Watch | None) -> None:
+        timings = None if watch is None else watch.hook_call(self.kwargs)
         receiver._leases.track(self.key, self.token)
         try:
             await receiver.dispatcher.call_async(self.names, self.kwargs, timings)
@@ -180,10 +184,14 @@ class _Notify(NamedTuple):
     name: str
     kwargs: dict[str, Any]
 
-    def perform(self, receiver: Receiver) -> None:
+    def perform(self, receiver: Receiver, watch: Watch | None) -> None:
+        if watch is not None:
+            watch.hook_call(self.kwargs)
         receiver.dispatcher.notify(self.name, self.kwargs)
 
-    async def perform_async(self, receiver: Receiver) -> None:
+    async def perform_async(self, receiver: Receiver, watch: Watch | None) -> None:
+        if watch is not None:
+            watch.hook_call(self.kwargs)
         await receiver.dispatcher.notify_async(self.name, self.kwargs)
 
 
@@ -192,11 +200,11 @@ class _Enqueue(NamedTuple):
 
     key: str
 
-    def perform(self, receiver: Receiver) -> None:
+    def perform(self, receiver: Receiver, watch: Watch | None) -> None:
         assert receiver.queue is not None
         receiver.queue.enqueue(self.key)
 
-    async def perform_async(self, receiver: Receiver) -> None:
+    async def perform_async(self, receiver: Receiver, watch: Watch | None) -> None:
         queue = receiver.queue
         assert queue is not None
         if not queue.blocking:
@@ -423,9 +431,9 @@ class Receiver:
         """Run ``pipeline``, watched for ``on_outcome`` only if a plugin implements it."""
         plan = self.dispatcher.observers()
         if not plan:
-            return self._run(pipeline)
+            return self._run(pipeline, None)
         watch = Watch(self.dispatcher.timed_observers, worker)
-        final = self._run_watched(pipeline, watch)
+        final = self._run(pipeline, watch)
         self.dispatcher.observe(plan, watch.arguments(final))  # type: ignore[arg-type]
         return final
 
@@ -434,22 +442,25 @@ class Receiver:
     ) -> _Result:
         plan = self.dispatcher.observers()
         if not plan:
-            return await self._run_async(pipeline)
+            return await self._run_async(pipeline, None)
         watch = Watch(self.dispatcher.timed_observers, worker)
-        final = await self._run_watched_async(pipeline, watch)
+        final = await self._run_async(pipeline, watch)
         await self.dispatcher.observe_async(plan, watch.arguments(final))  # type: ignore[arg-type]
         return final
 
     # An effect's result is sent back into the pipeline and its exception thrown into it, at
     # the ``yield`` that asked for it; the pipeline's ``return`` ends the loop with the reply.
+    # With a watch, each effect shows it what it is about to do, and the loop any exception.
 
-    def _run(self, pipeline: Generator[_Effect, Any, _Result]) -> _Result:
+    def _run(self, pipeline: Generator[_Effect, Any, _Result], watch: Watch | None) -> _Result:
         try:
             step = next(pipeline)
             while True:
                 try:
-                    result = step.perform(self)
+                    result = step.perform(self, watch)
                 except Exception as exc:
+                    if watch is not None:
+                        watch.error = exc
                     step = pipeline.throw(exc)
                 else:
                     step = pipeline.send(result)
@@ -457,63 +468,17 @@ class Receiver:
             final: _Result = done.value
             return final
 
-    async def _run_async(self, pipeline: Generator[_Effect, Any, _Result]) -> _Result:
-        try:
-            step = next(pipeline)
-            while True:
-                try:
-                    result = await step.perform_async(self)
-                except Exception as exc:
-                    step = pipeline.throw(exc)
-                else:
-                    step = pipeline.send(result)
-        except StopIteration as done:
-            final: _Result = done.value
-            return final
-
-    # The same loops, showing each effect, result and error to the watch of ``on_outcome``.
-
-    def _run_watched(self, pipeline: Generator[_Effect, Any, _Result], watch: Watch) -> _Result:
-        try:
-            step = next(pipeline)
-            while True:
-                if isinstance(step, _StoreCall):
-                    watch.store_call(step.args)
-                elif not isinstance(step, _Enqueue):
-                    watch.hook_call(step.kwargs)
-                try:
-                    if isinstance(step, _Hooks):
-                        step.perform(self, watch.hooks)
-                        result = None
-                    else:
-                        result = step.perform(self)
-                except Exception as exc:
-                    watch.error = exc
-                    step = pipeline.throw(exc)
-                else:
-                    step = pipeline.send(result)
-        except StopIteration as done:
-            final: _Result = done.value
-            return final
-
-    async def _run_watched_async(
-        self, pipeline: Generator[_Effect, Any, _Result], watch: Watch
+    async def _run_async(
+        self, pipeline: Generator[_Effect, Any, _Result], watch: Watch | None
     ) -> _Result:
         try:
             step = next(pipeline)
             while True:
-                if isinstance(step, _StoreCall):
-                    watch.store_call(step.args)
-                elif not isinstance(step, _Enqueue):
-                    watch.hook_call(step.kwargs)
                 try:
-                    if isinstance(step, _Hooks):
-                        await step.perform_async(self, watch.hooks)
-                        result = None
-                    else:
-                        result = await step.perform_async(self)
+                    result = await step.perform_async(self, watch)
                 except Exception as exc:
-                    watch.error = exc
+                    if watch is not None:
+                        watch.error = exc
                     step = pipeline.throw(exc)
                 else:
                     step = pipeline.send(result)

@@ -30,7 +30,7 @@ from werkzeug.datastructures import EnvironHeaders
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wsgi import get_content_length
 
-from .errors import ConfigurationError
+from .mounting import answered_paths
 from .receiver import Receiver, TooLarge
 
 if TYPE_CHECKING:
@@ -118,17 +118,12 @@ class WebhookMiddleware:
         *,
         health: bool = True,
     ) -> None:
-        if not path.startswith("/"):
-            raise ConfigurationError(f"path must start with '/', got {path!r}")
+        paths = answered_paths(path, health=health)
+        # PATH_INFO holds the URL-decoded path as latin-1 characters of its UTF-8 bytes.
+        self._path_infos = {p.encode().decode("latin-1") for p in paths}
         self.app = app
         self.webhook = WebhookApp(receiver, health=health)
         self.path = path
-        # PATH_INFO holds the URL-decoded path as latin-1 characters of its UTF-8 bytes.
-        bare = path.rstrip("/") or "/"
-        paths = [bare, bare.rstrip("/") + "/"]
-        if health:
-            paths += [bare.rstrip("/") + "/health", bare.rstrip("/") + "/health/"]
-        self._path_infos = {p.encode().decode("latin-1") for p in paths}
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") in self._path_infos:

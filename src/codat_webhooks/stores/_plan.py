@@ -33,6 +33,34 @@ _FIRST_CLAIM = Claim(ClaimStatus.CLAIMED, token=1, attempts=1)
 """The answer for a key never seen before: every new delivery gets it, so it is built once."""
 
 
+def _record_of(
+    entry: Entry,
+    state: State,
+    attempts: int,
+    first_seen: float,
+    now: float,
+    token: int,
+    lease_expires: float,
+) -> Record:
+    """A record of everything ``entry`` brings, last seen ``now``, with no error yet."""
+    return Record(
+        entry.key,
+        state,
+        entry.fingerprint,
+        attempts,
+        first_seen,
+        now,
+        entry.kind,
+        entry.company_id,
+        entry.body,
+        entry.headers,
+        None,
+        token,
+        lease_expires,
+        entry.verified_by,
+    )
+
+
 def plan_first_claim(entry: Entry, now: float, lease: float) -> tuple[Claim, Record]:
     """The answer for a key never seen (or long expired), and its new record.
 
@@ -40,22 +68,7 @@ def plan_first_claim(entry: Entry, now: float, lease: float) -> tuple[Claim, Rec
     this record without reading first, and falls back to :func:`plan_claim` when the key exists.
     """
     # A first claim (or one of a key whose record outlived retention): a new history.
-    fresh = Record(
-        entry.key,
-        State.PROCESSING,
-        entry.fingerprint,
-        1,  # attempts
-        now,  # first_seen
-        now,  # last_seen
-        entry.kind,
-        entry.company_id,
-        entry.body,
-        entry.headers,
-        None,  # last_error
-        1,  # token
-        now + lease,  # lease_expires
-        entry.verified_by,
-    )
+    fresh = _record_of(entry, State.PROCESSING, 1, now, now, 1, now + lease)
     return _FIRST_CLAIM, fresh
 
 
@@ -115,22 +128,10 @@ def plan_enqueue(
         token = record.token
     else:
         record, token = None, 0
-    queued = Record(
-        entry.key,
-        State.QUEUED,
-        entry.fingerprint,
-        0,  # attempts: the worker's count starts again
-        now if record is None else record.first_seen,
-        now,  # last_seen
-        entry.kind,
-        entry.company_id,
-        entry.body,
-        entry.headers,
-        None,  # last_error
-        token,  # kept, so a stale worker of an earlier round stays fenced out
-        now,  # lease_expires: for a queued record, the time it is due
-        entry.verified_by,
-    )
+    first_seen = now if record is None else record.first_seen
+    # attempts 0: the worker's count starts again; the token is kept, so a stale worker of an
+    # earlier round stays fenced out; a queued record's lease_expires is the time it is due.
+    queued = _record_of(entry, State.QUEUED, 0, first_seen, now, token, now)
     return Claim(ClaimStatus.QUEUED, token=token), queued
 
 
