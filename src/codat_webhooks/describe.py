@@ -9,11 +9,23 @@ from typing import Any
 
 from .stores.base import Record
 
-__all__ = ["format_time", "pretty_body", "record_json"]
+__all__ = ["format_time", "parse_time", "pretty_body", "record_json"]
 
 
 def format_time(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> float:
+    """The Unix time of an ISO 8601 date or time an operator typed, UTC unless it says otherwise.
+
+    ``Z`` is accepted on every Python version (3.10's parser refuses it), since that is how
+    :func:`format_time` writes times. Raises ``ValueError`` for anything else.
+    """
+    moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
 
 
 def record_json(record: Record, *, with_body: bool = False) -> dict[str, Any]:

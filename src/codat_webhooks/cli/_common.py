@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..describe import format_time
+from ..describe import format_time, parse_time
 from ..replaying import plugin_label
 from ..stores.base import Record, State, Store
 from ..stores.sqlite import DEFAULT_DB_PATH
@@ -196,14 +196,11 @@ def parse_since(text: str) -> float:
     except argparse.ArgumentTypeError:
         pass
     try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        return parse_time(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"invalid --since {text!r} (use a duration like 2h or a date like 2026-05-01T10:00)"
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
 
 
 def stderr_is_tty() -> bool:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timezone
 from importlib import resources
 from typing import Any
 from urllib.parse import urlencode
@@ -20,7 +19,7 @@ from werkzeug.routing import MapAdapter
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
-from ..describe import pretty_body, record_json
+from ..describe import parse_time, pretty_body, record_json
 from ..headers import redact
 from ..receiver import Receiver
 from ..replaying import REPLAYABLE, handler_plan, replay_record
@@ -139,12 +138,9 @@ def _time(value: str | None, name: str) -> float | None:
     if not value:
         return None
     try:
-        moment = datetime.fromisoformat(value)
+        return parse_time(value)
     except ValueError:
         raise BadRequest(f"{name} must be a date and time like 2026-01-31T14:00") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
 
 
 def _encode_cursor(cursor: tuple[float, str]) -> str:
