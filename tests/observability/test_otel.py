@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import SpanKind, StatusCode
 
 from codat_webhooks import Receiver, StoreError, hookimpl
@@ -121,3 +123,30 @@ def test_rejections_are_spans_without_error_and_store_outages_are_errors(
     assert [e.attributes["exception.type"] for e in unavailable.events if e.attributes] == [
         "codat_webhooks.errors.StoreError"
     ]
+
+
+class CountingDropSampler(Sampler):
+    """Drops every span, counting how many the plugin asked for."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def should_sample(
+        self, parent_context: Any, trace_id: int, name: str, *args: Any, **kwargs: Any
+    ) -> SamplingResult:
+        self.asked.append(name)
+        return SamplingResult(Decision.DROP)
+
+    def get_description(self) -> str:
+        return "drops everything"
+
+
+def test_a_sampled_out_delivery_costs_no_hook_spans() -> None:
+    sampler = CountingDropSampler()
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=sampler)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing = OpenTelemetryTracing(provider)
+    assert receiver(tracing).handle("POST", AUTH, sample_body("Dataset data changed")).status == 200
+    assert sampler.asked == ["codat_webhooks.delivery"]
+    assert exporter.get_finished_spans() == ()

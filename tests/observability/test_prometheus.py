@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import random
 import threading
+import time
 import uuid
 from typing import Any
 
 import httpx
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
 from codat_webhooks import Receiver, StoreError, hookimpl
 from codat_webhooks.plugins.labels import type_label
 from codat_webhooks.plugins.prometheus import (
+    LATENCY_BUCKETS,
     PrometheusMetrics,
+    _observe_batch,
     metrics_asgi_app,
     metrics_wsgi_app,
     render,
@@ -202,3 +207,83 @@ def test_wsgi_and_asgi_metrics_apps(
     asgi = asyncio.run(scrape())
     assert asgi.status_code == 200
     assert 'codat_webhooks_records{state="parked"} 1.0' in asgi.text
+
+
+def delivered(metrics: PrometheusMetrics) -> float:
+    """The answers counted so far, read from the counter itself: no scrape, so no flush."""
+    return sum(
+        sample.value
+        for family in metrics.deliveries.collect()
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    )
+
+
+def test_answers_wait_for_a_scrape_or_the_flush_interval(registry: CollectorRegistry) -> None:
+    metrics = PrometheusMetrics(registry, flush_interval=3600)
+    receiver = make(metrics)
+    receiver.handle("POST", AUTH, sample_body("Dataset data changed"))
+    assert delivered(metrics) == 0  # recorded, not yet written
+    text = render(registry=registry).decode()  # a scrape writes the batch first
+    assert 'outcome="processed",status="200",type="Dataset data changed"} 1.0' in text
+    assert delivered(metrics) == 1
+
+    soon = PrometheusMetrics(CollectorRegistry(), flush_interval=0.05)
+    make(soon).handle("POST", AUTH, sample_body("Dataset data changed"))
+    deadline = time.monotonic() + 10
+    while delivered(soon) < 1:  # nobody scrapes: the timer writes it
+        assert time.monotonic() < deadline, "the batch was never flushed"
+        time.sleep(0.01)
+
+    at_once = PrometheusMetrics(CollectorRegistry(), flush_interval=0)
+    make(at_once).handle("POST", AUTH, sample_body("Dataset data changed"))
+    assert delivered(at_once) == 1
+
+    with pytest.raises(ValueError, match="flush_interval"):
+        PrometheusMetrics(CollectorRegistry(), flush_interval=-1)
+
+
+def test_a_batch_of_observations_adds_up_as_one_by_one() -> None:
+    values = [0.0, 0.0005, 0.0004999, 0.0005001, 0.003, 0.05, 0.05, 1, 9.99, 10, 11, 3600]
+    values += [random.uniform(0, 12) for _ in range(200)]
+    one_by_one, batched = CollectorRegistry(), CollectorRegistry()
+    expected = Histogram("t_seconds", "t", ["hook"], buckets=LATENCY_BUCKETS, registry=one_by_one)
+    for value in values:
+        expected.labels("on_alert").observe(value)
+    series = Histogram(
+        "t_seconds", "t", ["hook"], buckets=LATENCY_BUCKETS, registry=batched
+    ).labels("on_alert")
+
+    def not_one_by_one(value: float) -> None:
+        raise AssertionError("the installed prometheus-client took the slow path")
+
+    series.observe = not_one_by_one  # type: ignore[method-assign,assignment]
+    _observe_batch(series, values)
+    want = {s.labels.get("le"): s.value for f in one_by_one.collect() for s in f.samples}
+    got = {s.labels.get("le"): s.value for f in batched.collect() for s in f.samples}
+    assert got.keys() == want.keys()
+    for le, value in want.items():
+        assert got[le] == pytest.approx(value), le
+
+
+def test_a_forked_child_counts_its_own_answers(registry: CollectorRegistry) -> None:
+    metrics = PrometheusMetrics(registry, flush_interval=3600)
+    receiver = make(metrics)
+    receiver.handle("POST", AUTH, sample_body("Dataset data changed"))  # armed, not written
+    metrics.flush_interval = 0.05
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's pending answer is the parent's to write
+        status = 1
+        try:
+            receiver.handle("POST", AUTH, sample_body("Dataset data changed"))
+            deadline = time.monotonic() + 10
+            while delivered(metrics) < 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            status = 0 if delivered(metrics) == 1 else 2
+        finally:
+            os._exit(status)
+    _, code = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(code) == 0, "the child's own timer wrote its answer, once"
+    assert delivered(metrics) == 0
+    metrics.flush()
+    assert delivered(metrics) == 1

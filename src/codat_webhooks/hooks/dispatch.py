@@ -42,6 +42,11 @@ logger = logging.getLogger("codat_webhooks.receiver")
 
 _Plan: TypeAlias = tuple[tuple[Callable[..., Any], tuple[str, ...]], ...]
 
+_clock = time.perf_counter
+_new = tuple.__new__
+"""Builds a :class:`HookTiming` without the named tuple's ``__new__``, a Python call that
+would run for every hook of every timed delivery."""
+
 
 def _run_to_completion(awaitable: Awaitable[Any]) -> Any:
     """Run a coroutine from sync code, even when this thread already runs an event loop."""
@@ -92,63 +97,55 @@ class Dispatcher:
         With ``timings``, a :class:`~codat_webhooks.observe.HookTiming` per hook is appended to
         it (for ``on_outcome``).
         """
-        if timings is not None:
-            self._timed(names, kwargs, timings)
+        if timings is None:  # the usual case, kept to one loop: it runs for every delivery
+            for name in names:
+                self._call_one(name, kwargs)
             return
         for name in names:
-            for function, argnames in self._implementations(name):
-                result = function(*[kwargs[arg] for arg in argnames])
-                if result is not None and inspect.isawaitable(result):
-                    _run_to_completion(result)
+            started = _clock()
+            try:
+                self._call_one(name, kwargs)
+            except BaseException as exc:
+                timings.append(_new(HookTiming, (name, started, _clock() - started, exc)))
+                raise
+            timings.append(_new(HookTiming, (name, started, _clock() - started, None)))
+
+    def _call_one(self, name: str, kwargs: dict[str, Any]) -> None:
+        for function, argnames in self._implementations(name):
+            result = function(*[kwargs[arg] for arg in argnames])
+            if result is not None and inspect.isawaitable(result):
+                _run_to_completion(result)
 
     async def call_async(
         self, names: tuple[str, ...], kwargs: dict[str, Any], timings: list[Any] | None = None
     ) -> None:
         """As :meth:`call`, awaiting async implementations and threading sync ones."""
+        for name in names:
+            if timings is None:
+                await self._call_one_async(name, kwargs)
+                continue
+            started = _clock()
+            try:
+                await self._call_one_async(name, kwargs)
+            except BaseException as exc:
+                timings.append(_new(HookTiming, (name, started, _clock() - started, exc)))
+                raise
+            timings.append(_new(HookTiming, (name, started, _clock() - started, None)))
+
+    async def _call_one_async(self, name: str, kwargs: dict[str, Any]) -> None:
         from asgiref.sync import sync_to_async
 
-        if timings is not None:
-            await self._timed_async(names, kwargs, timings)
-            return
-        for name in names:
-            for function, argnames in self._implementations(name):
-                args = [kwargs[arg] for arg in argnames]
-                if inspect.iscoroutinefunction(function):
-                    await function(*args)
-                    continue
-                if getattr(function, _NONBLOCKING, False):
-                    result = function(*args)
-                else:
-                    result = await sync_to_async(function, thread_sensitive=False)(*args)
-                if inspect.isawaitable(result):
-                    await result
-
-    def _timed(
-        self,
-        names: tuple[str, ...],
-        kwargs: dict[str, Any],
-        timings: list[Any],
-    ) -> None:
-        for name in names:
-            started = time.perf_counter()
-            try:
-                self.call((name,), kwargs)
-            except BaseException as exc:
-                timings.append(HookTiming(name, started, time.perf_counter() - started, exc))
-                raise
-            timings.append(HookTiming(name, started, time.perf_counter() - started))
-
-    async def _timed_async(
-        self, names: tuple[str, ...], kwargs: dict[str, Any], timings: list[Any]
-    ) -> None:
-        for name in names:
-            started = time.perf_counter()
-            try:
-                await self.call_async((name,), kwargs)
-            except BaseException as exc:
-                timings.append(HookTiming(name, started, time.perf_counter() - started, exc))
-                raise
-            timings.append(HookTiming(name, started, time.perf_counter() - started))
+        for function, argnames in self._implementations(name):
+            args = [kwargs[arg] for arg in argnames]
+            if inspect.iscoroutinefunction(function):
+                await function(*args)
+                continue
+            if getattr(function, _NONBLOCKING, False):
+                result = function(*args)
+            else:
+                result = await sync_to_async(function, thread_sensitive=False)(*args)
+            if inspect.isawaitable(result):
+                await result
 
     # --- on_outcome: every implementation called, each one's errors logged and ignored ---------
 

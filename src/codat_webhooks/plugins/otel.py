@@ -16,6 +16,9 @@ as usual. The delivery span carries ``codat_webhooks.key``, ``codat_webhooks.typ
 ``ERROR``, and so has the delivery span when the answer is a failure (503) or a worker's run
 failed. Spans are written from ``on_outcome`` once the outcome is known, with the measured
 start and end times, so spans your own hooks open are not children of them.
+
+A span costs tens of microseconds in the SDK, several times the plugin's own work (see
+``benchmarks/core.py``); a sampler that drops a delivery's span skips its hook spans too.
 """
 
 from __future__ import annotations
@@ -75,6 +78,9 @@ class OpenTelemetryTracing:
             start_time=end - int(duration * 1e9),
             attributes=attributes,
         )
+        if not span.is_recording():  # sampled out: so would its children be, at a cost each
+            span.end(end_time=end)
+            return
         context = trace.set_span_in_context(span)
         for timing in hooks:
             started = end - int((now - timing.started) * 1e9)
