@@ -110,6 +110,7 @@ class PrometheusMetrics:
         self._flushing = threading.Lock()
         self._arming = threading.Lock()
         self._timer: threading.Timer | None = None
+        self._children: dict[tuple[Counter | Histogram, tuple[str, ...]], Any] = {}
         if registry is not None:  # first, so any scrape of the registry flushes before reading
             registry.register(_Flusher(self))
         options: dict[str, Any] = {"namespace": namespace, "registry": registry}
@@ -206,14 +207,25 @@ class PrometheusMetrics:
                 if isinstance(error, StoreError):
                     operation = "worker" if worker else "delivery"
                     store_errors[operation] = store_errors.get(operation, 0) + 1
+            series = self._series
             for (outcome, status, kind), count in answers.items():
-                self.deliveries.labels(outcome, str(status), type_label(kind)).inc(count)
+                labels = (outcome, str(status), type_label(kind))
+                series(self.deliveries, labels).inc(count)
             for (outcome, kind), count in runs.items():
-                self.worker_runs.labels(outcome, type_label(kind)).inc(count)
+                series(self.worker_runs, (outcome, type_label(kind))).inc(count)
             for operation, count in store_errors.items():
-                self.store_errors.labels(operation).inc(count)
-            _observe(self.duration, durations)
-            _observe(self.hook_duration, hook_durations)
+                series(self.store_errors, (operation,)).inc(count)
+            for outcome, observed in durations.items():
+                _observe_batch(series(self.duration, (outcome,)), observed)
+            for name, observed in hook_durations.items():
+                _observe_batch(series(self.hook_duration, (name,)), observed)
+
+    def _series(self, metric: Counter | Histogram, labels: tuple[str, ...]) -> Any:
+        """``metric.labels(*labels)``, looked up once: ``labels`` validates and locks each time."""
+        child = self._children.get((metric, labels))
+        if child is None:
+            child = self._children[(metric, labels)] = metric.labels(*labels)
+        return child
 
     def _arm(self) -> None:
         """Make sure a flush comes within ``flush_interval`` (one timer at a time)."""
@@ -240,11 +252,6 @@ class PrometheusMetrics:
         self._timer = None
 
 
-def _observe(histogram: Histogram, values: dict[str, list[float]]) -> None:
-    for label, observed in values.items():
-        _observe_batch(histogram.labels(label), observed)
-
-
 def _observe_batch(series: Histogram, values: list[float]) -> None:
     """Add ``values`` to one labelled histogram series, as ``series.observe`` would one by one.
 
@@ -262,13 +269,13 @@ def _observe_batch(series: Histogram, values: list[float]) -> None:
         for value in values:
             series.observe(value)
         return
-    counts = [0] * len(bounds)
+    counts: dict[int, int] = {}
     for value in values:
-        counts[bisect_left(bounds, value)] += 1  # the first bound >= value, as observe finds
+        index = bisect_left(bounds, value)  # the first bound >= value, as observe finds it
+        counts[index] = counts.get(index, 0) + 1
     total.inc(sum(values))
-    for bucket, count in zip(buckets, counts, strict=True):
-        if count:
-            bucket.inc(count)
+    for index, count in counts.items():
+        buckets[index].inc(count)
 
 
 def _flush_if_alive(plugin: weakref.ref[PrometheusMetrics]) -> None:
