@@ -133,8 +133,6 @@ class Dispatcher:
             timings.append(_new(HookTiming, (name, started, _clock() - started, None)))
 
     async def _call_one_async(self, name: str, kwargs: dict[str, Any]) -> None:
-        from asgiref.sync import sync_to_async
-
         for function, argnames in self._implementations(name):
             args = [kwargs[arg] for arg in argnames]
             if inspect.iscoroutinefunction(function):
@@ -143,6 +141,8 @@ class Dispatcher:
             if getattr(function, _NONBLOCKING, False):
                 result = function(*args)
             else:
+                from asgiref.sync import sync_to_async  # only the async path needs asgiref
+
                 result = await sync_to_async(function, thread_sensitive=False)(*args)
             if inspect.isawaitable(result):
                 await result
