@@ -34,7 +34,7 @@ class Handlers:
             time.sleep(0.01)
 
 
-metrics = PrometheusMetrics()
+metrics = PrometheusMetrics(flush_interval=float(os.environ.get("METRICS_TEST_FLUSH_INTERVAL", 1)))
 receiver = Receiver(
     authorization=AUTHORIZATION,
     store=SQLiteStore(os.environ.get("METRICS_TEST_DB", "metrics-test.sqlite3")),

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from codat_webhooks.testing import sample_body
@@ -130,3 +132,31 @@ def test_two_gunicorn_workers_add_up(tmp_path: Path) -> None:
         assert value(found, records, state="failed") == 1
         assert value(found, records, state="queued") == 0
         assert value(found, "codat_webhooks_store_up") == 1
+
+
+def test_a_stopping_worker_writes_its_last_batch(tmp_path: Path) -> None:
+    """No scrape and no timer (an hour away): the worker writes its batch as it exits."""
+    multiproc = tmp_path / "prometheus"
+    multiproc.mkdir()
+    env = {
+        "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
+        "METRICS_TEST_DB": str(tmp_path / "deliveries.sqlite3"),
+        "METRICS_TEST_FLUSH_INTERVAL": "3600",
+    }
+    port = free_port()
+    command = [
+        *gunicorn("tests.observability.metrics_app:app", port, workers=1),
+        "--config", "python:tests.observability.gunicorn_conf",
+    ]  # fmt: skip
+    auth = {"Authorization": AUTHORIZATION, "Content-Type": "application/json"}
+    with running(command, port, env, tmp_path / "gunicorn.log", ready=f"{PATH}/health") as base:
+        for _ in range(2):
+            answer = httpx.post(
+                base + PATH, content=sample_body("Dataset data changed"), headers=auth
+            )
+            assert answer.status_code == 200
+    # gunicorn has stopped (SIGTERM, by PID): read what its worker left in the directory.
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(multiproc))  # type: ignore[no-untyped-call]
+    labels = {"outcome": "processed", "status": "200", "type": "Dataset data changed"}
+    assert registry.get_sample_value("codat_webhooks_deliveries_total", labels) == 2
