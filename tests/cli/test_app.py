@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -315,6 +316,48 @@ def test_serve_app_serves_the_examples_handlers(cli: Cli, tmp_path: Path, exampl
     # the example's store (CODAT_WEBHOOKS_DB as the app reads it) holds the delivery
     [row] = cli.events("--app", f"examples.{example}.app:create_app")
     assert (row["key"], row["state"]) == (key, "done")
+
+
+def test_serve_app_without_uvicorn_serves_the_asgi_apps_receiver_only(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """uvicorn is a dev dependency, not a runtime one: without it, ``serve --app`` on a FastAPI
+    app still receives (under werkzeug, with the app's own handlers) and says what it left out."""
+    shim = tmp_path / "no-uvicorn"
+    shim.mkdir()
+    (shim / "uvicorn.py").write_text('raise ImportError("uvicorn is not installed here")\n')
+    alert_db = tmp_path / "example-alerts.sqlite3"
+    cli.env |= {
+        "PYTHONPATH": f"{shim}{os.pathsep}{REPO}",
+        "CODAT_WEBHOOKS_AUTHORIZATION": AUTHORIZATION,
+        "CODAT_WEBHOOKS_DB": str(tmp_path / "example-webhooks.sqlite3"),
+        "EXAMPLE_APP_DB": str(alert_db),
+    }
+    server = start_server(cli, "--app", "examples.fastapi_app.app:app")
+    try:
+        assert server.process.stdout is not None
+        started = [server.banner]
+        while "press Ctrl+C" not in started[-1]:  # the rest of what it prints on starting
+            started.append(server.process.stdout.readline())
+        note = "note: only the receiver is served; install uvicorn to serve the whole app"
+        assert note in "".join(started)
+        sent = cli("trigger", "DataConnectionStatusChanged", "--url", server.url)
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        assert " 200 processed " in sent.stdout
+        root = server.url.rsplit("/webhooks/codat", 1)[0]
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(root + "/alerts", timeout=10)  # noqa: S310
+        missing.value.close()
+        assert missing.value.code == 404, "the app's own routes need uvicorn"
+    finally:
+        code, out, _ = server.stop()
+    assert code == 0
+    assert " 200 processed " in out
+    import sqlite3
+
+    with sqlite3.connect(alert_db) as conn:
+        rows = conn.execute("SELECT rule_type FROM alerts").fetchall()
+    assert rows == [("DataConnectionStatusChanged",)], "the example's plugin ran"
 
 
 def test_serve_app_under_gunicorn_then_replay_with_the_same_app(ledger: LedgerApp) -> None:
