@@ -196,16 +196,18 @@ class PrometheusMetrics:
             durations: dict[str, list[float]] = {}
             hook_durations: dict[str, list[float]] = {}
             store_errors: dict[str, int] = {}
+            popleft = pending.popleft
             for _ in range(len(pending)):  # others may append meanwhile: they wait for the next
-                outcome, status, kind, duration, hooks, error, worker = pending.popleft()
+                outcome, status, kind, duration, hooks, error, worker = popleft()
                 if worker:
                     runs[outcome, kind] = runs.get((outcome, kind), 0) + 1
                 else:
-                    answers[outcome, status, kind] = answers.get((outcome, status, kind), 0) + 1
+                    answer = (outcome, status, kind)
+                    answers[answer] = answers.get(answer, 0) + 1
                     durations.setdefault(outcome, []).append(duration)
-                for timing in hooks:
-                    hook_durations.setdefault(timing.name, []).append(timing.seconds)
-                if isinstance(error, StoreError):
+                for name, _started, seconds, _error in hooks:
+                    hook_durations.setdefault(name, []).append(seconds)
+                if error is not None and isinstance(error, StoreError):
                     operation = "worker" if worker else "delivery"
                     store_errors[operation] = store_errors.get(operation, 0) + 1
             series = self._series
