@@ -152,7 +152,8 @@ def test_a_completion_lost_to_an_outage_is_recorded_when_the_store_is_back(
             assert reply.key is not None
             key = reply.key
             wait_for(lambda: getattr(store.get(key), "state", None) is State.DONE, 20.0)
-            assert "recorded" in caplog.text
+            # The retry thread logs just after the store write the line above saw: wait for it.
+            wait_for(lambda: "recorded" in caplog.text, 20.0)
         assert receiver.handle("POST", {}, body).outcome == "duplicate"
         assert hook.runs == 1
     finally:
