@@ -4,7 +4,7 @@ through Debian's ``chromedriver`` (both found on PATH: nothing is downloaded).""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -42,9 +42,31 @@ def chromium(profile: Path) -> Iterator[Any]:
 def navigate(browser: Any, element: Any) -> None:
     """Click ``element`` and wait (with a deadline) until the page it leads to replaced this one."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.wait import WebDriverWait
 
     page = browser.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(page))
+    WebDriverWait(browser, 30).until(_replaced(page))
+
+
+def _replaced(page: Any) -> Callable[[Any], bool]:
+    """Selenium's ``staleness_of``, also accepting chromedriver's other word for a stale node.
+
+    While the old page is being torn down, chromedriver sometimes answers "Node with given id
+    does not belong to the document" (an inspector error) instead of a stale-element error;
+    both mean the page was replaced.
+    """
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    def check(_: Any) -> bool:
+        try:
+            page.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc.msg):
+                return True
+            raise
+        return False
+
+    return check
