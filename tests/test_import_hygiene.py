@@ -36,3 +36,36 @@ def test_importing_the_package_does_no_work_at_import_time() -> None:
         check=True,
     )
     assert result.stdout.strip() == "1"
+
+
+def test_the_command_line_imports_pydantic_only_for_commands_that_parse_bodies() -> None:
+    # Every `codat-webhooks` run imports the parser of every command: `events`, `show`,
+    # `purge`, `samples`, `trigger` and `--help` start without pydantic and the models.
+    modules = imported_after(
+        "import codat_webhooks, codat_webhooks.cli, codat_webhooks.testing.samples, "
+        "codat_webhooks.testing.signing\n"
+        "codat_webhooks.cli.build_parser()"
+    )
+    assert not modules & {"pydantic", "werkzeug"}  # the stores use pydantic_core alone
+
+
+def test_the_package_names_load_on_first_use() -> None:
+    code = (
+        "import sys, codat_webhooks, codat_webhooks.testing as t\n"
+        "assert 'codat_webhooks.receiver' not in sys.modules\n"
+        "from codat_webhooks import Alert, Receiver, construct_event, parse_event\n"
+        "assert Receiver.__module__ == 'codat_webhooks.receiver'\n"
+        "assert {'Receiver', 'parse_alert'} <= set(dir(codat_webhooks))\n"
+        "assert t.FakeClock.__module__ == 'codat_webhooks.testing.retries'\n"
+        "assert 'deliver_with_retries' in dir(t)\n"
+        "for module in (codat_webhooks, t):\n"
+        "    try:\n"
+        "        module.nothing_by_this_name\n"
+        "    except AttributeError as exc:\n"
+        "        assert 'nothing_by_this_name' in str(exc)\n"
+        "    else:\n"
+        "        raise AssertionError('no AttributeError')\n"
+        "print('ok')"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "ok", result.stderr

@@ -12,7 +12,9 @@
 
 from __future__ import annotations
 
-from .construct import construct_event
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .delivery import Delivery, Reply
 from .errors import (
     CodatWebhookError,
@@ -25,9 +27,12 @@ from .errors import (
     VerificationError,
 )
 from .hookspecs import hookimpl
-from .models import Alert, Event, parse_alert, parse_event
-from .receiver import Receiver
 from .rules import RuleType
+
+if TYPE_CHECKING:
+    from .construct import construct_event
+    from .models import Alert, Event, parse_alert, parse_event
+    from .receiver import Receiver
 
 __all__ = [
     "Alert",
@@ -52,3 +57,27 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "Alert": "models",
+    "Event": "models",
+    "Receiver": "receiver",
+    "construct_event": "construct",
+    "parse_alert": "models",
+    "parse_event": "models",
+}
+"""Names imported on first use: they need pydantic and the models, which take a good part of a
+second to import and which a command such as ``codat-webhooks events`` never uses."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -16,7 +16,9 @@ import pytest
 from cli_helpers import AUTHORIZATION, EXECUTABLE, SECRET, Cli, Server
 
 from codat_webhooks import Receiver, hookimpl
+from codat_webhooks.cli import replay
 from codat_webhooks.cli.records import find_records
+from codat_webhooks.replaying import REPLAYABLE
 from codat_webhooks.stores import MemoryStore
 from codat_webhooks.stores.base import Record
 from codat_webhooks.stores.sqlite import SQLiteStore
@@ -256,3 +258,8 @@ def test_serve_on_a_busy_port_prints_one_line(cli: Cli, server: Server, served: 
     assert done.stderr.splitlines() == [
         f"codat-webhooks: error: cannot listen on 127.0.0.1:{port}: address already in use"
     ]
+
+
+def test_replay_state_choices_are_the_replayable_states() -> None:
+    # spelled out in the command so that building the parser does not import the receiver
+    assert tuple(state.value for state in REPLAYABLE) == replay._REPLAYABLE

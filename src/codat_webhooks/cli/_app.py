@@ -23,12 +23,13 @@ import sys
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .. import asgi, wsgi
-from ..receiver import Receiver
-from ..stores.base import Store
 from ._common import EXIT_USAGE, CommandError, open_store
+
+if TYPE_CHECKING:
+    from ..receiver import Receiver
+    from ..stores.base import Store
 
 __all__ = ["ENV_APP", "LoadedApp", "add_app_flag", "load_app", "store_for"]
 
@@ -190,6 +191,9 @@ def _short(value: object) -> str:
 
 def _find(root: object) -> list[tuple[Receiver, str | None]]:
     """Every receiver reachable from ``root``, with the path it is mounted at when known."""
+    from .. import asgi, wsgi
+    from ..receiver import Receiver
+
     found: list[tuple[Receiver, str | None]] = []
     seen: set[int] = set()
     queue: list[tuple[object, str]] = [(root, "")]
@@ -222,8 +226,11 @@ def _declared_middleware(node: object) -> tuple[Receiver, str] | None:
     Starlette keeps such a declaration as ``cls``, ``args`` and ``kwargs`` until the first
     request builds the middleware stack.
     """
+    from ..asgi import WebhookMiddleware
+    from ..receiver import Receiver
+
     cls = getattr(node, "cls", None)
-    if not (inspect.isclass(cls) and issubclass(cls, asgi.WebhookMiddleware)):
+    if not (inspect.isclass(cls) and issubclass(cls, WebhookMiddleware)):
         return None
     args = tuple(getattr(node, "args", ()) or ())
     kwargs = dict(getattr(node, "kwargs", None) or getattr(node, "options", None) or {})

@@ -15,12 +15,14 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..describe import format_time, parse_time
-from ..replaying import plugin_label
 from ..stores.base import Record, State, Store
 from ..stores.sqlite import DEFAULT_DB_PATH
+
+if TYPE_CHECKING:
+    import pluggy
 
 __all__ = [
     "ENV_AUTHORIZATION",
@@ -141,6 +143,14 @@ def open_store(args: argparse.Namespace, *, create: bool) -> Store:
     from ..stores.sqlite import SQLiteStore
 
     return SQLiteStore(str(path))
+
+
+def plugin_label(manager: pluggy.PluginManager, plugin: object) -> str:
+    """:func:`codat_webhooks.replaying.plugin_label`, imported when first needed: it brings in
+    the receiver and pydantic, which the listing commands never use."""
+    from ..replaying import plugin_label as label
+
+    return label(manager, plugin)
 
 
 def positive_int(text: str) -> int:

@@ -13,13 +13,13 @@ import ipaddress
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
-from ..receiver import Receiver
 from ._common import EXIT_USAGE, CommandError
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
     from ..console import Console
+    from ..receiver import Receiver
 
 __all__ = ["CONSOLE_PATH", "add_console_flags", "console_for", "mount_asgi", "mount_wsgi"]
 

@@ -11,8 +11,6 @@ from typing import Any
 from ..errors import CodatWebhookError, ConfigurationError, PayloadError
 from ..headers import Headers
 from ..hooks.manager import make_plugin_manager
-from ..models._parse import load_object
-from ..routing import key_from_body, route
 from ..verify import Authenticator, message_id
 from . import _catalog
 from ._app import add_app_flag, load_app
@@ -208,6 +206,9 @@ def _verdict(authenticator: Authenticator, headers: Headers, body: bytes) -> dic
         verdict["verified_by"] = authenticator.verify(headers, body)
     except CodatWebhookError as exc:
         return verdict | {"reason": exc.reason}
+    from ..models._parse import load_object  # the models: only once a body is read
+    from ..routing import key_from_body, route
+
     try:
         obj = load_object(body)
         routed = route(obj)

@@ -36,11 +36,8 @@ from typing import TYPE_CHECKING, Any, cast
 from ..delivery import Reply
 from ..errors import ConfigurationError, PayloadError
 from ..headers import HeaderInput
-from ..models._parse import load_object
 from ..outcomes import Outcome
 from ..queues.local import LocalQueue
-from ..receiver import Receiver
-from ..routing import route
 from ._app import LoadedApp, add_app_flag, load_app
 from ._common import (
     ENV_AUTHORIZATION,
@@ -61,6 +58,7 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
     from ..console import Console
+    from ..receiver import Receiver
 
 __all__ = ["LoggedReceiver", "add_parser", "run"]
 
@@ -172,6 +170,9 @@ class LoggedReceiver:
     def _describe(reply: Reply, body: bytes) -> tuple[str, str]:
         if reply.outcome in _UNTRUSTED:
             return "-", "-"
+        from ..models._parse import load_object  # already imported by the receiver
+        from ..routing import route
+
         try:
             routed = route(load_object(body))
         except PayloadError:
@@ -195,6 +196,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _own_receiver(args: argparse.Namespace) -> Receiver:
+    from ..receiver import Receiver  # here, so that the other commands never import pydantic
+
     authorization, secrets = credentials(args)
     if not authorization and not secrets and not args.insecure:
         raise CommandError(
@@ -220,6 +223,8 @@ def _own_receiver(args: argparse.Namespace) -> Receiver:
 
 def _app_receiver(args: argparse.Namespace, app: LoadedApp) -> Receiver:
     """The app's receiver as it is, or on the store ``--db``/``--redis-url`` names."""
+    from ..receiver import Receiver
+
     given = [
         flag
         for flag, value in (
@@ -268,7 +273,7 @@ def _serve(
     rest = _rest_of(app)
     if args.metrics:
         rest = _with_metrics_wsgi(rest, receiver)
-    logged = cast(Receiver, LoggedReceiver(receiver))  # duck-typed: the adapter needs 3 members
+    logged = cast("Receiver", LoggedReceiver(receiver))  # duck-typed: the adapter needs 3 members
     wsgi_app = mount_wsgi(WebhookMiddleware(rest, logged, path=path), console)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # we print our own line per delivery
     address = f"{args.host}:{args.port}"
@@ -317,7 +322,7 @@ def _serve_asgi(
 
     from ..asgi import ASGIApp, WebhookMiddleware
 
-    logged = cast(Receiver, LoggedReceiver(receiver))
+    logged = cast("Receiver", LoggedReceiver(receiver))
     target = cast(ASGIApp, app.target)
     if args.metrics:
         target = _with_metrics_asgi(target, receiver)
@@ -423,6 +428,8 @@ def _banner(
 
 def _rest_of(app: LoadedApp | None) -> WSGIApplication:
     """What answers every other path: a WSGI app loaded with ``--app``, else a 404."""
+    from ..receiver import Receiver
+
     if app is None or app.is_asgi or isinstance(app.target, Receiver) or not callable(app.target):
         return _not_found
     return cast("WSGIApplication", app.target)
