@@ -12,9 +12,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ._lazy import lazy_names
 from .delivery import Delivery, Reply
 from .errors import (
     CodatWebhookError,
@@ -58,26 +58,16 @@ __all__ = [
 
 __version__ = "0.1.0"
 
-_LAZY = {
-    "Alert": "models",
-    "Event": "models",
-    "Receiver": "receiver",
-    "construct_event": "construct",
-    "parse_alert": "models",
-    "parse_event": "models",
-}
-"""Names imported on first use: they need pydantic and the models, which take a good part of a
-second to import and which a command such as ``codat-webhooks events`` never uses."""
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+# Imported on first use: they need pydantic and the models, which `codat-webhooks events` and
+# `--help` never use (every name above still imports as `from codat_webhooks import ...`).
+__getattr__, __dir__ = lazy_names(
+    __name__,
+    {
+        "Alert": "models",
+        "Event": "models",
+        "Receiver": "receiver",
+        "construct_event": "construct",
+        "parse_alert": "models",
+        "parse_event": "models",
+    },
+)
