@@ -12,12 +12,6 @@ import pytest
 SAMPLES_DIR = Path(__file__).parent / "samples"
 SEED_FILES = sorted(SAMPLES_DIR.glob("*.json"))
 
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    # scripts/test started coverage in this worker through this variable; the console scripts,
-    # servers and workers the tests start must not inherit it (they were never measured, and
-    # measuring them would slow every one of them).
-    os.environ.pop("COVERAGE_PROCESS_START", None)
-
 REQUIRE_SERVICES = os.environ.get("CODAT_WEBHOOKS_REQUIRE_SERVICES") == "1"
 """Set by .ci/run: a test whose server binary is missing fails instead of skipping."""
 
