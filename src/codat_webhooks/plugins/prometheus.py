@@ -27,9 +27,8 @@ import os
 import threading
 import weakref
 from bisect import bisect_left
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -70,10 +69,22 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 time, a slow hook seconds, and anything past Codat's timeout is lost anyway."""
 
 
-_Observation: TypeAlias = tuple[
-    str, "int | None", "str | None", float, "tuple[HookTiming, ...]", "BaseException | None", bool
-]
-"""``on_outcome``'s arguments, kept until the next flush."""
+class _Batch:
+    """What the answers since the last flush add up to: counts, and the durations to observe.
+
+    Kept as plain counts and lists of floats rather than one record per answer, so a busy
+    second adds no objects for the garbage collector to walk, only numbers.
+    """
+
+    __slots__ = ("answers", "durations", "hook_durations", "runs", "store_errors")
+
+    def __init__(self) -> None:
+        self.answers: dict[tuple[str, int | None, str | None], int] = {}
+        self.runs: dict[tuple[str, str | None], int] = {}
+        self.durations: dict[str, list[float]] = {}
+        self.hook_durations: dict[str, list[float]] = {}
+        self.store_errors: dict[str, int] = {}
+
 
 _live: weakref.WeakSet[PrometheusMetrics] = weakref.WeakSet()
 """Every plugin of this process, so :func:`render` can flush them before a scrape."""
@@ -85,15 +96,15 @@ class PrometheusMetrics:
     ``registry`` defaults to prometheus-client's global one; pass your own to keep these
     metrics apart (tests, or two receivers in one process).
 
-    ``on_outcome`` only appends its arguments to a queue, and :meth:`flush` writes them into the
-    metrics in one batch: when the registry is scraped (any scrape of ``registry``, or
-    :func:`render`), and otherwise at most ``flush_interval`` seconds after an answer, from a
-    timer thread. A batch updates each labelled series once, so the request pays a deque append
-    instead of the seven locked updates a new alert with two hooks would cost (measured in
-    ``benchmarks/core.py``). What a scrape of
-    another process sees (gunicorn, multiprocess mode) is therefore up to ``flush_interval``
-    late, and a process killed with SIGKILL loses that much; ``flush_interval=0`` writes every
-    answer at once.
+    ``on_outcome`` only adds its figures to a batch (counts, and lists of durations, under one
+    lock), and :meth:`flush` writes the batch into the metrics: when the registry is scraped
+    (any scrape of ``registry``, or :func:`render`), and otherwise at most ``flush_interval``
+    seconds after an answer, from a timer thread. A batch updates each labelled series once, so
+    a request pays one lock and a few dictionary updates instead of the seven locked updates of
+    a new alert with two hooks (measured in ``benchmarks/core.py``). What a scrape of another
+    process sees (gunicorn, multiprocess mode) is therefore up to ``flush_interval`` late, and a
+    process killed with SIGKILL loses that much; ``flush_interval=0`` writes every answer at
+    once.
     """
 
     def __init__(
@@ -107,7 +118,8 @@ class PrometheusMetrics:
             raise ValueError("flush_interval must be a number of seconds, 0 or more")
         self.registry = registry
         self.flush_interval = flush_interval
-        self._pending: deque[_Observation] = deque()
+        self._batch = _Batch()
+        self._adding = threading.Lock()
         self._flushing = threading.Lock()
         self._arming = threading.Lock()
         self._timer: threading.Timer | None = None
@@ -183,44 +195,39 @@ class PrometheusMetrics:
         error: BaseException | None,
         worker: bool,
     ) -> None:
-        self._pending.append((outcome, status, kind, duration, hooks, error, worker))
+        with self._adding:
+            batch = self._batch
+            if worker:
+                run = (outcome, kind)
+                batch.runs[run] = batch.runs.get(run, 0) + 1
+            else:
+                answer = (outcome, status, kind)
+                batch.answers[answer] = batch.answers.get(answer, 0) + 1
+                batch.durations.setdefault(outcome, []).append(duration)
+            for name, _started, seconds, _error in hooks:
+                batch.hook_durations.setdefault(name, []).append(seconds)
+            if error is not None and isinstance(error, StoreError):
+                operation = "worker" if worker else "delivery"
+                batch.store_errors[operation] = batch.store_errors.get(operation, 0) + 1
         if self._timer is None:
             self._arm()
 
     def flush(self) -> None:
         """Write every answer recorded so far into the metrics (scrapes call it)."""
         with self._flushing:
-            pending = self._pending
-            answers: dict[tuple[str, int | None, str | None], int] = {}
-            runs: dict[tuple[str, str | None], int] = {}
-            durations: dict[str, list[float]] = {}
-            hook_durations: dict[str, list[float]] = {}
-            store_errors: dict[str, int] = {}
-            popleft = pending.popleft
-            for _ in range(len(pending)):  # others may append meanwhile: they wait for the next
-                outcome, status, kind, duration, hooks, error, worker = popleft()
-                if worker:
-                    runs[outcome, kind] = runs.get((outcome, kind), 0) + 1
-                else:
-                    answer = (outcome, status, kind)
-                    answers[answer] = answers.get(answer, 0) + 1
-                    durations.setdefault(outcome, []).append(duration)
-                for name, _started, seconds, _error in hooks:
-                    hook_durations.setdefault(name, []).append(seconds)
-                if error is not None and isinstance(error, StoreError):
-                    operation = "worker" if worker else "delivery"
-                    store_errors[operation] = store_errors.get(operation, 0) + 1
+            with self._adding:
+                batch, self._batch = self._batch, _Batch()
             series = self._series
-            for (outcome, status, kind), count in answers.items():
+            for (outcome, status, kind), count in batch.answers.items():
                 labels = (outcome, str(status), type_label(kind))
                 series(self.deliveries, labels).inc(count)
-            for (outcome, kind), count in runs.items():
+            for (outcome, kind), count in batch.runs.items():
                 series(self.worker_runs, (outcome, type_label(kind))).inc(count)
-            for operation, count in store_errors.items():
+            for operation, count in batch.store_errors.items():
                 series(self.store_errors, (operation,)).inc(count)
-            for outcome, observed in durations.items():
+            for outcome, observed in batch.durations.items():
                 _observe_batch(series(self.duration, (outcome,)), observed)
-            for name, observed in hook_durations.items():
+            for name, observed in batch.hook_durations.items():
                 _observe_batch(series(self.hook_duration, (name,)), observed)
 
     def _series(self, metric: Counter | Histogram, labels: tuple[str, ...]) -> Any:
@@ -249,7 +256,8 @@ class PrometheusMetrics:
 
     def _forked(self) -> None:
         """A forked child has no timer, and the parent writes what it had recorded."""
-        self._pending = deque()
+        self._batch = _Batch()
+        self._adding = threading.Lock()
         self._flushing = threading.Lock()
         self._arming = threading.Lock()
         self._timer = None
