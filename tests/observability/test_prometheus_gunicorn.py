@@ -50,20 +50,29 @@ def wait_for(path: Path, timeout: float = 30) -> None:
         time.sleep(0.01)
 
 
-def test_two_gunicorn_workers_add_up(tmp_path: Path) -> None:
+def metrics_server(
+    tmp_path: Path, workers: int, **settings: str
+) -> tuple[list[str], int, dict[str, str], Path]:
+    """gunicorn serving ``metrics_app`` in multiprocess mode: command, port, environment, and
+    the directory where its workers keep their values. ``settings`` are METRICS_TEST_* names."""
     multiproc = tmp_path / "prometheus"
     multiproc.mkdir()
-    gate = tmp_path / "gate"
     env = {
         "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
         "METRICS_TEST_DB": str(tmp_path / "deliveries.sqlite3"),
-        "METRICS_TEST_GATE": str(gate),
+        **{f"METRICS_TEST_{name.upper()}": value for name, value in settings.items()},
     }
     port = free_port()
     command = [
-        *gunicorn("tests.observability.metrics_app:app", port, workers=2),
+        *gunicorn("tests.observability.metrics_app:app", port, workers=workers),
         "--config", "python:tests.observability.gunicorn_conf",
     ]  # fmt: skip
+    return command, port, env, multiproc
+
+
+def test_two_gunicorn_workers_add_up(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    command, port, env, _ = metrics_server(tmp_path, 2, gate=str(gate))
     auth = {"Authorization": AUTHORIZATION, "Content-Type": "application/json"}
     with running(command, port, env, tmp_path / "gunicorn.log", ready=f"{PATH}/health") as base:
         url = base + PATH
@@ -136,18 +145,7 @@ def test_two_gunicorn_workers_add_up(tmp_path: Path) -> None:
 
 def test_a_stopping_worker_writes_its_last_batch(tmp_path: Path) -> None:
     """No scrape and no timer (an hour away): the worker writes its batch as it exits."""
-    multiproc = tmp_path / "prometheus"
-    multiproc.mkdir()
-    env = {
-        "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
-        "METRICS_TEST_DB": str(tmp_path / "deliveries.sqlite3"),
-        "METRICS_TEST_FLUSH_INTERVAL": "3600",
-    }
-    port = free_port()
-    command = [
-        *gunicorn("tests.observability.metrics_app:app", port, workers=1),
-        "--config", "python:tests.observability.gunicorn_conf",
-    ]  # fmt: skip
+    command, port, env, multiproc = metrics_server(tmp_path, 1, flush_interval="3600")
     auth = {"Authorization": AUTHORIZATION, "Content-Type": "application/json"}
     with running(command, port, env, tmp_path / "gunicorn.log", ready=f"{PATH}/health") as base:
         for _ in range(2):
