@@ -90,7 +90,10 @@ class Dispatcher:
         return plan
 
     def call(
-        self, names: tuple[str, ...], kwargs: dict[str, Any], timings: list[Any] | None = None
+        self,
+        names: tuple[str, ...],
+        kwargs: dict[str, Any],
+        timings: list[HookTiming] | None = None,
     ) -> None:
         """Call every implementation of each hook in ``names``, stopping at the first error.
 
@@ -117,13 +120,17 @@ class Dispatcher:
                 _run_to_completion(result)
 
     async def call_async(
-        self, names: tuple[str, ...], kwargs: dict[str, Any], timings: list[Any] | None = None
+        self,
+        names: tuple[str, ...],
+        kwargs: dict[str, Any],
+        timings: list[HookTiming] | None = None,
     ) -> None:
         """As :meth:`call`, awaiting async implementations and threading sync ones."""
-        for name in names:
-            if timings is None:
+        if timings is None:
+            for name in names:
                 await self._call_one_async(name, kwargs)
-                continue
+            return
+        for name in names:
             started = _clock()
             try:
                 await self._call_one_async(name, kwargs)

@@ -206,7 +206,7 @@ class PrometheusMetrics:
                 batch.durations.setdefault(outcome, []).append(duration)
             for name, _started, seconds, _error in hooks:
                 batch.hook_durations.setdefault(name, []).append(seconds)
-            if error is not None and isinstance(error, StoreError):
+            if isinstance(error, StoreError):
                 operation = "worker" if worker else "delivery"
                 batch.store_errors[operation] = batch.store_errors.get(operation, 0) + 1
         if self._timer is None:
