@@ -100,6 +100,28 @@ def test_a_processed_delivery_reports_type_company_attempt_and_each_hook(
     assert len(outcomes.seen) == 1
 
 
+def test_only_the_hooks_with_an_implementation_are_timed(outcomes: Outcomes) -> None:
+    """The rule's own hook has no implementation here: it ran nothing, so it has no timing
+    (and no histogram series or span), in both drivers."""
+
+    class OnlyOnAlert:
+        @hookimpl
+        def on_alert(self) -> None:
+            pass
+
+    receiver = Receiver(
+        authorization="Bearer s3cret",
+        store=MemoryStore(),
+        plugins=[OnlyOnAlert(), outcomes],
+        load_entrypoints=False,
+    )
+    receiver.handle("POST", AUTH, body("7d3c9a50-0000-4000-8000-000000000011"))
+    asyncio.run(receiver.handle_async("POST", AUTH, body("7d3c9a50-0000-4000-8000-000000000012")))
+    for seen in outcomes.seen:
+        assert seen["outcome"] == "processed"
+        assert [timing.name for timing in seen["hooks"]] == ["on_alert"]
+
+
 def test_every_rejection_and_503_is_reported_once(
     make: Callable[..., Receiver], outcomes: Outcomes, codat_recorder: Recorder
 ) -> None:

@@ -40,6 +40,14 @@ class Handlers:
     def on_expenses_sync_failed(self) -> None:
         raise ValueError("the ledger API said no")
 
+    @hookimpl
+    def on_dataset_data_changed(self) -> None:
+        pass
+
+    @hookimpl
+    def on_alert(self) -> None:
+        pass
+
 
 def receiver(tracing: OpenTelemetryTracing, store: MemoryStore | None = None) -> Receiver:
     return Receiver(
@@ -83,6 +91,14 @@ def test_a_processed_delivery_is_a_span_with_a_child_per_hook(
         assert child.start_time is not None
         assert child.end_time is not None
         assert delivery.start_time <= child.start_time <= child.end_time <= delivery.end_time
+
+
+def test_a_hook_that_no_plugin_implements_gets_no_span(
+    tracing: OpenTelemetryTracing, exporter: InMemorySpanExporter
+) -> None:
+    receiver(tracing).handle("POST", AUTH, sample_body("Sync Started"))
+    spans = exporter.get_finished_spans()
+    assert [span.name for span in spans if span.parent is not None] == ["on_alert"]
 
 
 def test_a_failing_hook_records_its_exception_on_both_spans(

@@ -257,7 +257,8 @@ def on_outcome(
     hooks have started for the key (0 when none ran). ``duration``: seconds from the start of
     the receiver's work to the outcome (body reading and writing excluded). ``hooks``: one
     :class:`~codat_webhooks.observe.HookTiming` per hook that ran, in order (the last one
-    carries the error when a hook raised). ``error``: what went wrong, if anything: the
+    carries the error when a hook raised); a hook that no plugin implements runs nothing and has
+    none. ``error``: what went wrong, if anything: the
     rejection's :class:`~codat_webhooks.CodatWebhookError`, the hook's exception, the
     :class:`~codat_webhooks.StoreError`. ``delivery``: as the hooks saw it; ``None`` for a
     wrong method, a busy key and an unreachable store, and on workers when no hook ran (its

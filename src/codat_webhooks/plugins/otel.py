@@ -3,7 +3,8 @@ OpenTelemetry tracing
 =====================
 
 An opt-in plugin (extra ``[otel]``, which installs ``opentelemetry-api``; only this module
-imports it): one span per answer and per worker run, with a child span per hook::
+imports it): one span per answer and per worker run, with a child span per hook that ran (one
+with an implementation)::
 
     from codat_webhooks.plugins.otel import OpenTelemetryTracing
 
@@ -41,7 +42,7 @@ _FAILURES = frozenset({"failed", "unavailable", "retry", "error", "misconfigured
 
 class OpenTelemetryTracing:
     """Writes a span per delivery (``codat_webhooks.delivery``) or worker run
-    (``codat_webhooks.worker``), and one per hook, named after the hook."""
+    (``codat_webhooks.worker``), and one per hook that ran, named after the hook."""
 
     def __init__(self, tracer_provider: trace.TracerProvider | None = None) -> None:
         self.tracer = trace.get_tracer("codat_webhooks", tracer_provider=tracer_provider)
