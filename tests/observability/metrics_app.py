@@ -22,6 +22,10 @@ GATE = Path(os.environ.get("METRICS_TEST_GATE", "/nonexistent"))
 
 class Handlers:
     @hookimpl
+    def on_alert(self) -> None:
+        pass
+
+    @hookimpl
     def on_expenses_sync_failed(self) -> None:
         raise RuntimeError("downstream API down")
 

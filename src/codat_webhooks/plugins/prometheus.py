@@ -26,9 +26,11 @@ import atexit
 import os
 import threading
 import weakref
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from itertools import repeat
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -69,21 +71,21 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 time, a slow hook seconds, and anything past Codat's timeout is lost anyway."""
 
 
-class _Batch:
-    """What the answers since the last flush add up to: counts, and the durations to observe.
+_Answer: TypeAlias = tuple[str, int | None, str | None, bool]
+"""What ``on_outcome`` is told of an answer: outcome, status, type, and whether a worker ran
+it. A type is spelt as the sender spelt it."""
 
-    Kept as plain counts and lists of floats rather than one record per answer, so a busy
-    second adds no objects for the garbage collector to walk, only numbers.
-    """
+_Labels: TypeAlias = tuple[str, str, str, bool]
+"""The same as metric labels: the status as text, and the type's bounded label."""
 
-    __slots__ = ("answers", "durations", "hook_durations", "runs", "store_errors")
+_popleft = deque.popleft
 
-    def __init__(self) -> None:
-        self.answers: dict[tuple[str, int | None, str | None], int] = {}
-        self.runs: dict[tuple[str, str | None], int] = {}
-        self.durations: dict[str, list[float]] = {}
-        self.hook_durations: dict[str, list[float]] = {}
-        self.store_errors: dict[str, int] = {}
+
+def _drain(pending: deque[Any]) -> list[Any]:
+    """Take what ``pending`` holds now. Other threads only ever append, so popping exactly its
+    present length never runs dry, and a value appended meanwhile stays for the next drain:
+    nothing is lost, and no lock is needed (each pop is atomic)."""
+    return list(map(_popleft, repeat(pending, len(pending))))
 
 
 _live: weakref.WeakSet[PrometheusMetrics] = weakref.WeakSet()
@@ -96,15 +98,15 @@ class PrometheusMetrics:
     ``registry`` defaults to prometheus-client's global one; pass your own to keep these
     metrics apart (tests, or two receivers in one process).
 
-    ``on_outcome`` only adds its figures to a batch (counts, and lists of durations, under one
-    lock), and :meth:`flush` writes the batch into the metrics: when the registry is scraped
-    (any scrape of ``registry``, or :func:`render`), and otherwise at most ``flush_interval``
-    seconds after an answer, from a timer thread. A batch updates each labelled series once, so
-    a request pays one lock and a few dictionary updates instead of the seven locked updates of
-    a new alert with two hooks (measured in ``benchmarks/core.py``). What a scrape of another
-    process sees (gunicorn, multiprocess mode) is therefore up to ``flush_interval`` late, and a
-    process killed with SIGKILL loses that much; ``flush_interval=0`` writes every answer at
-    once.
+    ``on_outcome`` only appends the answer's duration and its hooks' times to queues kept per
+    label set (thread-safe appends, no lock), and :meth:`flush` writes them into the metrics:
+    when the registry is scraped (any scrape of ``registry``, or :func:`render`), and otherwise
+    at most ``flush_interval`` seconds after an answer, from a timer thread. A flush updates
+    each labelled series once, so a request pays a few appends instead of the seven locked
+    updates of a new alert with two hooks (measured in ``benchmarks/core.py``). What a scrape of
+    another process sees (gunicorn, multiprocess mode) is therefore up to ``flush_interval``
+    late, and a process killed with SIGKILL loses that much; ``flush_interval=0`` writes every
+    answer at once.
     """
 
     def __init__(
@@ -118,8 +120,15 @@ class PrometheusMetrics:
             raise ValueError("flush_interval must be a number of seconds, 0 or more")
         self.registry = registry
         self.flush_interval = flush_interval
-        self._batch = _Batch()
-        self._adding = threading.Lock()
+        self._pending: dict[_Labels, deque[float]] = {}
+        """Durations per label set, not yet written: each one counts an answer. Only floats,
+        which the garbage collector never walks, are kept between flushes."""
+        self._answers: dict[_Answer, deque[float]] = {}
+        """The same queues, found by what ``on_outcome`` is told (no label to work out per
+        answer). Only recognised types are kept here, so a sender inventing types cannot grow
+        it; an unrecognised one finds its queue the slow way each time."""
+        self._hook_times: dict[str, deque[float]] = {}
+        self._store_errors: dict[str, deque[None]] = {}
         self._flushing = threading.Lock()
         self._arming = threading.Lock()
         self._timer: threading.Timer | None = None
@@ -195,40 +204,54 @@ class PrometheusMetrics:
         error: BaseException | None,
         worker: bool,
     ) -> None:
-        with self._adding:
-            batch = self._batch
-            if worker:
-                run = (outcome, kind)
-                batch.runs[run] = batch.runs.get(run, 0) + 1
-            else:
-                answer = (outcome, status, kind)
-                batch.answers[answer] = batch.answers.get(answer, 0) + 1
-                batch.durations.setdefault(outcome, []).append(duration)
-            for name, _started, seconds, _error in hooks:
-                batch.hook_durations.setdefault(name, []).append(seconds)
-            if isinstance(error, StoreError):
-                operation = "worker" if worker else "delivery"
-                batch.store_errors[operation] = batch.store_errors.get(operation, 0) + 1
+        answer = (outcome, status, kind, worker)
+        durations = self._answers.get(answer)
+        if durations is None:
+            durations = self._queue_of(answer)
+        durations.append(duration)
+        hook_times = self._hook_times
+        for name, _started, seconds, _error in hooks:
+            times = hook_times.get(name)
+            if times is None:
+                times = hook_times.setdefault(name, deque())
+            times.append(seconds)
+        if error is not None and isinstance(error, StoreError):
+            operation = "worker" if worker else "delivery"
+            self._store_errors.setdefault(operation, deque()).append(None)
         if self._timer is None:
             self._arm()
 
     def flush(self) -> None:
         """Write every answer recorded so far into the metrics (scrapes call it)."""
+        series = self._series
         with self._flushing:
-            with self._adding:
-                batch, self._batch = self._batch, _Batch()
-            series = self._series
-            for (outcome, status, kind), count in batch.answers.items():
-                labels = (outcome, str(status), type_label(kind))
-                series(self.deliveries, labels).inc(count)
-            for (outcome, kind), count in batch.runs.items():
-                series(self.worker_runs, (outcome, type_label(kind))).inc(count)
-            for operation, count in batch.store_errors.items():
-                series(self.store_errors, (operation,)).inc(count)
-            for outcome, observed in batch.durations.items():
-                _observe_batch(series(self.duration, (outcome,)), observed)
-            for name, observed in batch.hook_durations.items():
-                _observe_batch(series(self.hook_duration, (name,)), observed)
+            # list(dict.items()) is taken at once, while on_outcome may add a label set
+            for (outcome, status, type_, worker), pending in list(self._pending.items()):
+                durations = _drain(pending)
+                if not durations:
+                    continue
+                if worker:  # a worker's run is timed per hook only
+                    series(self.worker_runs, (outcome, type_)).inc(len(durations))
+                    continue
+                series(self.deliveries, (outcome, status, type_)).inc(len(durations))
+                _observe_batch(series(self.duration, (outcome,)), durations)
+            for name, pending in list(self._hook_times.items()):
+                times = _drain(pending)
+                if times:
+                    _observe_batch(series(self.hook_duration, (name,)), times)
+            for operation, failures in list(self._store_errors.items()):
+                failed = len(_drain(failures))
+                if failed:
+                    series(self.store_errors, (operation,)).inc(failed)
+
+    def _queue_of(self, answer: _Answer) -> deque[float]:
+        """The queue of an answer's label set, the first time its spelling is seen."""
+        outcome, status, kind, worker = answer
+        label = type_label(kind)
+        queue = self._pending.setdefault((outcome, str(status), label, worker), deque())
+        if label != "other":  # a recognised type: a bounded set of spellings
+            self._answers.setdefault(answer, queue)
+        return queue
 
     def _series(self, metric: Counter | Histogram, labels: tuple[str, ...]) -> Any:
         """``metric.labels(*labels)``, looked up once: ``labels`` validates and locks each time."""
@@ -256,8 +279,10 @@ class PrometheusMetrics:
 
     def _forked(self) -> None:
         """A forked child has no timer, and the parent writes what it had recorded."""
-        self._batch = _Batch()
-        self._adding = threading.Lock()
+        self._pending = {}
+        self._answers = {}
+        self._hook_times = {}
+        self._store_errors = {}
         self._flushing = threading.Lock()
         self._arming = threading.Lock()
         self._timer = None
@@ -268,10 +293,12 @@ def _observe_batch(series: Histogram, values: list[float]) -> None:
 
     prometheus-client has no batch API, and ``observe`` takes two locks and walks the buckets
     for every value: the plugin's main cost per delivery. Its histogram keeps the sum and each
-    bucket's own count (the bounds in ``_upper_bounds``) as values that take a batch increment,
-    so a batch increments each once. Should a future prometheus-client keep them otherwise,
-    every value goes through ``observe`` (slower, never wrong); a test checks which path the
-    installed version takes.
+    bucket's own count (the bounds in ``_upper_bounds``, the last one +Inf) as values that take
+    a batch increment, so a batch increments each once: once sorted (in C), the values up to a
+    bound are found by bisection, per bound rather than per value. A batch smaller than the
+    number of buckets (``flush_interval=0``, a quiet second) looks up each value's bucket
+    instead. Should a future prometheus-client keep them otherwise, every value goes through
+    ``observe`` (slower, never wrong); a test checks which path the installed version takes.
     """
     bounds = getattr(series, "_upper_bounds", None)
     buckets = getattr(series, "_buckets", None)
@@ -280,13 +307,18 @@ def _observe_batch(series: Histogram, values: list[float]) -> None:
         for value in values:
             series.observe(value)
         return
-    counts: dict[int, int] = {}
-    for value in values:
-        index = bisect_left(bounds, value)  # the first bound >= value, as observe finds it
-        counts[index] = counts.get(index, 0) + 1
     total.inc(sum(values))
-    for index, count in counts.items():
-        buckets[index].inc(count)
+    if len(values) < len(bounds):
+        for value in values:
+            buckets[bisect_left(bounds, value)].inc(1)  # the first bound >= value, as observe
+        return
+    values.sort()
+    below = 0  # values in the buckets before this one
+    for bucket, bound in zip(buckets, bounds, strict=True):
+        upto = bisect_right(values, bound)  # observe puts a value in the first bound >= it
+        if upto > below:
+            bucket.inc(upto - below)
+            below = upto
 
 
 def _flush_if_alive(plugin: weakref.ref[PrometheusMetrics]) -> None:
