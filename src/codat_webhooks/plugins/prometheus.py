@@ -109,6 +109,8 @@ class PrometheusMetrics:
     answer at once.
     """
 
+    _timer: threading.Timer | None
+
     def __init__(
         self,
         registry: CollectorRegistry | None = REGISTRY,
@@ -120,18 +122,7 @@ class PrometheusMetrics:
             raise ValueError("flush_interval must be a number of seconds, 0 or more")
         self.registry = registry
         self.flush_interval = flush_interval
-        self._pending: dict[_Labels, deque[float]] = {}
-        """Durations per label set, not yet written: each one counts an answer. Only floats,
-        which the garbage collector never walks, are kept between flushes."""
-        self._answers: dict[_Answer, deque[float]] = {}
-        """The same queues, found by what ``on_outcome`` is told (no label to work out per
-        answer). Only recognised types are kept here, so a sender inventing types cannot grow
-        it; an unrecognised one finds its queue the slow way each time."""
-        self._hook_times: dict[str, deque[float]] = {}
-        self._store_errors: dict[str, deque[None]] = {}
-        self._flushing = threading.Lock()
-        self._arming = threading.Lock()
-        self._timer: threading.Timer | None = None
+        self._start_empty()
         self._children: dict[tuple[Counter | Histogram, tuple[str, ...]], Any] = {}
         if registry is not None:  # first, so any scrape of the registry flushes before reading
             registry.register(_Flusher(self))
@@ -277,15 +268,24 @@ class PrometheusMetrics:
         self._timer = None  # first: an answer from now on arms the next timer
         self.flush()
 
-    def _forked(self) -> None:
-        """A forked child has no timer, and the parent writes what it had recorded."""
-        self._pending = {}
-        self._answers = {}
-        self._hook_times = {}
-        self._store_errors = {}
+    def _start_empty(self) -> None:
+        """Nothing recorded, no timer, fresh locks: a new plugin, or one in a forked child."""
+        self._pending: dict[_Labels, deque[float]] = {}
+        """Durations per label set, not yet written: each one counts an answer. Only floats,
+        which the garbage collector never walks, are kept between flushes."""
+        self._answers: dict[_Answer, deque[float]] = {}
+        """The same queues, found by what ``on_outcome`` is told (no label to work out per
+        answer). Only recognised types are kept here, so a sender inventing types cannot grow
+        it; an unrecognised one finds its queue the slow way each time."""
+        self._hook_times: dict[str, deque[float]] = {}
+        self._store_errors: dict[str, deque[None]] = {}
         self._flushing = threading.Lock()
         self._arming = threading.Lock()
         self._timer = None
+
+    def _forked(self) -> None:
+        """A forked child has no timer, and the parent writes what it had recorded."""
+        self._start_empty()
 
 
 def _observe_batch(series: Histogram, values: list[float]) -> None:
