@@ -246,10 +246,13 @@ def _print_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> No
 def run_show(args: argparse.Namespace) -> int:
     with _with_store(args) as store:
         record = store.get(args.key)
+        conflicts = store.conflicts(args.key) if record is not None else []
     if record is None:
         raise CommandError(f"no delivery with key {args.key!r} in {store!r}")
     if args.json:
-        print(json.dumps(record_json(record, with_body=True)))
+        shown = record_json(record, with_body=True)
+        shown["conflicts"] = [record_json(other) for other in conflicts]
+        print(json.dumps(shown))
         return EXIT_OK
     for name, value in record_json(record).items():
         print(f"{name + ':':<12}{'-' if value is None else value}")
@@ -258,6 +261,10 @@ def run_show(args: argparse.Namespace) -> int:
         print(f"  {name}: {value}")
     print("\nbody:")
     print(pretty_body(record.body))
+    if conflicts:
+        print("\nother bodies received under this key (parked; `show KEY` for each):")
+        for other in conflicts:
+            print(f"  {format_time(other.last_seen)}  {other.key}")
     return EXIT_OK
 
 

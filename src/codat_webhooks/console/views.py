@@ -107,6 +107,7 @@ class Views:
             plan=plan,
             replayable=record.state in REPLAYABLE,
             replayed=request.args.get("replayed"),
+            conflicts=[record_json(other) for other in self._store.conflicts(key)],
             **notice,
         )
 
