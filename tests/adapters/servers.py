@@ -25,6 +25,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def python_path(directory: Path) -> str:
+    """``directory`` first, then whatever the test run itself imports from (so a server runs
+    the same code as the test, whichever tree that is)."""
+    return os.pathsep.join(filter(None, [str(directory), os.environ.get("PYTHONPATH")]))
+
+
 def gunicorn(target: str, port: int, *, workers: int = 2, worker_class: str = "sync") -> list[str]:
     return [
         PYTHON, "-m", "gunicorn", target, "--bind", f"127.0.0.1:{port}",

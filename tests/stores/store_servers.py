@@ -12,6 +12,7 @@ import importlib.util
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -133,6 +134,9 @@ class Postgres:
     process: subprocess.Popen[bytes]
     directory: str
     port: int
+    arguments: tuple[str, ...] = ()
+    """What ``postgres`` was started with, for :meth:`restart`."""
+    user: str | None = None
 
     def dsn(self, dbname: str = "postgres") -> str:
         return f"host=127.0.0.1 port={self.port} user=postgres dbname={dbname}"
@@ -147,6 +151,21 @@ class Postgres:
     def stop(self) -> None:
         stop(self.process)
         shutil.rmtree(self.directory, ignore_errors=True)
+
+    def halt(self) -> None:
+        """Stop the server (a fast shutdown: clients are cut off), keeping its data."""
+        self.process.send_signal(signal.SIGINT)
+        self.process.wait(timeout=30)
+
+    def restart(self) -> None:
+        """Start the halted server again on the same port and data."""
+        assert PG_BIN is not None
+        command = [str(PG_BIN / "postgres"), *self.arguments]
+        self.process = subprocess.Popen(
+            command, user=self.user, cwd=self.directory,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        _wait(lambda: _pg_answers(self.dsn()), self.process, "postgres", 60)
 
 
 def _pg_answers(dsn: str) -> bool:
@@ -189,13 +208,13 @@ def start_postgres(*, durable: bool = False) -> Postgres:
             "-c",
             "full_page_writes=off",
         ]
+    arguments = ("-D", data, "-k", directory, "-h", "127.0.0.1", "-p", str(port), *settings)
     process = subprocess.Popen(
-        [str(PG_BIN / "postgres"), "-D", data, "-k", directory, "-h", "127.0.0.1",
-         "-p", str(port), *settings],
+        [str(PG_BIN / "postgres"), *arguments],
         user=user, cwd=directory,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    server = Postgres(process, directory, port)
+    server = Postgres(process, directory, port, arguments, user)
     try:
         _wait(lambda: _pg_answers(server.dsn()), process, "postgres", 60)
     except BaseException:

@@ -27,11 +27,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.adapters.servers import free_port, python_path, running
 
 from codat_webhooks import RuleType
 from codat_webhooks.stores import SQLiteStore, State, Store
 from codat_webhooks.testing import sample_body
-from tests.adapters.servers import free_port, running
 
 pytestmark = pytest.mark.slow
 
@@ -166,7 +166,7 @@ def test_servers_that_fork_after_import_run_each_key_once_with_its_own_payload(
     (tmp_path / "forked_app.py").write_text(textwrap.dedent(APP))
     env = {
         **_store_for(durable_backend, request, tmp_path),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])),
+        "PYTHONPATH": python_path(tmp_path),
         "EFFECTS": str(tmp_path / "effects.txt"),
         "PROBLEMS": str(tmp_path / "problems.log"),
     }
