@@ -17,9 +17,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import settings
 from ..describe import format_time, parse_time
+from ..errors import ConfigurationError
 from ..stores.base import Record, State, Store
 from ..stores.sqlite import DEFAULT_DB_PATH
+from ..verify import decode_signing_secret
 
 if TYPE_CHECKING:
     import pluggy
@@ -52,10 +55,10 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
-ENV_AUTHORIZATION = "CODAT_WEBHOOKS_AUTHORIZATION"
-ENV_SIGNING_SECRET = "CODAT_WEBHOOKS_SIGNING_SECRET"  # noqa: S105 - a variable name, not a secret
-ENV_DB = "CODAT_WEBHOOKS_DB"
-ENV_REDIS_URL = "CODAT_WEBHOOKS_REDIS_URL"
+ENV_AUTHORIZATION = settings.AUTHORIZATION
+ENV_SIGNING_SECRET = settings.SIGNING_SECRET
+ENV_DB = settings.DB
+ENV_REDIS_URL = settings.REDIS_URL
 
 
 class CommandError(Exception):
@@ -89,16 +92,34 @@ def add_credential_flags(parser: argparse.ArgumentParser) -> None:
 def credentials(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """Authorization values and signing secrets: flags win, else the environment.
 
-    ``CODAT_WEBHOOKS_AUTHORIZATION`` is one value (header values may contain commas);
-    ``CODAT_WEBHOOKS_SIGNING_SECRET`` may list several ``whsec_`` secrets, which never contain
-    spaces or commas, so a rotation can be configured in one variable.
+    The environment is read by :mod:`codat_webhooks.settings`, the code the app's own settings
+    go through: a README placeholder (``whsec_...``) is ignored there with a warning, and a
+    malformed value is refused under its variable's name, here as in the app. A flag is what
+    the user typed on this command line, so a placeholder or a malformed secret there is an
+    error naming the flag.
     """
     authorization: list[str] = list(args.authorization or [])
-    if not authorization and os.environ.get(ENV_AUTHORIZATION):
-        authorization = [os.environ[ENV_AUTHORIZATION]]
     secrets: list[str] = list(args.signing_secret or [])
-    if not secrets and os.environ.get(ENV_SIGNING_SECRET):
-        secrets = [s for s in re.split(r"[\s,]+", os.environ[ENV_SIGNING_SECRET]) if s]
+    for flag, values in (("--authorization", authorization), ("--signing-secret", secrets)):
+        for value in values:
+            if settings.is_placeholder(value):
+                raise CommandError(
+                    f"{flag} {value!r} is a documentation placeholder: pass the real value",
+                    EXIT_USAGE,
+                )
+    for secret in secrets:
+        try:
+            decode_signing_secret(secret)
+        except ConfigurationError as exc:
+            raise CommandError(f"--signing-secret: {exc}", EXIT_USAGE) from None
+    if not authorization:
+        from_env = settings.setting(os.environ, settings.AUTHORIZATION)
+        authorization = [from_env] if from_env is not None else []
+    if not secrets:
+        try:
+            secrets = settings.read_signing_secrets(os.environ)
+        except ConfigurationError as exc:
+            raise CommandError(str(exc), EXIT_USAGE) from None
     return authorization, secrets
 
 
@@ -124,7 +145,7 @@ def open_store(args: argparse.Namespace, *, create: bool) -> Store:
     Inspecting commands must not silently create an empty database in the wrong directory and
     then report "no deliveries": a missing file is almost always a wrong ``--db``.
     """
-    redis_url = args.redis_url or os.environ.get(ENV_REDIS_URL)
+    redis_url = args.redis_url or settings.setting(os.environ, ENV_REDIS_URL)
     if redis_url and not args.db:
         try:
             from ..stores.redis import RedisStore
@@ -133,7 +154,7 @@ def open_store(args: argparse.Namespace, *, create: bool) -> Store:
                 f"--redis-url needs the redis extra: pip install 'codat-webhooks[redis]' ({exc})"
             ) from None
         return RedisStore.from_url(redis_url)
-    path = Path(args.db or os.environ.get(ENV_DB) or DEFAULT_DB_PATH)
+    path = Path(args.db or settings.setting(os.environ, ENV_DB) or DEFAULT_DB_PATH)
     if not create and not path.is_file():
         raise CommandError(
             f"no database at {path}: pass --db (or set {ENV_DB}) to the file `serve` writes"
