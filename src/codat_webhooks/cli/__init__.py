@@ -22,6 +22,7 @@ from .. import __version__
 from ..errors import CodatWebhookError
 from . import info, records, replay, resend, serve, trigger, worker
 from ._common import EXIT_FAILED, CommandError, first_line, plain
+from ._logs import one_line_logs
 
 __all__ = ["build_parser", "main"]
 
@@ -43,13 +44,27 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_parser(subparsers)
     resend.add_parser(subparsers)
     worker.add_parser(subparsers)
+    parser.add_argument("-v", "--verbose", action="store_true", help=_VERBOSE)
+    for subparser in subparsers.choices.values():
+        # SUPPRESS: the subcommand's default must not undo a -v given before the command name
+        subparser.add_argument(
+            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=_VERBOSE
+        )
     return parser
+
+
+_VERBOSE = "print tracebacks too: a failing hook's, or your app's when --app cannot load it"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; returns the exit status (the console script exits with it)."""
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 with a usage message on bad flags
+    with one_line_logs(PROG, verbose=args.verbose):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         status: int = args.run(args)
     except CommandError as exc:
