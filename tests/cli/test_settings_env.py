@@ -7,6 +7,8 @@ from the environment must name the variable, never a flag the user did not pass.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from cli_helpers import AUTHORIZATION, Cli, Server, start_server
 
@@ -72,3 +74,15 @@ def test_the_app_names_the_variable_too() -> None:
         receiver_from_settings({"CODAT_WEBHOOKS_SIGNING_SECRET": MALFORMED})
     with pytest.raises(ConfigurationError, match="set CODAT_WEBHOOKS_AUTHORIZATION"):
         receiver_from_settings({"CODAT_WEBHOOKS_SIGNING_SECRET": PLACEHOLDER})
+
+
+def test_trigger_without_a_credential_says_it_sends_unauthenticated_requests(
+    cli: Cli, server: Server
+) -> None:
+    done = cli("trigger", "Sync Failed", "--url", server.url, "--json")
+    assert json.loads(done.stdout)["status"] == 401
+    [warning] = done.stderr.strip().splitlines()
+    assert warning.startswith("codat-webhooks: warning: no credential: sending unauthenticated")
+    signed = cli("trigger", "Sync Failed", "--url", server.url, "--authorization", AUTHORIZATION)
+    assert signed.returncode == 0
+    assert signed.stderr == ""

@@ -49,6 +49,7 @@ __all__ = [
     "plugin_label",
     "positive_int",
     "select_records",
+    "warn",
 ]
 
 EXIT_OK = 0
@@ -232,6 +233,11 @@ def parse_since(text: str) -> float:
         raise argparse.ArgumentTypeError(
             f"invalid --since {text!r} (use a duration like 2h or a date like 2026-05-01T10:00)"
         ) from None
+
+
+def warn(message: str) -> None:
+    """A warning on stderr, in the shape of the error line: stdout stays the command's output."""
+    print(f"codat-webhooks: warning: {message}", file=sys.stderr, flush=True)
 
 
 def stderr_is_tty() -> bool:

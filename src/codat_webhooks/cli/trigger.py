@@ -26,6 +26,8 @@ from ..outcomes import Outcome
 from ..testing.signing import sign
 from . import _catalog
 from ._common import (
+    ENV_AUTHORIZATION,
+    ENV_SIGNING_SECRET,
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
@@ -35,6 +37,7 @@ from ._common import (
     credentials,
     emit,
     positive_int,
+    warn,
 )
 
 __all__ = ["Sender", "Sent", "acceptable", "add_parser", "run", "sender_from_args", "summary"]
@@ -118,6 +121,13 @@ def run(args: argparse.Namespace) -> int:
         _catalog.apply_override(base, name, value)
     bodies = [_catalog.fresh_ids(base) if args.new_key and i else base for i in range(args.repeat)]
     sender = sender_from_args(args)
+    if sender.authorization is None and sender.secret is None:
+        # Said every time: an unauthenticated request answered 401 looks like a receiver bug.
+        warn(
+            "no credential: sending unauthenticated requests, which a receiver that is not "
+            "--insecure answers 401 (pass --authorization or --signing-secret, or set "
+            f"{ENV_AUTHORIZATION} / {ENV_SIGNING_SECRET})"
+        )
     lock = threading.Lock()
     results: list[Sent] = []
 
