@@ -12,6 +12,7 @@ import json
 import os
 import re
 import sys
+import textwrap
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,6 +37,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "CommandError",
+    "HelpFormatter",
     "add_credential_flags",
     "add_store_flags",
     "credentials",
@@ -277,6 +279,35 @@ def plain(doc: str | None) -> str:
     return text.replace("``", "").replace("::\n", ":\n")
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions filled to the terminal's width, paragraph by paragraph.
+
+    The text comes from module docstrings wrapped for the source file (96 columns): printed as
+    written, every line wraps again in an 80-column terminal, leaving a stub of a phrase on a
+    line of its own. Paragraphs of prose are re-filled; a paragraph with an indented or bulleted
+    line (an example command, a list) is kept exactly as written.
+    """
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        paragraphs = []
+        for paragraph in re.split(r"\n[ \t]*\n", text.strip("\n")):
+            lines = paragraph.splitlines()
+            if any(line.startswith((" ", "\t", "- ", "* ")) for line in lines):
+                paragraphs.append("\n".join(indent + line for line in lines))
+                continue
+            words = " ".join(line.strip() for line in lines)
+            paragraphs.append(
+                textwrap.fill(
+                    words,
+                    width,
+                    initial_indent=indent,
+                    subsequent_indent=indent,
+                    break_on_hyphens=False,  # never "keep-" / "alive"
+                )
+            )
+        return "\n\n".join(paragraphs) + "\n"
+
+
 def command(
     subparsers: Any, name: str, help: str, doc: str | None, epilog: str | None = None
 ) -> argparse.ArgumentParser:
@@ -289,7 +320,7 @@ def command(
         name,
         help=help,
         description=plain(doc),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
         epilog=epilog,
     )
     return parser

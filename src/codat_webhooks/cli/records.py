@@ -22,6 +22,7 @@ from ._common import (
     EXIT_USAGE,
     CommandError,
     add_store_flags,
+    command,
     cut,
     emit,
     format_time,
@@ -40,10 +41,23 @@ ERROR_WIDTH = 60
 """The ERROR column is cut to this many characters (with an ellipsis); ``show`` prints it all."""
 
 
+EVENTS = """List the deliveries in the store, newest first: when each was last seen, its state,
+how many times its hooks ran, its type, company, key and last error. Filter by state, type,
+company and time; ``--follow`` keeps printing deliveries as they arrive or change.
+"""
+
+SHOW = """Print one delivery: its record, the sender's headers (credentials redacted) and its body,
+to see what Codat sent and why a delivery failed or was parked.
+"""
+
+PURGE = """Delete deliveries last seen longer ago than a duration, as the store's retention would,
+but now. Inside Codat's 28-hour retry window a purged key is no longer a duplicate, so a late
+retry would run its hooks again: that needs ``--force``. ``--dry-run`` lists what would go.
+"""
+
+
 def add_parsers(subparsers: Any) -> None:
-    events: argparse.ArgumentParser = subparsers.add_parser(
-        "events", help="list stored deliveries, newest first"
-    )
+    events = command(subparsers, "events", "list stored deliveries, newest first", EVENTS)
     add_app_flag(events)
     add_store_flags(events)
     events.add_argument(
@@ -67,18 +81,14 @@ def add_parsers(subparsers: Any) -> None:
     events.add_argument("--json", action="store_true", help="one JSON object per line")
     events.set_defaults(run=run_events)
 
-    show: argparse.ArgumentParser = subparsers.add_parser(
-        "show", help="one delivery: its record, headers (credentials redacted) and body"
-    )
-    show.add_argument("key", metavar="KEY")
+    show = command(subparsers, "show", "one delivery: its record, redacted headers and body", SHOW)
+    show.add_argument("key", metavar="KEY", help="the delivery's key (events lists them)")
     add_app_flag(show)
     add_store_flags(show)
     show.add_argument("--json", action="store_true", help="as one JSON object")
     show.set_defaults(run=run_show)
 
-    purge: argparse.ArgumentParser = subparsers.add_parser(
-        "purge", help="delete deliveries last seen longer ago than a duration (retention, now)"
-    )
+    purge = command(subparsers, "purge", "delete deliveries last seen over a given time ago", PURGE)
     purge.add_argument(
         "--older-than",
         type=parse_duration,

@@ -52,8 +52,10 @@ def add_parser(subparsers: Any) -> None:
         "trigger",
         "POST a realistic sample delivery to a receiver",
         __doc__,
-        epilog="example: codat-webhooks trigger DataConnectionStatusChanged "
-        "--authorization 'Bearer s3cret' --set Data.newStatus=Unlinked --repeat 5 --concurrency 5",
+        epilog="example:\n"
+        "  codat-webhooks trigger DataConnectionStatusChanged --repeat 5 \\\n"
+        "    --concurrency 5 --authorization 'Bearer s3cret' \\\n"
+        "    --set Data.newStatus=Unlinked",
     )
     parser.add_argument("type", metavar="TYPE", help="rule or event type (see `samples`)")
     parser.add_argument("--url", default=DEFAULT_URL, help=f"receiver URL (default {DEFAULT_URL})")
