@@ -708,8 +708,9 @@ class Receiver:
             record = self.store.get(key)
         except StoreError:
             return "already received"
-        state = record.state if record is not None else None
-        return _RECEIVED.get(state, "already processed")
+        if record is None:  # purged meanwhile
+            return "already received"
+        return _RECEIVED.get(record.state, "already processed")
 
     def _claim(self, entry: Entry, force: bool) -> Claim:
         return self.store.claim(entry, lease=self.lease, force=force)
