@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..describe import pretty_body, record_json
+from ..describe import pretty_body, queue_json, record_json
 from ..rules import RuleType
 from ..stores.base import CODAT_RETRY_WINDOW, Record, State, Store
 from ._app import add_app_flag, load_app, store_for
@@ -47,7 +47,10 @@ company and time; ``--follow`` keeps printing deliveries as they arrive or chang
 """
 
 SHOW = """Print one delivery: its record, the sender's headers (credentials redacted) and its body,
-to see what Codat sent and why a delivery failed or was parked.
+to see what Codat sent and why a delivery failed or was parked. A delivery waiting for a worker
+also says when it is due and from when a sweep re-enqueues it if no worker takes it (a delivery
+answered 503 while the broker was down waits for that sweep); ``--app`` knows your queue's
+``stale_after``.
 """
 
 PURGE = """Delete deliveries last seen longer ago than a duration, as the store's retention would,
@@ -254,21 +257,42 @@ def _print_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> No
 
 
 def run_show(args: argparse.Namespace) -> int:
-    with _with_store(args) as store:
+    app = load_app(args)
+    with store_for(args, app, create=False) as store:
         record = store.get(args.key)
     if record is None:
         raise CommandError(f"no delivery with key {args.key!r} in {store!r}")
+    stale_after = getattr(app.receiver.queue, "stale_after", None) if app is not None else None
+    waiting = queue_json(record, stale_after, time.time())
     if args.json:
-        print(json.dumps(record_json(record, with_body=True)))
+        extra = {} if waiting is None else {"queue": waiting}
+        print(json.dumps(record_json(record, with_body=True) | extra))
         return EXIT_OK
     for name, value in record_json(record).items():
         print(f"{name + ':':<12}{'-' if value is None else value}")
+    if waiting is not None:
+        print(f"{'due:':<12}{waiting['due']} (when a worker should take it)")
+        print(f"{'sweep:':<12}{_sweep_line(waiting)}")
     print("\nheaders (credentials redacted):")
     for name, value in record.headers:
         print(f"  {name}: {value}")
     print("\nbody:")
     print(pretty_body(record.body))
     return EXIT_OK
+
+
+def _sweep_line(waiting: dict[str, Any]) -> str:
+    """When a sweep re-enqueues a key no worker took (say, answered 503 while the broker was
+    down: recorded, but no job holds it)."""
+    if waiting["stale_after"] is None:
+        return (
+            "re-enqueued by the first sweep once it is stale_after past due (LocalQueue 60s, "
+            "CeleryQueue 300s by default; --app shows your queue's)"
+        )
+    return (
+        f"re-enqueued by the first sweep from {waiting['swept_from']}, if no worker took it "
+        f"(the queue's stale_after is {waiting['stale_after']:g}s)"
+    )
 
 
 def run_purge(args: argparse.Namespace) -> int:
