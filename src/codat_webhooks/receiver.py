@@ -41,6 +41,7 @@ from .hooks.manager import make_plugin_manager
 from .leases import LeaseKeeper
 from .models._parse import load_object
 from .observe import Watch, log_fields
+from .outage import StoreOutage
 from .outcomes import Outcome
 from .queues.base import RetryPolicy, Work
 from .routing import Route, describe, key_from_body, route
@@ -52,6 +53,7 @@ from .stores.base import (
     Record,
     State,
     Store,
+    conflict_key,
     key_problem,
 )
 from .verify import Authenticator, Credentials, SecretCredentials, message_id
@@ -336,6 +338,8 @@ class Receiver:
         self._leases = LeaseKeeper(
             self.store, self.lease, clock=clock, completion_retry=float(completion_retry)
         )
+        self.outage = StoreOutage(self.store)
+        """Whether the store is down: while it is, store calls fail at once (503)."""
         self.retries = retries.validate()
         self.queue = queue
         if queue is not None:
@@ -401,8 +405,11 @@ class Receiver:
         ``ok`` or ``unavailable`` and nothing else (no store, path or setting is named).
         """
         try:
+            self.outage.check()
             self.store.ping()
         except StoreError as exc:
+            if self.outage.down is None:
+                self.outage.failed(exc)
             return self._unhealthy(exc)
         return _HEALTHY
 
@@ -427,6 +434,7 @@ class Receiver:
         """Stop the queue's workers and the lease renewer, and close the store."""
         if self.queue is not None:
             self.queue.close()
+        self.outage.close()
         self._leases.close()
         self.store.close()
 
@@ -528,7 +536,7 @@ class Receiver:
         key = admitted.entry.key
         entry = admitted.entry._replace(verified_by=admitted.verified_by)  # for the worker
         try:
-            queued = yield _StoreCall(self.store.enqueue, (entry,))
+            queued = yield _StoreCall(self._enqueue, (entry,))
         except StoreError as exc:
             return self._unavailable(key, exc)
         if queued.status is _DUPLICATE:  # queued, being processed or done: say which
@@ -559,19 +567,27 @@ class Receiver:
         if record is None or record.token != claim.token:  # purged or taken over meanwhile
             return Work(key, _ALREADY_PROCESSED)
         received_at = datetime.fromtimestamp(record.first_seen, timezone.utc)
+        headers = Headers(record.headers)
         delivery = Delivery(
-            key,
-            Headers(record.headers),
-            record.body,
-            received_at,
-            record.verified_by,
-            claim.attempts,
+            key, headers, record.body, received_at, record.verified_by, claim.attempts
         )
         try:
-            routed = route(load_object(record.body))
+            obj = load_object(record.body)
+            routed = route(obj)
         except PayloadError as exc:  # it parsed when accepted: the stored body was altered
             yield _StoreCall(self._release, (key, claim.token, exc))
             return Work(key, Outcome.FAILED)
+        carried = message_id(headers) or key_from_body(obj) or f"sha256:{record.fingerprint}"
+        if record.key != key or carried != key:
+            # Hooks must never see another delivery's body under this key; the claim's lease
+            # runs out and the key is taken again from a store that answers correctly.
+            logger.error(
+                "the store returned a record for %r when asked for %r; hooks not run",
+                carried,
+                key,
+                extra=log_fields(key, outcome="unavailable"),
+            )
+            return Work(key, Outcome.UNAVAILABLE, float(self.retry_after))
         kwargs = {"delivery": delivery, routed.argument: routed.payload}
         try:
             yield _Hooks(routed.hooks, kwargs, key, claim.token)
@@ -594,7 +610,7 @@ class Receiver:
             try:
                 yield _StoreCall(self._park, (park, error.reason))
             except StoreError as exc:
-                return self._unavailable(park.key, exc)
+                return self._unavailable(park.key if delivery is None else delivery.key, exc)
         if delivery is None:
             return self._error_reply(error, None)
         yield _Notify("on_rejected", {"delivery": delivery, "error": error})
@@ -617,8 +633,12 @@ class Receiver:
                 "this key is being processed; retry later",
                 (("Retry-After", seconds),),
             )
+        # Authenticated, so kept: parked beside the original, under a key that names both.
         error = ConflictError("this key was already received with a different body")
-        return (yield from self._reject(_Rejection(error, admitted.delivery())))
+        parked = admitted.entry._replace(
+            key=conflict_key(key, admitted.entry.fingerprint), verified_by=admitted.verified_by
+        )
+        return (yield from self._reject(_Rejection(error, admitted.delivery(), parked)))
 
     # --- admission: every check that needs no store ------------------------------------------
 
@@ -694,7 +714,15 @@ class Receiver:
             company_id=company_id,
         )
 
-    # --- store calls -------------------------------------------------------------------------
+    # --- store calls: each goes through the outage, so a store that is down costs no wait ---
+
+    def _call_store(self, function: Callable[..., _Result], *args: Any, **kwargs: Any) -> _Result:
+        self.outage.check()
+        try:
+            return function(*args, **kwargs)
+        except StoreError as exc:
+            self.outage.failed(exc)
+            raise
 
     def _duplicate_detail(self, key: str) -> str:
         """Where the first copy of a queued key is, for the answer to the next copy.
@@ -705,25 +733,28 @@ class Receiver:
         the sender must not send it again.
         """
         try:
-            record = self.store.get(key)
-        except StoreError:
+            record = self._call_store(self.store.get, key)
+        except StoreError:  # the copy is still a duplicate: only the words are vaguer
             return "already received"
         if record is None:  # purged meanwhile
             return "already received"
         return _RECEIVED.get(record.state, "already processed")
 
     def _claim(self, entry: Entry, force: bool) -> Claim:
-        return self.store.claim(entry, lease=self.lease, force=force)
+        return self._call_store(self.store.claim, entry, lease=self.lease, force=force)
+
+    def _enqueue(self, entry: Entry) -> Claim:
+        return self._call_store(self.store.enqueue, entry)
 
     def _take(self, key: str) -> tuple[Claim, Record | None]:
-        return self.store.take_record(key, lease=self.lease)
+        return self._call_store(self.store.take_record, key, lease=self.lease)
 
     def _park(self, entry: Entry, reason: str) -> None:
-        self.store.park(entry, reason=reason)
+        self._call_store(self.store.park, entry, reason=reason)
 
     def _release(self, key: str, token: int, exc: BaseException) -> None:
         try:
-            self.store.release(key, token, error=f"{type(exc).__name__}: {exc}")
+            self._call_store(self.store.release, key, token, error=f"{type(exc).__name__}: {exc}")
         except StoreError as store_exc:
             logger.error(
                 "could not release %s (%s); its lease will expire",
@@ -735,7 +766,7 @@ class Receiver:
     def _defer(self, key: str, token: int, exc: BaseException, delay: float) -> None:
         error = f"{type(exc).__name__}: {exc}"
         try:
-            self.store.defer(key, token, due=self.clock() + delay, error=error)
+            self._call_store(self.store.defer, key, token, due=self.clock() + delay, error=error)
         except StoreError as store_exc:
             logger.error(
                 "could not defer %s (%s); its lease will expire",
@@ -748,7 +779,7 @@ class Receiver:
         # The hooks ran: answering 200 is right even if recording that fails, because a retry
         # would run them again. The claim is kept and completed in the background instead.
         try:
-            if not self.store.complete(key, token):
+            if not self._call_store(self.store.complete, key, token):
                 logger.warning(
                     "%s completed after its lease was taken over", key, extra=log_fields(key)
                 )

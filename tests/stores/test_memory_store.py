@@ -45,3 +45,18 @@ def test_eviction_keeps_a_live_lease_and_anything_within_retention(clock: FakeCl
     record = store.get("slow")
     assert record is not None
     assert record.state is State.PROCESSING
+
+
+def test_queued_dispatch_alone_keeps_about_one_retention_window(clock: FakeClock) -> None:
+    """The issue's reproduction: LocalQueue only enqueues, takes and completes; 2,000 deliveries
+    over 2,000 s with a 60 s retention held 2,001 records before eviction ran on those paths."""
+    store = MemoryStore(retention=60.0, clock=clock)
+    sizes = []
+    for n in range(2000):
+        key = f"key-{n}"
+        store.enqueue(Entry(key, "f"))
+        store.complete(key, store.take(key, lease=10).token)
+        clock.advance(1.0)
+        sizes.append(len(store.find()))
+    assert max(sizes) <= 60 * (1 + 1 / 16) + 2
+    assert store.get("key-0") is None

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from codat_webhooks.stores import Claim, ClaimStatus, Entry, Record, State, Store
+from codat_webhooks.stores import Claim, ClaimStatus, Entry, MemoryStore, Record, State, Store
 from codat_webhooks.stores.base import MAX_KEY_LENGTH, page_cursor
 
 if TYPE_CHECKING:
@@ -581,3 +581,32 @@ def test_headers_with_nul_or_surrogates_round_trip(store: Store) -> None:
     record = store.get("alert-1")
     assert record is not None
     assert record.headers == headers
+
+
+# --- retention on the queued path --------------------------------------------------------------
+
+
+def _through_the_queue(store: Store, key: str) -> None:
+    assert store.enqueue(entry(key)).status is ClaimStatus.QUEUED
+    taken = store.take(key, lease=LEASE)
+    assert store.complete(key, taken.token)
+
+
+def test_the_queued_path_forgets_records_past_retention(store: Store, clock: FakeClock) -> None:
+    """A worker-only process (LocalQueue, Celery) never claims nor parks: retention must still
+    apply on enqueue, take and complete, or a long-running store keeps every record."""
+    _through_the_queue(store, "old-1")
+    _through_the_queue(store, "old-2")
+    clock.advance(store.retention + 1)
+    assert store.enqueue(entry("old-1")).status is ClaimStatus.QUEUED  # new again
+    taken = store.take("old-1", lease=LEASE)
+    assert (taken.status, taken.attempts) == (ClaimStatus.CLAIMED, 1)
+    assert store.complete("old-1", taken.token)
+    record = store.get("old-1")
+    assert record is not None
+    assert (record.state, record.first_seen) == (State.DONE, clock.now)
+    if isinstance(store, MemoryStore):  # holds records in this process: sweeps by itself
+        assert store.get("old-2") is None
+    store.purge()
+    assert store.get("old-2") is None
+    assert [r.key for r in store.find()] == ["old-1"]

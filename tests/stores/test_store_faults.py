@@ -154,6 +154,9 @@ def test_a_completion_lost_to_an_outage_is_recorded_when_the_store_is_back(
             wait_for(lambda: getattr(store.get(key), "state", None) is State.DONE, 20.0)
             # The retry thread logs just after the store write the line above saw: wait for it.
             wait_for(lambda: "recorded" in caplog.text, 20.0)
+            # The failed completion told the receiver the store is down: it answers 503 at
+            # once until its watcher's ping succeeds.
+            wait_for(lambda: receiver.outage.down is None, 20.0)
         assert receiver.handle("POST", {}, body).outcome == "duplicate"
         assert hook.runs == 1
     finally:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from store_servers import REDIS_SERVER, free_port, missing_service, start_redis, stop
+from tests.waiting import wait_for
 
 from codat_webhooks import Receiver, RuleType, hookimpl
 from codat_webhooks.errors import ConfigurationError, StoreError
@@ -107,6 +108,8 @@ def test_sqlite_locked_database_answers_503_and_runs_no_hook(tmp_path: Path) -> 
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
+    # The lock made the receiver treat the store as down; its watcher sees it free again.
+    wait_for(lambda: receiver.outage.down is None, 20.0)
     assert receiver.handle("POST", {}, body).outcome == "processed"
     assert len(hook.keys) == 1
     receiver.close()

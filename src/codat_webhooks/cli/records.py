@@ -260,13 +260,17 @@ def run_show(args: argparse.Namespace) -> int:
     app = load_app(args)
     with store_for(args, app, create=False) as store:
         record = store.get(args.key)
+        conflicts = store.conflicts(args.key) if record is not None else []
     if record is None:
         raise CommandError(f"no delivery with key {args.key!r} in {store!r}")
     stale_after = getattr(app.receiver.queue, "stale_after", None) if app is not None else None
     waiting = queue_json(record, stale_after, time.time())
     if args.json:
-        extra = {} if waiting is None else {"queue": waiting}
-        print(json.dumps(record_json(record, with_body=True) | extra))
+        shown = record_json(record, with_body=True)
+        shown["conflicts"] = [record_json(other) for other in conflicts]
+        if waiting is not None:
+            shown["queue"] = waiting
+        print(json.dumps(shown))
         return EXIT_OK
     for name, value in record_json(record).items():
         print(f"{name + ':':<12}{'-' if value is None else value}")
@@ -278,6 +282,10 @@ def run_show(args: argparse.Namespace) -> int:
         print(f"  {name}: {value}")
     print("\nbody:")
     print(pretty_body(record.body))
+    if conflicts:
+        print("\nother bodies received under this key (parked; `show KEY` for each):")
+        for other in conflicts:
+            print(f"  {format_time(other.last_seen)}  {other.key}")
     return EXIT_OK
 
 

@@ -109,6 +109,7 @@ class Views:
             replayable=record.state in REPLAYABLE,
             replayed=replayed,
             replay_succeeded=replayed in SUCCEEDED,  # "failed" or "invalid" is no success
+            conflicts=[record_json(other) for other in self._store.conflicts(key)],
             **notice,
         )
 

@@ -11,6 +11,7 @@ import json
 
 from pydantic_core import PydanticSerializationError, to_json
 
+from ..errors import StoreError
 from .base import Claim, ClaimStatus, Entry, Record, State
 
 __all__ = [
@@ -187,25 +188,39 @@ def decode_headers(text: str | None) -> tuple[tuple[str, str], ...]:
 
 
 def record_from_row(row: Row) -> Record:
-    """A record from a SQL row in column order (the SQLite and PostgreSQL tables agree)."""
-    (key, state, fingerprint, attempts, first_seen, last_seen, kind, company_id, body, headers,
-     last_error, token, lease_expires, verified_by) = row  # fmt: skip
-    return Record(
-        key=str(key),
-        state=State(state),
-        fingerprint=str(fingerprint),
-        attempts=int(attempts),  # type: ignore[call-overload]
-        first_seen=float(first_seen),  # type: ignore[arg-type]
-        last_seen=float(last_seen),  # type: ignore[arg-type]
-        kind=None if kind is None else str(kind),
-        company_id=None if company_id is None else str(company_id),
-        body=bytes(body),  # type: ignore[call-overload]
-        headers=decode_headers(str(headers)),
-        last_error=None if last_error is None else str(last_error),
-        token=int(token),  # type: ignore[call-overload]
-        lease_expires=float(lease_expires),  # type: ignore[arg-type]
-        verified_by=None if verified_by is None else str(verified_by),
-    )
+    """A record from a SQL row in column order (the SQLite and PostgreSQL tables agree).
+
+    A row of another shape is a :class:`StoreError`, never a record: a connection that got
+    another statement's reply (one shared across a fork, say) must not hand a hook the wrong
+    delivery.
+    """
+    try:
+        (key, state, fingerprint, attempts, first_seen, last_seen, kind, company_id, body,
+         headers, last_error, token, lease_expires, verified_by) = row  # fmt: skip
+        return Record(
+            key=_text(key),
+            state=State(state),
+            fingerprint=_text(fingerprint),
+            attempts=int(attempts),  # type: ignore[call-overload]
+            first_seen=float(first_seen),  # type: ignore[arg-type]
+            last_seen=float(last_seen),  # type: ignore[arg-type]
+            kind=None if kind is None else _text(kind),
+            company_id=None if company_id is None else _text(company_id),
+            body=bytes(body),  # type: ignore[call-overload]
+            headers=decode_headers(_text(headers)),
+            last_error=None if last_error is None else _text(last_error),
+            token=int(token),  # type: ignore[call-overload]
+            lease_expires=float(lease_expires),  # type: ignore[arg-type]
+            verified_by=None if verified_by is None else _text(verified_by),
+        )
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"the store returned a row that is not a delivery record: {exc}") from exc
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected text, got {type(value).__name__}")
+    return value
 
 
 def record_to_row(record: Record) -> Row:

@@ -18,6 +18,7 @@ from ..text_enum import TextEnum
 
 __all__ = [
     "CODAT_RETRY_WINDOW",
+    "CONFLICT_MARK",
     "DEFAULT_RETENTION",
     "MAX_KEY_LENGTH",
     "Claim",
@@ -28,6 +29,7 @@ __all__ = [
     "State",
     "Store",
     "check_key",
+    "conflict_key",
     "key_problem",
     "newest_first",
     "page_cursor",
@@ -63,6 +65,21 @@ def key_problem(key: str) -> str | None:
     if not storable(key):
         return "not storable text (a NUL or a lone surrogate)"
     return None
+
+
+CONFLICT_MARK = "~conflict:"
+"""Between a key and a body's fingerprint in :func:`conflict_key`."""
+
+
+def conflict_key(key: str, fingerprint: str) -> str:
+    """Where a second, different body under ``key`` is parked: the key, then its fingerprint.
+
+    It was authenticated, so it is kept rather than dropped, and it stays findable from the
+    original (:meth:`Store.conflicts`). A key too long to take the suffix falls back to the
+    body's fingerprint alone, as every unkeyable dead letter does.
+    """
+    derived = f"{key}{CONFLICT_MARK}{fingerprint}"
+    return derived if key_problem(derived) is None else f"sha256:{fingerprint}"
 
 
 def storable(text: str) -> bool:
@@ -305,6 +322,12 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def _find(self, query: RecordQuery) -> list[Record]:
         """:meth:`find` for this backend."""
+
+    def conflicts(self, key: str) -> list[Record]:
+        """The other bodies received under ``key`` and parked (see :func:`conflict_key`),
+        newest first. Parked records are few, so they are scanned rather than indexed."""
+        prefix = f"{key}{CONFLICT_MARK}"
+        return [r for r in self.find(states=(State.PARKED,)) if r.key.startswith(prefix)]
 
     # --- operations: health checks and gauges --------------------------------------------------
 

@@ -3,10 +3,13 @@
 Nothing survives a restart and nothing is shared between processes, so production services
 with several workers want :class:`SQLiteStore`, :class:`RedisStore` or :class:`PostgresStore`.
 
-Records past the retention window are evicted as the store is used: a claim or a park that
-finds the last sweep more than a sixteenth of the retention ago purges first. So a long-running
-process holds about one retention window of records (1.9 KB each), and a delivery pays one
-comparison, not a scan.
+Records past the retention window are evicted as the store is used: any write (inline or
+queued) that finds the last sweep more than a sixteenth of the retention ago purges first. So a
+long-running process holds about one retention window of records (1.9 KB each), and a delivery
+pays one comparison, not a scan.
+
+A forked child gets a copy of the records and a lock of its own: the two processes then go on
+separately, which is why this store promises exactly-once within one process only.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from .._forking import start_over_in_children
 from ._plan import plan_claim, plan_enqueue, plan_park, plan_take
 from .base import (
     DEFAULT_RETENTION,
@@ -48,13 +52,22 @@ class MemoryStore(Store):
         self._records: dict[str, Record] = {}
         self._sweep_every = self.retention / _SWEEPS_PER_RETENTION
         self._next_sweep = clock() + self._sweep_every
+        start_over_in_children(self)
+
+    def _forked(self) -> None:
+        self._lock = threading.Lock()  # the parent's may have been copied held
+
+    def _now_swept(self) -> float:
+        """The time, after evicting what retention let go if a sweep is due; lock held."""
+        now = self._clock()
+        if now >= self._next_sweep:
+            self._evict(now, None)
+        return now
 
     def claim(self, entry: Entry, *, lease: float, force: bool = False) -> Claim:
         entry = entry.storable()
-        now = self._clock()
         with self._lock:
-            if now >= self._next_sweep:
-                self._evict(now, None)
+            now = self._now_swept()
             claim, record = plan_claim(
                 self._records.get(entry.key),
                 entry,
@@ -90,8 +103,8 @@ class MemoryStore(Store):
         return self._finish(key, token, State.FAILED, storable_text(error))
 
     def _finish(self, key: str, token: int, state: State, error: str | None) -> bool:
-        now = self._clock()
         with self._lock:
+            now = self._now_swept()
             record = self._held(key, token)
             if record is None:
                 return False
@@ -114,8 +127,8 @@ class MemoryStore(Store):
 
     def enqueue(self, entry: Entry) -> Claim:
         entry = entry.storable()
-        now = self._clock()
         with self._lock:
+            now = self._now_swept()
             claim, record = plan_enqueue(
                 self._records.get(entry.key), entry, now=now, retention=self.retention
             )
@@ -124,30 +137,31 @@ class MemoryStore(Store):
             return claim
 
     def take(self, key: str, *, lease: float) -> Claim:
-        now = self._clock()
         with self._lock:
+            now = self._now_swept()
             claim, record = plan_take(self._records.get(key), now=now, lease=lease)
             if record is not None:
                 self._records[key] = record
             return claim
 
     def defer(self, key: str, token: int, *, due: float, error: str) -> bool:
-        now = self._clock()
         with self._lock:
+            now = self._now_swept()
             record = self._held(key, token)
             if record is None:
                 return False
             self._records[key] = record._replace(
-                state=State.QUEUED, last_seen=now, lease_expires=due, last_error=error
+                state=State.QUEUED,
+                last_seen=now,
+                lease_expires=due,
+                last_error=storable_text(error),
             )
             return True
 
     def park(self, entry: Entry, *, reason: str) -> None:
         entry, reason = entry.storable(), storable_text(reason) or ""
-        now = self._clock()
         with self._lock:
-            if now >= self._next_sweep:
-                self._evict(now, None)
+            now = self._now_swept()
             record = self._records.get(entry.key)
             self._records[entry.key] = plan_park(record, entry, now=now, reason=reason)
 

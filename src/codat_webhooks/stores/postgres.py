@@ -8,6 +8,8 @@ workers on two machines serialise on the row lock. Completion, renewal and relea
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +20,7 @@ import psycopg
 import psycopg_pool
 from psycopg import sql
 
+from .._forking import PerProcess
 from ..errors import ConfigurationError, StoreError
 from ._plan import plan_claim, plan_enqueue, plan_park, plan_take, record_from_row, record_to_row
 from .base import (
@@ -71,23 +74,51 @@ ALTER TABLE {table} ADD COLUMN IF NOT EXISTS verified_by TEXT;
 CREATE INDEX IF NOT EXISTS {index} ON {table} (last_seen)
 """
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,50}$")
+_PURGE_SECONDS = 300
 _ATTEMPTS = 5  # a row deleted by purge between our INSERT and SELECT: look again
+
+
+def _bound_statements(conn: psycopg.Connection[Any], *, milliseconds: int) -> None:
+    """Bound every statement of a new connection, row-lock waits included, on the server."""
+    conn.execute(
+        "SELECT set_config('statement_timeout', %s, false),"
+        " set_config('idle_in_transaction_session_timeout', %s, false)",
+        (str(milliseconds), str(milliseconds * 2)),
+    )
+
+
+def _only_here(pool: psycopg_pool.ConnectionPool, owner: int) -> psycopg_pool.ConnectionPool:
+    """A ready pool, in the process that made it; in a forked child its sockets are the
+    parent's, so using it would mix two processes' replies."""
+    if os.getpid() != owner:
+        raise StoreError(
+            "PostgresStore was given a ready connection pool before this process was forked"
+            " (gunicorn --preload, Celery prefork): pass a DSN, or a function that builds the"
+            " pool, so each process opens its own"
+        )
+    return pool
 
 
 class PostgresStore(Store):
     """Exactly-once across every process and machine that shares one PostgreSQL table.
 
-    ``dsn_or_pool`` is a connection string (a small pool is made from it) or a ready
-    ``psycopg_pool.ConnectionPool`` whose connections are in autocommit mode. The table is
-    created on first use; call :meth:`create_schema` to create it at deploy time instead.
-    ``timeout`` bounds the wait for a connection, so a down server costs a quick 503.
+    ``dsn_or_pool`` is a connection string (each process makes a small pool from it on first
+    use), a function that returns a ``psycopg_pool.ConnectionPool`` (called once in each
+    process: the way to bring a pool of your own to a server that forks its workers), or a
+    ready pool, which only the process that made it may use. Connections must be in autocommit
+    mode. The table is created on first use; call :meth:`create_schema` to create it at deploy
+    time instead.
+
+    Every wait is bounded by ``timeout``: for a connection from the pool, for the server to
+    accept one, and (``statement_timeout``, on pools made here) for a statement, row locks
+    included. So a server that is down or stuck costs a 503, never a request held for good.
     """
 
     blocking = True
 
     def __init__(
         self,
-        dsn_or_pool: str | psycopg_pool.ConnectionPool,
+        dsn_or_pool: str | psycopg_pool.ConnectionPool | Callable[[], psycopg_pool.ConnectionPool],
         *,
         retention: float = DEFAULT_RETENTION,
         table: str = "codat_webhooks_deliveries",
@@ -98,23 +129,54 @@ class PostgresStore(Store):
         super().__init__(retention=retention)
         if not _IDENTIFIER.match(table):
             raise ConfigurationError(f"table name {table!r} is not a plain SQL identifier")
+        if not timeout > 0:
+            raise ConfigurationError("timeout must be a positive number of seconds")
+        self.timeout = float(timeout)
+        self._owns_pool = isinstance(dsn_or_pool, str)
+        opener: Callable[[], psycopg_pool.ConnectionPool]
         if isinstance(dsn_or_pool, str):
-            self.pool = psycopg_pool.ConnectionPool(
-                dsn_or_pool,
-                min_size=1,
-                max_size=pool_size,
-                timeout=timeout,
-                kwargs={"autocommit": True, "connect_timeout": max(1, round(timeout))},
-                open=False,
-            )
-            self.pool.open(wait=False)  # connect lazily: a down server must not stop startup
-            self._owns_pool = True
+            dsn = dsn_or_pool
+            opener = functools.partial(self._open_pool, dsn, pool_size)
+        elif isinstance(dsn_or_pool, psycopg_pool.ConnectionPool):
+            opener = functools.partial(_only_here, dsn_or_pool, os.getpid())
         else:
-            self.pool = dsn_or_pool
-            self._owns_pool = False
+            opener = dsn_or_pool
+        # Made on first use in each process: a child of gunicorn --preload or Celery's prefork
+        # pool never writes on its parent's sockets (see codat_webhooks._forking).
+        self._pool = PerProcess(opener)
         self.table = table
         self._clock = clock
         self._schema_ready = False
+        self._prepare_statements(table)
+
+    def _open_pool(self, dsn: str, size: int) -> psycopg_pool.ConnectionPool:
+        milliseconds = max(1, round(self.timeout * 1000))
+        pool = psycopg_pool.ConnectionPool(
+            dsn,
+            min_size=1,
+            max_size=size,
+            timeout=self.timeout,
+            kwargs={
+                "autocommit": True,
+                "connect_timeout": max(1, round(self.timeout)),
+                # A host that stops answering: unacknowledged data ends the connection.
+                "tcp_user_timeout": milliseconds,
+            },
+            configure=functools.partial(_bound_statements, milliseconds=milliseconds),
+            open=False,
+        )
+        pool.open(wait=False)  # connect in the background: a down server must not stop startup
+        return pool
+
+    @property
+    def pool(self) -> psycopg_pool.ConnectionPool:
+        """This process's connection pool (opened on first use)."""
+        try:
+            return self._pool.get()
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL store: {type(exc).__name__}: {exc}") from exc
+
+    def _prepare_statements(self, table: str) -> None:
         ident = sql.Identifier(table)
         columns = sql.SQL(", ").join(map(sql.Identifier, _COLUMNS))
         placeholders = sql.SQL(", ").join(sql.Placeholder() * len(_COLUMNS))
@@ -159,7 +221,7 @@ class PostgresStore(Store):
     @contextmanager
     def _conn(self) -> Iterator[psycopg.Connection[Any]]:
         try:
-            with self.pool.connection() as conn:
+            with self.pool.connection(timeout=self.timeout) as conn:
                 if not self._schema_ready:
                     self._create_schema(conn)
                 yield conn
@@ -260,7 +322,9 @@ class PostgresStore(Store):
         return self._decide(key, lambda record, now: plan_take(record, now=now, lease=lease))
 
     def defer(self, key: str, token: int, *, due: float, error: str) -> bool:
-        return self._update_held(self._sql_defer, key, token, self._clock(), due, error)
+        return self._update_held(
+            self._sql_defer, key, token, self._clock(), due, storable_text(error)
+        )
 
     def due(self, *, older_than: float = 0.0, limit: int = 100) -> list[str]:
         with self._conn() as conn:
@@ -337,12 +401,17 @@ class PostgresStore(Store):
     def purge(self, *, older_than: float | None = None) -> int:
         now = self._clock()
         cutoff = self._purge_cutoff(now, older_than)
-        with self._conn() as conn:
+        with self._conn() as conn, conn.transaction():
+            # A purge after a long pause may delete many rows: longer than one delivery's
+            # statement may take, still bounded.
+            bound = f"{_PURGE_SECONDS}s"
+            conn.execute("SELECT set_config('statement_timeout', %s, true)", (bound,))
             return conn.execute(self._sql_delete, (cutoff, now)).rowcount
 
     def close(self) -> None:
-        if self._owns_pool:
-            self.pool.close()
+        pool = self._pool.take()
+        if pool is not None and self._owns_pool:
+            pool.close()
 
     def __repr__(self) -> str:
         return f"PostgresStore(table={self.table!r})"

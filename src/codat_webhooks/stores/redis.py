@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import threading
 import time
 import weakref
@@ -31,6 +30,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
+from .._forking import leave_to_parent, start_over_in_children
 from ..errors import ConfigurationError, StoreError
 from ._plan import decode_headers, encode_headers
 from .base import (
@@ -280,15 +280,14 @@ class _Pinned:
     25 µs a call on a 2-core VM where the whole round trip is 30 µs. A thread that keeps its
     connection pays that once. The pool still makes the connection, so auth, TLS, sentinel and
     retry settings apply. When the thread ends or the store closes, the ``_Pinned`` is dropped
-    and a finalizer gives the connection back. A forked child sees another pid and takes a
-    connection of its own, so parent and child never share a socket.
+    and a finalizer gives the connection back. A forked child starts with none (see
+    :meth:`RedisStore._forked`), so parent and child never share a socket.
     """
 
-    __slots__ = ("__weakref__", "connection", "pid")
+    __slots__ = ("__weakref__", "connection")
 
-    def __init__(self, connection: Any, pid: int) -> None:
+    def __init__(self, connection: Any) -> None:
         self.connection = connection
-        self.pid = pid
 
 
 def _send(connection: Any, script: _Script, keys_and_args: tuple[Any, ...]) -> Any:
@@ -334,6 +333,17 @@ def _record(key: str, fields: dict[bytes, bytes]) -> Record:
     )
 
 
+def _client_from_url(url: str, timeout: float) -> redis.Redis:
+    # One quick retry reconnects a pooled socket the server closed (e.g. a restart); redis-py's
+    # default backs off for seconds, longer than a webhook should wait.
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
+    )
+
+
 class RedisStore(Store):
     """Exactly-once across every process and machine that shares one Redis.
 
@@ -355,15 +365,9 @@ class RedisStore(Store):
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(retention=retention)
+        self._url, self._timeout = url_or_client, timeout
         if isinstance(url_or_client, str):
-            # One quick retry reconnects a pooled socket the server closed (e.g. a restart);
-            # redis-py's default backs off for seconds, longer than a webhook should wait.
-            client = redis.Redis.from_url(
-                url_or_client,
-                socket_timeout=timeout,
-                socket_connect_timeout=timeout,
-                retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
-            )
+            client = _client_from_url(url_or_client, timeout)
         else:
             client = url_or_client
         if client.get_connection_kwargs().get("decode_responses"):
@@ -374,6 +378,15 @@ class RedisStore(Store):
         self._clock = clock
         self._index = f"{prefix}index"
         self._local = threading.local()
+        start_over_in_children(self)
+
+    def _forked(self) -> None:
+        """A forked child takes connections of its own and leaves the parent's alone."""
+        leave_to_parent(self._local)
+        self._local = threading.local()
+        if isinstance(self._url, str):  # ours to remake; a client given to us is redis-py's
+            leave_to_parent(self.client)  # (whose pool starts over in a child by itself)
+            self.client = _client_from_url(self._url, self._timeout)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
@@ -395,9 +408,9 @@ class RedisStore(Store):
 
     def _connection(self) -> Any:
         pinned: _Pinned | None = getattr(self._local, "pinned", None)
-        if pinned is None or pinned.pid != os.getpid():
+        if pinned is None:
             pool = self.client.connection_pool
-            pinned = _Pinned(pool.get_connection(), os.getpid())
+            pinned = _Pinned(pool.get_connection())
             weakref.finalize(pinned, pool.release, pinned.connection)
             self._local.pinned = pinned
         return pinned.connection
@@ -497,7 +510,9 @@ class RedisStore(Store):
         )
 
     def defer(self, key: str, token: int, *, due: float, error: str) -> bool:
-        args = (token, repr(self._clock()), repr(due), _opt(error))
+        if key_problem(key) is not None:
+            return False  # never stored, so never held
+        args = (token, repr(self._clock()), repr(due), _opt(storable_text(error)))
         return bool(self._eval(_DEFER_SCRIPT, self._rec(key), *args))
 
     def park(self, entry: Entry, *, reason: str) -> None:

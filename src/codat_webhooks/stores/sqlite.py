@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from .._forking import leave_to_parent, start_over_in_children
 from ..errors import ConfigurationError, StoreError
 from ._plan import (
     plan_claim,
@@ -196,23 +197,30 @@ class SQLiteStore(Store):
         self.timeout = float(timeout)
         self._clock = clock
         self._local = threading.local()
-        self._all: list[tuple[int, sqlite3.Connection]] = []
+        self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
         self._closed = False
+        start_over_in_children(self)
         if connect:
             with self._errors():
                 self._connection()
 
     # --- connections -------------------------------------------------------------------------
 
+    def _forked(self) -> None:
+        """A forked child opens connections of its own; the parent's are never touched (SQLite
+        forbids carrying one across ``fork``, and closing it could release the parent's locks)."""
+        leave_to_parent((self._local, self._all))
+        self._local = threading.local()
+        self._all = []
+        self._all_lock = threading.Lock()
+
     def _connection(self) -> sqlite3.Connection:
-        pid = os.getpid()
-        cached: tuple[int, sqlite3.Connection] | None = getattr(self._local, "conn", None)
-        if cached is not None and cached[0] == pid:
-            return cached[1]
+        cached: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if cached is not None:
+            return cached
         if self._closed:
             raise StoreError("the store is closed")
-        # A connection inherited through fork is never touched: it belongs to the parent.
         conn = sqlite3.connect(
             self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
         )
@@ -227,14 +235,13 @@ class SQLiteStore(Store):
         except BaseException:
             conn.close()
             raise
-        self._local.conn = (pid, conn)
+        self._local.conn = conn
         with self._all_lock:
-            self._all.append((pid, conn))
+            self._all.append(conn)
         return conn
 
     def _holds(self, conn: sqlite3.Connection) -> bool:
-        cached: tuple[int, sqlite3.Connection] | None = getattr(self._local, "conn", None)
-        return cached is not None and cached[1] is conn
+        return getattr(self._local, "conn", None) is conn
 
     def _failure(self, exc: sqlite3.Error) -> StoreError:
         if _error_code(exc) & 0xFF in _REOPEN_AFTER:
@@ -249,13 +256,13 @@ class SQLiteStore(Store):
         be broken: keeping it would answer 503 until the process restarts, long after the file
         is writable again.
         """
-        cached: tuple[int, sqlite3.Connection] | None = getattr(self._local, "conn", None)
+        cached: sqlite3.Connection | None = getattr(self._local, "conn", None)
         self._local.conn = None
-        if cached is None or cached[0] != os.getpid():
+        if cached is None:
             return
         with self._all_lock:
-            self._all = [pair for pair in self._all if pair[1] is not cached[1]]
-        cached[1].close()
+            self._all = [conn for conn in self._all if conn is not cached]
+        cached.close()
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -389,7 +396,7 @@ class SQLiteStore(Store):
         return super().take_record(key, lease=lease)
 
     def defer(self, key: str, token: int, *, due: float, error: str) -> bool:
-        return self._update_held(_DEFER, key, token, self._clock(), due, error)
+        return self._update_held(_DEFER, key, token, self._clock(), due, storable_text(error))
 
     def due(self, *, older_than: float = 0.0, limit: int = 100) -> list[str]:
         rows = self._run(_DUE, (self._clock() - older_than, limit)).fetchall()
@@ -466,12 +473,10 @@ class SQLiteStore(Store):
 
     def close(self) -> None:
         self._closed = True
-        pid = os.getpid()
         with self._all_lock:
             connections, self._all = self._all, []
-        for owner, conn in connections:
-            if owner == pid:  # never close what a forked child inherited from its parent
-                conn.close()
+        for conn in connections:  # this process's own: a child's list starts empty
+            conn.close()
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"

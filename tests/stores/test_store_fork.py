@@ -1,0 +1,199 @@
+"""A receiver built before ``fork()``, as gunicorn ``--preload`` and Celery's prefork pool build it.
+
+The parent uses its store (so it holds open connections, a pool and its threads), then forks
+children that share the receiver object and deliver the same keys at once, inline and through
+the worker path. Each hook run is written to a log with the payload's own ID, so a child given
+another key's body, a key run twice, or a store error shows up, and a child that hangs is
+killed at a deadline and fails the test. The parent then uses its store again: a child that
+closed or wrote on the parent's connections would break it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+import traceback
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from codat_webhooks import Receiver, RuleType, hookimpl
+from codat_webhooks.stores import State, Store
+from codat_webhooks.testing import sample_body
+
+pytestmark = pytest.mark.slow
+
+CHILDREN = 3
+KEYS = 200
+THREADS = 2
+DEADLINE = 60.0  # well inside pytest-timeout's 120 s, so the children are always reaped
+
+
+class LogRuns:
+    """One line per hook run: the child, the delivery key and the payload's own ID."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @hookimpl
+    def on_alert(self, alert: Any, delivery: Any) -> None:
+        line = f"{os.getpid()} {delivery.key} {alert.alert_id}\n".encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)  # one short O_APPEND write: never interleaved
+        finally:
+            os.close(fd)
+
+
+class HeldKeys:
+    """A queue that only remembers keys: the children's worker runs take them from the store."""
+
+    blocking = False
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+
+    def bind(self, receiver: Receiver) -> None:
+        pass
+
+    def enqueue(self, key: str) -> None:
+        self.keys.append(key)
+
+    def close(self) -> None:
+        pass
+
+
+class CountProblems(logging.Handler):
+    """Warnings and errors from the library: store errors, fenced completions."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _deliver_all(receiver: Receiver, jobs: list[Any], worker_path: bool) -> Counter[str]:
+    """Every job until it is settled, retrying a 503 as Codat would (briefly, here)."""
+    outcomes: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def run(share: list[Any]) -> None:
+        for job in share:
+            for _ in range(200):
+                if worker_path:
+                    outcome = str(receiver.process_queued(job).outcome)
+                    settled = outcome in ("processed", "duplicate")
+                else:
+                    outcome = str(receiver.handle("POST", {}, job).outcome)
+                    settled = outcome in ("processed", "duplicate")
+                with lock:
+                    outcomes[outcome] += 1
+                if settled:
+                    break
+                time.sleep(0.01)
+
+    threads = [threading.Thread(target=run, args=(jobs[i::THREADS],)) for i in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def _child(receiver: Receiver, jobs: list[Any], worker_path: bool, report: Path) -> None:
+    """The body of a forked child; it never returns into pytest."""
+    status = 1
+    try:
+        problems = CountProblems()
+        logging.getLogger("codat_webhooks").addHandler(problems)
+        outcomes = _deliver_all(receiver, jobs, worker_path)
+        report.write_text(json.dumps({"outcomes": outcomes, "problems": problems.messages}))
+        status = 0
+    except BaseException:
+        report.write_text(json.dumps({"crash": traceback.format_exc()}))
+    finally:
+        os._exit(status)
+
+
+def _fork_children(receiver: Receiver, jobs: list[Any], worker_path: bool, tmp: Path) -> list[Any]:
+    children: dict[int, Path] = {}
+    for n in range(CHILDREN):
+        report = tmp / f"child-{n}.json"
+        pid = os.fork()
+        if pid == 0:
+            _child(receiver, jobs, worker_path, report)
+        children[pid] = report
+    deadline = time.monotonic() + DEADLINE
+    finished: set[int] = set()
+    try:
+        while len(finished) < len(children) and time.monotonic() < deadline:
+            for pid in children.keys() - finished:
+                if os.waitpid(pid, os.WNOHANG)[0]:
+                    finished.add(pid)
+            time.sleep(0.05)
+    finally:
+        stuck = children.keys() - finished
+        for pid in stuck:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    assert not stuck, f"{len(stuck)} forked children hung for {DEADLINE:.0f}s"
+    return [json.loads(path.read_text()) for path in children.values()]
+
+
+def _runs(log: Path) -> list[tuple[str, str, str]]:
+    if not log.exists():
+        return []
+    return [tuple(line.split()) for line in log.read_text().splitlines()]  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("worker_path", [False, True], ids=["inline", "worker"])
+def test_children_forked_after_the_parent_used_the_store_share_nothing(
+    durable_backend: str, make_store: Callable[..., Store], tmp_path: Path, worker_path: bool
+) -> None:
+    log = tmp_path / "runs.log"
+    queue = HeldKeys() if worker_path else None
+    store: Store = make_store(durable_backend)
+    receiver = Receiver(
+        insecure=True, store=store, plugins=[LogRuns(log)], load_entrypoints=False, queue=queue
+    )
+    keys = [str(uuid.uuid4()) for _ in range(KEYS)]
+    bodies = [sample_body(RuleType.DATA_SYNC_COMPLETED, alert_id=key) for key in keys]
+    # The parent uses its store before forking, as a --preload master or a Celery parent does.
+    store.ping()
+    for body in bodies if worker_path else bodies[:1]:
+        assert receiver.handle("POST", {}, body).status in (200, 202)
+    if not worker_path:
+        keys, bodies = keys[1:], bodies[1:]
+        log.unlink()
+
+    reports = _fork_children(receiver, keys if worker_path else bodies, worker_path, tmp_path)
+
+    crashes = [report["crash"] for report in reports if "crash" in report]
+    assert not crashes, crashes[0]
+    problems = [message for report in reports for message in report["problems"]]
+    assert problems == [], problems[:5]
+    outcomes = sum((Counter(report["outcomes"]) for report in reports), Counter())
+    assert outcomes["unavailable"] == 0, outcomes
+    runs = _runs(log)
+    assert [run for run in runs if run[1] != run[2]] == [], "a hook got another key's payload"
+    per_key = Counter(run[1] for run in runs)
+    assert sorted(per_key) == sorted(keys), "a key never ran"
+    assert [key for key, n in per_key.items() if n > 1] == [], "a key ran twice"
+    # The parent's own connections still work: no child closed them or wrote on them.
+    for key in keys[:20]:
+        record = store.get(key)
+        assert record is not None
+        assert record.state is State.DONE
+    late = sample_body(RuleType.DATA_SYNC_COMPLETED)
+    assert receiver.handle("POST", {}, late).status in (200, 202)
+    receiver.close()
