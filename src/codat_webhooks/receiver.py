@@ -51,6 +51,7 @@ from .stores.base import (
     ClaimStatus,
     Entry,
     Record,
+    State,
     Store,
     conflict_key,
     key_problem,
@@ -125,6 +126,10 @@ _WRONG_METHOD = _Rejection(MethodNotAllowedError("use POST or PUT"), None)
 # 3.12, reading a member off its Enum class runs Python code each time.
 _CLAIMED, _DUPLICATE = ClaimStatus.CLAIMED, ClaimStatus.DUPLICATE
 _PROCESSED, _ALREADY_PROCESSED = Outcome.PROCESSED, Outcome.DUPLICATE
+_RECEIVED = {
+    State.QUEUED: "already received; queued",
+    State.PROCESSING: "already received; being processed",
+}
 
 
 # --- Effects: the I/O a pipeline asks its driver for -----------------------------------------
@@ -534,6 +539,9 @@ class Receiver:
             queued = yield _StoreCall(self._enqueue, (entry,))
         except StoreError as exc:
             return self._unavailable(key, exc)
+        if queued.status is _DUPLICATE:  # queued, being processed or done: say which
+            detail = yield _StoreCall(self._duplicate_detail, (key,))
+            return (yield from self._not_claimed(admitted, queued, detail))
         if queued.status is not ClaimStatus.QUEUED:
             return (yield from self._not_claimed(admitted, queued))
         try:
@@ -608,12 +616,14 @@ class Receiver:
         yield _Notify("on_rejected", {"delivery": delivery, "error": error})
         return self._error_reply(error, delivery.key)
 
-    def _not_claimed(self, admitted: _Admitted, claim: Claim) -> _Pipeline:
+    def _not_claimed(
+        self, admitted: _Admitted, claim: Claim, detail: str = "already processed"
+    ) -> _Pipeline:
         """The answer for a key we could not claim, with the hook that hears of it."""
         key = admitted.entry.key
         if claim.status is _DUPLICATE:
             yield _Notify("on_duplicate", {"delivery": admitted.delivery()})
-            return Reply.build(200, _ALREADY_PROCESSED, key, "already processed")
+            return Reply.build(200, _ALREADY_PROCESSED, key, detail)
         if claim.status is ClaimStatus.IN_PROGRESS:
             seconds = str(max(1, math.ceil(claim.retry_after)))
             return Reply.build(
@@ -713,6 +723,22 @@ class Receiver:
         except StoreError as exc:
             self.outage.failed(exc)
             raise
+
+    def _duplicate_detail(self, key: str) -> str:
+        """Where the first copy of a queued key is, for the answer to the next copy.
+
+        Without a queue a duplicate is always done. With one it may still wait for a worker
+        or be running, and "already processed" would then send whoever reads the answer
+        looking for a result that does not exist yet. Still 200 ``duplicate`` either way:
+        the sender must not send it again.
+        """
+        try:
+            record = self._call_store(self.store.get, key)
+        except StoreError:  # the copy is still a duplicate: only the words are vaguer
+            return "already received"
+        if record is None:  # purged meanwhile
+            return "already received"
+        return _RECEIVED.get(record.state, "already processed")
 
     def _claim(self, entry: Entry, force: bool) -> Claim:
         return self._call_store(self.store.claim, entry, lease=self.lease, force=force)
