@@ -19,7 +19,7 @@ import functools
 import logging
 from collections.abc import Callable, Generator, Sequence
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from . import replies
 from .admission import ALLOWED_METHODS, Admission, Admitted, Rejection, TooLarge
@@ -50,6 +50,7 @@ __all__ = ["ALLOWED_METHODS", "Receiver", "TooLarge", "default_store"]
 logger = logging.getLogger("codat_webhooks.receiver")
 
 _Pipeline: TypeAlias = Generator[Effect, Any, Reply]
+_F = TypeVar("_F", Reply, Work)
 
 
 def default_store(clock: Clock = system_clock) -> Store:
@@ -198,22 +199,15 @@ class Receiver:
 
         ``force`` re-runs the hooks of an already processed key (used by ``replay --force``).
         """
-        facts, observers = self._facts(worker=False)
-        reply = run(self._deliver(method, headers, body, force, facts), self._performer, facts)
-        if observers:
-            self.dispatcher.observe(observers, facts.arguments(reply))
-        return reply
+        return self._drive(lambda facts: self._deliver(method, headers, body, force, facts))
 
     async def handle_async(
         self, method: str, headers: HeaderInput, body: bytes, *, force: bool = False
     ) -> Reply:
         """As :meth:`handle`, for event loops: sync hooks and blocking stores run in threads."""
-        facts, observers = self._facts(worker=False)
-        pipeline = self._deliver(method, headers, body, force, facts)
-        reply = await run_async(pipeline, self._performer, facts)
-        if observers:
-            await self.dispatcher.observe_async(observers, facts.arguments(reply))
-        return reply
+        return await self._drive_async(
+            lambda facts: self._deliver(method, headers, body, force, facts)
+        )
 
     def reject_too_large(self, method: str, headers: HeaderInput, size: int | None) -> Reply:
         """The reply for a body an adapter stopped reading because it exceeds ``max_body_bytes``.
@@ -223,23 +217,15 @@ class Receiver:
         the reply is the same 413 (405 for a wrong method) that :meth:`handle` would give.
         ``size`` is the declared ``Content-Length``, or ``None`` for a cut-off chunked body.
         """
-        facts, observers = self._facts(worker=False)
         rejection = self.admission.too_large(method, headers, size)
-        reply = run(self._reject(rejection, facts), self._performer, facts)
-        if observers:
-            self.dispatcher.observe(observers, facts.arguments(reply))
-        return reply
+        return self._drive(lambda facts: self._reject(rejection, facts))
 
     async def reject_too_large_async(
         self, method: str, headers: HeaderInput, size: int | None
     ) -> Reply:
         """As :meth:`reject_too_large`, for event loops."""
-        facts, observers = self._facts(worker=False)
         rejection = self.admission.too_large(method, headers, size)
-        reply = await run_async(self._reject(rejection, facts), self._performer, facts)
-        if observers:
-            await self.dispatcher.observe_async(observers, facts.arguments(reply))
-        return reply
+        return await self._drive_async(lambda facts: self._reject(rejection, facts))
 
     def process_queued(self, key: str) -> Work:
         """The worker entry point of queued dispatch: run the hooks of a ``queued`` key.
@@ -250,19 +236,11 @@ class Receiver:
         until the attempts of ``retries`` are spent: then it is ``failed`` and
         ``on_handler_error`` runs. Async hook implementations are run to completion.
         """
-        facts, observers = self._facts(worker=True)
-        work = run(self._work(key, facts), self._performer, facts)
-        if observers:
-            self.dispatcher.observe(observers, facts.arguments(work))
-        return work
+        return self._drive(lambda facts: self._work(key, facts), worker=True)
 
     async def process_queued_async(self, key: str) -> Work:
         """As :meth:`process_queued`, for workers that run an event loop."""
-        facts, observers = self._facts(worker=True)
-        work = await run_async(self._work(key, facts), self._performer, facts)
-        if observers:
-            await self.dispatcher.observe_async(observers, facts.arguments(work))
-        return work
+        return await self._drive_async(lambda facts: self._work(key, facts), worker=True)
 
     def health(self) -> Reply:
         """The answer to ``GET <path>/health``: 200 when the store answers a ping, else 503.
@@ -301,10 +279,27 @@ class Receiver:
         self.lease_keeper.close()
         self.store.close()
 
-    def _facts(self, worker: bool) -> tuple[Facts, Any]:
-        """A delivery's facts, and the ``on_outcome`` implementations to hand them to."""
+    # --- running a pipeline, then telling on_outcome what it learned -------------------------
+
+    def _drive(
+        self, pipeline: Callable[[Facts], Generator[Effect, Any, _F]], worker: bool = False
+    ) -> _F:
         observers = self.dispatcher.observers()
-        return Facts(worker, self.dispatcher.timed_observers), observers
+        facts = Facts(worker, self.dispatcher.timed_observers)
+        final = run(pipeline(facts), self._performer, facts)
+        if observers:
+            self.dispatcher.observe(observers, facts.arguments(final))
+        return final
+
+    async def _drive_async(
+        self, pipeline: Callable[[Facts], Generator[Effect, Any, _F]], worker: bool = False
+    ) -> _F:
+        observers = self.dispatcher.observers()
+        facts = Facts(worker, self.dispatcher.timed_observers)
+        final = await run_async(pipeline(facts), self._performer, facts)
+        if observers:
+            await self.dispatcher.observe_async(observers, facts.arguments(final))
+        return final
 
     # --- the story of a delivery -------------------------------------------------------------
 
