@@ -97,6 +97,10 @@ class Performer:
         self.outage.check()
         return self._failing(self.store.take_record, key, lease=self.lease)
 
+    def get(self, key: str) -> Record | None:
+        self.outage.check()
+        return self._failing(self.store.get, key)
+
     def park(self, entry: Entry, reason: str) -> None:
         self.outage.check()
         self._failing(self.store.park, entry, reason=reason)

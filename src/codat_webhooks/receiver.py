@@ -37,7 +37,7 @@ from .outage import StoreOutage
 from .outcomes import Outcome
 from .queues.base import RetryPolicy, Work
 from .routing import key_from_body, route
-from .stores.base import CODAT_RETRY_WINDOW, Claim, ClaimStatus, Store, conflict_key
+from .stores.base import CODAT_RETRY_WINDOW, Claim, ClaimStatus, State, Store, conflict_key
 from .verify import Authenticator, Credentials, SecretCredentials, message_id
 
 if TYPE_CHECKING:
@@ -346,6 +346,13 @@ class Receiver:
         except StoreError as exc:
             facts.error = exc
             return replies.unavailable(key, self.retry_after)
+        if queued.status is ClaimStatus.DUPLICATE:  # queued, being processed or done: say which
+            try:
+                first = yield Ask("get", (key,))
+            except StoreError:  # still a duplicate: only the words are vaguer
+                first = None
+            state = None if first is None else first.state
+            return (yield from self._not_claimed(admitted, queued, facts, state))
         if queued.status is not ClaimStatus.QUEUED:
             return (yield from self._not_claimed(admitted, queued, facts))
         try:
@@ -357,13 +364,15 @@ class Receiver:
             return replies.unavailable(key, self.retry_after, "queue")
         return replies.queued(key)
 
-    def _not_claimed(self, admitted: Admitted, claim: Claim, facts: Facts) -> _Pipeline:
+    def _not_claimed(
+        self, admitted: Admitted, claim: Claim, facts: Facts, first: State | None = State.DONE
+    ) -> _Pipeline:
         """The answer for a key we could not claim, with the hook that hears of it."""
         key = admitted.entry.key
         if claim.status is ClaimStatus.DUPLICATE:
             delivery = facts.delivery = admitted.delivery()
             yield Notify("on_duplicate", {"delivery": delivery})
-            return replies.duplicate(key)
+            return replies.duplicate(key, first)
         if claim.status is ClaimStatus.IN_PROGRESS:
             return replies.in_progress(key, claim.retry_after)
         # Authenticated, so kept: parked beside the original, under a key that names both.
@@ -463,24 +472,16 @@ class Receiver:
                     "%s completed after its lease was taken over", key, extra=log_fields(key)
                 )
         except StoreError as exc:
-            logger.error(
-                "processed %s but could not record it (%s); retrying in the background",
-                key,
-                exc,
-                extra=log_fields(key),
-            )
+            message = "processed %s but could not record it (%s); retrying in the background"
+            logger.error(message, key, exc, extra=log_fields(key))
             yield Ask("complete_later", (key, token))
 
     def _release(self, key: str, token: int, exc: BaseException) -> Generator[Effect, Any, None]:
         try:
             yield Ask("release", (key, token, f"{type(exc).__name__}: {exc}"))
         except StoreError as store_exc:
-            logger.error(
-                "could not release %s (%s); its lease will expire",
-                key,
-                store_exc,
-                extra=log_fields(key),
-            )
+            message = "could not release %s (%s); its lease will expire"
+            logger.error(message, key, store_exc, extra=log_fields(key))
 
     def _defer(
         self, key: str, token: int, exc: BaseException, delay: float
@@ -489,9 +490,5 @@ class Receiver:
         try:
             yield Ask("defer", (key, token, self.clock() + delay, error))
         except StoreError as store_exc:
-            logger.error(
-                "could not defer %s (%s); its lease will expire",
-                key,
-                store_exc,
-                extra=log_fields(key),
-            )
+            message = "could not defer %s (%s); its lease will expire"
+            logger.error(message, key, store_exc, extra=log_fields(key))

@@ -21,6 +21,7 @@ import math
 from .delivery import Reply
 from .errors import CodatWebhookError
 from .outcomes import Outcome
+from .stores.base import State
 
 __all__ = [
     "ALLOWED",
@@ -52,8 +53,20 @@ def queued(key: str) -> Reply:
     return Reply.build(202, Outcome.QUEUED, key, "queued")
 
 
-def duplicate(key: str) -> Reply:
-    return Reply.build(200, Outcome.DUPLICATE, key, "already processed")
+_FIRST_COPY = {
+    State.DONE: "already processed",
+    State.QUEUED: "already received; queued",
+    State.PROCESSING: "already received; being processed",
+}
+"""With a queue, a duplicate's first copy may still wait for a worker or be running: saying
+"already processed" would send whoever reads the answer looking for a result not there yet."""
+
+
+def duplicate(key: str, first: State | None = State.DONE) -> Reply:
+    """Received before: 200, so the sender stops; the detail says where the first copy is
+    (``first`` is its state, ``None`` if it could not be read)."""
+    detail = _FIRST_COPY.get(first, "already received") if first else "already received"
+    return Reply.build(200, Outcome.DUPLICATE, key, detail)
 
 
 def in_progress(key: str, seconds_left: float) -> Reply:

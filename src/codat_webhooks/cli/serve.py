@@ -8,8 +8,10 @@ credentials) at the path where the app mounts it, and the rest of the app with i
 (Flask, Django...) under werkzeug, an ASGI app (FastAPI, Starlette) under uvicorn. In
 production run the app under a real server, for example:
 
-  gunicorn -w 2 'myapp:app'            # app = WebhookApp(receiver) from codat_webhooks.wsgi
-  gunicorn -w 2 -k uvicorn_worker.UvicornWorker 'myapp:app'   # app from codat_webhooks.asgi
+  # WSGI: app = WebhookApp(receiver), from codat_webhooks.wsgi
+  gunicorn -w 2 'myapp:app'
+  # ASGI: app = WebhookApp(receiver), from codat_webhooks.asgi
+  gunicorn -w 2 -k uvicorn_worker.UvicornWorker 'myapp:app'
 
 (avoid plain uvicorn --workers N: it leaves TCP_NODELAY off and stalls keep-alive clients)
 
