@@ -247,16 +247,14 @@ def _app_receiver(args: argparse.Namespace, app: LoadedApp) -> Receiver:
     own = app.receiver
     if not args.db and not args.redis_url:
         return own
-    receiver = Receiver(
+    return Receiver(
         store=open_store(args, create=True),
-        plugin_manager=own.plugin_manager,
         max_body_bytes=own.max_body_bytes,
         lease=own.lease,
         retry_after=own.retry_after,
-        insecure=True,  # replaced by the app's authenticator on the next line
+        authenticator=own.authenticator,
+        dispatcher=own.dispatcher,
     )
-    receiver.authenticator = own.authenticator
-    return receiver
 
 
 def _serve(
