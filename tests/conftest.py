@@ -42,8 +42,9 @@ def load_seed(name: str) -> dict[str, object]:
 
 
 ROOT = Path(__file__).resolve().parent.parent
-LEFT_BY_THE_RUNNER = frozenset({".coverage"})
-"""Written by ``coverage run`` around pytest, not by a test."""
+LEFT_BY_THE_RUNNER = frozenset({".coverage", ".hypothesis"})
+"""Written on purpose, and ignored by git: ``coverage run``'s data around pytest, and the
+examples Hypothesis keeps so that a failure it found is tried first on the next run."""
 
 
 def root_entries() -> set[str]:
