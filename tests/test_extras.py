@@ -1,13 +1,17 @@
 """Each extra installs what its documented example needs: a clean virtualenv holding the built
-wheel and that one extra runs the example, read from the docs page that documents it.
+wheel and the extra runs the example, read from the docs page that documents it.
 
 The suite's own environment has every extra and the dev tools, so a dependency an extra forgets
 (kombu's Redis transport needs ``packaging``; the tracing example needs the OpenTelemetry SDK)
-never shows there. Here each extra gets its own virtualenv without system site-packages:
-``pip --python`` of the suite installs ``wheel[extra]`` into it (from the index, through pip's
-cache), all six at once while the first examples run. Nothing else is installed, not even pip,
-so an example passes only on what the extra brings. ``--no-compile`` halves the install time:
-the examples import a small part of what is installed.
+never shows there. Here the extras get virtualenvs without system site-packages: ``pip
+--python`` of the suite installs ``wheel[extras]`` into them (from the index, through pip's
+cache), side by side while the first example runs. Nothing else is installed, not even pip.
+
+Two virtualenvs, not six (installs are most of this file's time): ``celery`` alone, because
+what it brings (redis-py, ``packaging``) is what other examples could lean on unnoticed; the
+other extras share one, and a test proves that none of them brings a package another one
+needs, so each example there still passes only on what its own extra brings.
+``--no-compile`` halves the install time: the examples import a small part of what is installed.
 
 What is adapted, mechanically: ports become free loopback ports of servers we start; the
 Celery example's web process is the receiver it builds, called in a process of that virtualenv
@@ -16,6 +20,7 @@ Celery example's web process is the receiver it builds, called in a process of t
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -63,29 +68,38 @@ def file_block(page: str, name: str) -> Block:
     return found
 
 
-# --- one virtualenv per extra, installed side by side -----------------------------------------
+# --- the virtualenvs, installed side by side --------------------------------------------------
+
+ALONE = ["celery"]
+SHARED = [extra for extra in EXTRAS if extra not in ALONE]
+GROUPS = {**{extra: [extra] for extra in ALONE}, "shared": SHARED}
+
+
+def group_of(extra: str) -> str:
+    return next(name for name, extras in GROUPS.items() if extra in extras)
 
 
 class Venvs:
-    """Starts every extra's install at once; ``python(extra)`` waits for that one only."""
+    """Starts every group's install at once; ``python(extra)`` waits for its group's only."""
 
     def __init__(self, wheel: Path, root: Path) -> None:
         self.root = root
         self.installs: dict[str, subprocess.Popen[str]] = {}
-        for extra in EXTRAS:
-            venv = root / extra
+        for name, extras in GROUPS.items():
+            venv = root / name
             subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
-            self.installs[extra] = subprocess.Popen(
+            self.installs[name] = subprocess.Popen(
                 [sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install",
-                 "--quiet", "--no-compile", f"{wheel}[{extra}]"],
+                 "--quiet", "--no-compile", f"{wheel}[{','.join(extras)}]"],
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             )  # fmt: skip
 
     def python(self, extra: str) -> Path:
-        install = self.installs[extra]
+        name = group_of(extra)
+        install = self.installs[name]
         output, _ = install.communicate(timeout=300)
-        assert install.returncode == 0, f"pip install wheel[{extra}] failed:\n{output}"
-        return self.root / extra / "bin" / "python"
+        assert install.returncode == 0, f"pip install wheel{GROUPS[name]} failed:\n{output}"
+        return self.root / name / "bin" / "python"
 
     def close(self) -> None:
         for install in self.installs.values():
@@ -282,8 +296,54 @@ def test_every_extra_has_a_documented_example() -> None:
     assert sorted(CHECKS) == EXTRAS
 
 
+BROUGHT = r"""
+import json, re, sys
+from importlib.metadata import PackageNotFoundError, distribution
+
+
+def closure(name, extras=()):
+    seen, todo = set(), [(name, frozenset(extras))]
+    while todo:
+        name, extras = todo.pop()
+        key = re.sub(r"[-_.]+", "-", name).lower()
+        if (key, extras) in seen:
+            continue
+        try:
+            requires = distribution(name).requires or ()
+        except PackageNotFoundError:  # a requirement for another Python or platform
+            continue
+        seen.add((key, extras))
+        for requirement in requires:
+            spec, _, marker = requirement.partition(";")
+            wanted = set(re.findall(r"extra\s*==\s*['\"]([^'\"]+)", marker))
+            if wanted and not wanted & extras:
+                continue
+            found = re.match(r"\s*([A-Za-z0-9._-]+)\s*(?:\[([^\]]*)\])?", spec)
+            named = {e.strip() for e in (found[2] or "").split(",") if e.strip()}
+            todo.append((found[1], frozenset(named)))
+    return {key for key, _ in seen}
+
+
+core = closure("codat-webhooks")
+print(json.dumps({x: sorted(closure("codat-webhooks", {x}) - core) for x in sys.argv[1:]}))
+"""
+"""Prints, for each extra named, the installed distributions it brings beyond the core's."""
+
+
+def test_the_shared_extras_bring_nothing_another_one_needs(venvs: Venvs, tmp_path: Path) -> None:
+    python = venvs.python(SHARED[0])
+    result = subprocess.run(
+        [python, "-c", BROUGHT, *SHARED], capture_output=True, text=True, check=True
+    )
+    brought: dict[str, list[str]] = json.loads(result.stdout)
+    for extra in SHARED:
+        assert brought[extra], f"[{extra}] brings nothing: {brought}"
+        others = {name for other in SHARED if other != extra for name in brought[other]}
+        assert not others & set(brought[extra]), (extra, brought)
+
+
 @pytest.mark.parametrize("extra", EXTRAS)
-def test_extra_alone_runs_its_documented_example(
+def test_extra_runs_its_documented_example(
     extra: str, venvs: Venvs, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     python = venvs.python(extra)
