@@ -150,7 +150,10 @@ def test_the_two_terminals_print_what_the_readme_shows(tmp_path: Path) -> None:
 
 
 def preview(command: str, tmp_path: Path) -> str:
-    """Run a ``mkdocs serve`` command on a free port until it serves; what it printed."""
+    """Run a ``mkdocs serve`` command on a free port until it starts building; what it printed.
+
+    The theme, which prints the notice, is loaded with the configuration, before the build: no
+    need to wait for the site."""
     port = free_port()
     log = tmp_path / f"mkdocs-{port}.log"
     with log.open("wb") as output:
@@ -161,7 +164,7 @@ def preview(command: str, tmp_path: Path) -> str:
         )  # fmt: skip
     try:
         deadline = time.monotonic() + 90
-        while "Serving on" not in log.read_text():
+        while "Building documentation" not in log.read_text():
             assert server.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
