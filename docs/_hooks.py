@@ -2,8 +2,14 @@
 
 The reference pages (rule types, events, hooks) and the changelog are rebuilt from the rule
 table, the event table, the hookspec modules and ``CHANGELOG.md`` on every ``mkdocs build``, so
-they cannot drift from the code. An unknown marker name fails the build. The generators are
+the site cannot drift from the code. An unknown marker name fails the build. The generators are
 plain functions of the code, so ``tests/test_docs.py`` can call them too.
+
+Tables generated from the code are also committed, between ``<!-- generate: NAME -->`` and
+``<!-- end generate -->``, so the reference reads the same in the repository as on the site;
+``tests/test_docs_generated.py`` fails when they are stale, and ``scripts/generate-docs`` (this
+file run as a script) rewrites them. Copies of other repository files (``changelog``,
+``include``) stay single markers filled at build time: the file they copy is already there.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import html
 import inspect
 import json
 import re
+import sys
 import types
 import typing
 import uuid
@@ -22,6 +29,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 SEED_DIR = ROOT / "tests" / "samples"
 MARKER = re.compile(r"^<!-- generate: ([a-z0-9-]+)(?: (\S+))? -->$", re.MULTILINE)
+END = "<!-- end generate -->"
+REGION = re.compile(
+    r"^(<!-- generate: ([a-z0-9-]+) -->)\n(?:(?!<!-- generate: ).)*?^" + re.escape(END) + "$",
+    re.MULTILINE | re.DOTALL,
+)
+PAGES = ROOT / "docs"
 BANNER = re.compile(r"^# --- (.+?) -+$")
 ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")
 
@@ -361,18 +374,66 @@ GENERATORS: dict[str, Callable[..., str]] = {
 }
 
 
+COMMITTED = frozenset(GENERATORS) - {"changelog", "include"}
+"""Generators whose output is committed into the page between the two markers."""
+
+
+def regenerate(markdown: str, where: str = "page") -> str:
+    """Fill every committed region with what the code generates now."""
+
+    def fill(match: re.Match[str]) -> str:
+        start, name = match.groups()
+        if name not in COMMITTED:
+            raise ValueError(f"{where}: {name!r} is filled at build time; use a single marker")
+        return f"{start}\n\n{GENERATORS[name]()}\n\n{END}"
+
+    return REGION.sub(fill, markdown)
+
+
 def expand(markdown: str, where: str = "page") -> str:
-    """Replace every marker in ``markdown``; an unknown name is an error, not a silent gap."""
+    """Refresh the committed regions and fill the single markers; an unknown or misplaced name
+    is an error, not a silent gap."""
+    markdown = regenerate(markdown, where)
+    regions = [match.span() for match in REGION.finditer(markdown)]
 
     def generate(match: re.Match[str]) -> str:
+        if any(start <= match.start() < end for start, end in regions):
+            return match.group(0)
         name, argument = match.groups()
         if name not in GENERATORS:
             raise ValueError(f"{where}: unknown generator {name!r}; known: {sorted(GENERATORS)}")
+        if name in COMMITTED:
+            raise ValueError(
+                f"{where}: {name!r} must be committed: add {END} after it and run "
+                "scripts/generate-docs"
+            )
         return GENERATORS[name](*([argument] if argument else []))
 
     return MARKER.sub(generate, markdown)
 
 
+def stale_pages() -> list[Path]:
+    """The pages whose committed regions differ from what the code generates now."""
+    return [
+        page
+        for page in sorted(PAGES.rglob("*.md"))
+        if regenerate(text := page.read_text(encoding="utf-8"), str(page)) != text
+    ]
+
+
 def on_page_markdown(markdown: str, page: Any, **_: Any) -> str:
     """MkDocs entry point: runs for every page before it is rendered."""
     return expand(markdown, page.file.src_uri)
+
+
+def main() -> int:
+    """Rewrite the stale committed regions in place (``scripts/generate-docs``)."""
+    for page in stale_pages():
+        text = page.read_text(encoding="utf-8")
+        page.write_text(regenerate(text, str(page)), encoding="utf-8")
+        print(f"regenerated {page.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,28 @@ def seed_bodies() -> dict[str, bytes]:
 
 def load_seed(name: str) -> dict[str, object]:
     return json.loads((SAMPLES_DIR / f"{name}.json").read_bytes())  # type: ignore[no-any-return]
+
+
+ROOT = Path(__file__).resolve().parent.parent
+LEFT_BY_THE_RUNNER = frozenset({".coverage", ".hypothesis"})
+"""Written on purpose, and ignored by git: ``coverage run``'s data around pytest, and the
+examples Hypothesis keeps so that a failure it found is tried first on the next run."""
+
+
+def root_entries() -> set[str]:
+    return {path.name for path in ROOT.iterdir()} - LEFT_BY_THE_RUNNER
+
+
+AT_START = root_entries()
+"""Taken when pytest loads this file, before collection imports any test module."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_stray_files_in_the_repository_root() -> Iterator[None]:
+    """A test, or a module imported at collection, that writes into the current directory (the
+    repository root under pytest) leaves a file a developer may commit by mistake, or that a
+    later run silently reuses (a SQLite store full of old deliveries). Files belong in
+    ``tmp_path``."""
+    yield
+    stray = sorted(root_entries() - AT_START)
+    assert not stray, f"the test run left these in {ROOT}: {stray}; write them under tmp_path"

@@ -87,9 +87,13 @@ def test_serve_console_with_an_asgi_app(tmp_path: Path) -> None:
     assert "deliveries console on http://127.0.0.1" in (tmp_path / "log").read_text()
 
 
-def run_serve(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_serve(
+    cwd: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``serve`` in ``cwd``: it opens its default SQLite store there before it checks flags."""
     return subprocess.run(
         [str(EXECUTABLE), "serve", "--port", "0", "--insecure", *args],
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=60,
@@ -106,14 +110,17 @@ def run_serve(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
         (["--console-insecure"], "goes with --console"),
     ],
 )
-def test_serve_refuses_an_unprotected_console(args: list[str], message: str) -> None:
-    done = run_serve(*args)
+def test_serve_refuses_an_unprotected_console(
+    args: list[str], message: str, tmp_path: Path
+) -> None:
+    done = run_serve(tmp_path, *args)
     assert done.returncode == 2, done
     assert message in done.stderr
 
 
-def test_serve_refuses_codats_credential_as_the_console_password() -> None:
+def test_serve_refuses_codats_credential_as_the_console_password(tmp_path: Path) -> None:
     done = run_serve(
+        tmp_path,
         "--console",
         "--authorization",
         "Bearer shared-secret-value",

@@ -1,5 +1,9 @@
 """The application the gunicorn metrics test serves: a receiver on a shared SQLite file with
-the Prometheus plugin, ``/metrics`` beside it, and each answer naming the worker's pid."""
+the Prometheus plugin, ``/metrics`` beside it, and each answer naming the worker's pid.
+
+Only gunicorn imports it, with its settings in ``METRICS_TEST_*`` variables: a default file name
+here would put a store in whatever directory imported it (the repository root, under pytest).
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from codat_webhooks.plugins.prometheus import PrometheusMetrics, metrics_wsgi_ap
 from codat_webhooks.stores import SQLiteStore
 from codat_webhooks.wsgi import WebhookApp
 
-AUTHORIZATION = "Bearer metrics-s3cret"
+AUTHORIZATION = os.environ["METRICS_TEST_AUTHORIZATION"]
 GATE = Path(os.environ.get("METRICS_TEST_GATE", "/nonexistent"))
 
 
@@ -41,7 +45,7 @@ class Handlers:
 metrics = PrometheusMetrics(flush_interval=float(os.environ.get("METRICS_TEST_FLUSH_INTERVAL", 1)))
 receiver = Receiver(
     authorization=AUTHORIZATION,
-    store=SQLiteStore(os.environ.get("METRICS_TEST_DB", "metrics-test.sqlite3")),
+    store=SQLiteStore(os.environ["METRICS_TEST_DB"]),  # the test's tmp_path: never the cwd
     plugins=[Handlers(), metrics],
     load_entrypoints=False,
 )

@@ -17,9 +17,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from codat_webhooks.testing import sample_body
 
 from ..adapters.servers import free_port, gunicorn, running
-from .metrics_app import AUTHORIZATION
 
 pytestmark = pytest.mark.slow
+
+AUTHORIZATION = "Bearer metrics-s3cret"
 
 PATH = "/webhooks/codat"
 
@@ -60,6 +61,7 @@ def metrics_server(
     env = {
         "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
         "METRICS_TEST_DB": str(tmp_path / "deliveries.sqlite3"),
+        "METRICS_TEST_AUTHORIZATION": AUTHORIZATION,
         **{f"METRICS_TEST_{name.upper()}": value for name, value in settings.items()},
     }
     port = free_port()
