@@ -11,8 +11,8 @@ and runs a blocking store in a worker thread.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeAlias, TypeVar
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias, TypeVar
 
 from .errors import StoreError
 from .hooks.dispatch import Dispatcher
@@ -24,7 +24,17 @@ from .stores.base import Claim, Entry, Record, Store
 if TYPE_CHECKING:
     from .queues.base import Queue
 
-__all__ = ["Ask", "Effect", "Enqueue", "Hooks", "Notify", "Performer", "run", "run_async"]
+__all__ = [
+    "Ask",
+    "CompleteLater",
+    "Effect",
+    "Enqueue",
+    "Hooks",
+    "Notify",
+    "Performer",
+    "run",
+    "run_async",
+]
 
 
 class Ask(NamedTuple):
@@ -57,10 +67,16 @@ class Enqueue(NamedTuple):
     key: str
 
 
-Effect: TypeAlias = Ask | Hooks | Notify | Enqueue
+class CompleteLater(NamedTuple):
+    """Keep the claim and record the key as done in the background once the store answers:
+    its hooks ran, so a retry must find it done rather than run them again."""
+
+    key: str
+    token: int
+
+
+Effect: TypeAlias = Ask | Hooks | Notify | Enqueue | CompleteLater
 _Result = TypeVar("_Result")
-_R = TypeVar("_R")
-_P = ParamSpec("_P")
 
 
 class Performer:
@@ -86,46 +102,35 @@ class Performer:
     # --- the store operations an Ask names ------------------------------------------------------
 
     def claim(self, entry: Entry, force: bool) -> Claim:
-        self.outage.check()
-        return self._failing(self.store.claim, entry, lease=self.lease, force=force)
+        return self.store.claim(entry, lease=self.lease, force=force)
 
     def enqueue(self, entry: Entry) -> Claim:
-        self.outage.check()
-        return self._failing(self.store.enqueue, entry)
+        return self.store.enqueue(entry)
 
     def take(self, key: str) -> tuple[Claim, Record | None]:
-        self.outage.check()
-        return self._failing(self.store.take_record, key, lease=self.lease)
+        return self.store.take_record(key, lease=self.lease)
 
     def get(self, key: str) -> Record | None:
-        self.outage.check()
-        return self._failing(self.store.get, key)
+        return self.store.get(key)
 
     def park(self, entry: Entry, reason: str) -> None:
-        self.outage.check()
-        self._failing(self.store.park, entry, reason=reason)
+        self.store.park(entry, reason=reason)
 
     def complete(self, key: str, token: int) -> bool:
-        self.outage.check()
-        return self._failing(self.store.complete, key, token)
+        return self.store.complete(key, token)
 
     def release(self, key: str, token: int, error: str) -> bool:
-        self.outage.check()
-        return self._failing(self.store.release, key, token, error=error)
+        return self.store.release(key, token, error=error)
 
     def defer(self, key: str, token: int, due: float, error: str) -> bool:
+        return self.store.defer(key, token, due=due, error=error)
+
+    def _ask(self, operation: str, args: tuple[Any, ...]) -> Any:
+        """One store call through the outage state: refused at once while the store is known
+        to be down, and a failure starts an outage."""
         self.outage.check()
-        return self._failing(self.store.defer, key, token, due=due, error=error)
-
-    def complete_later(self, key: str, token: int) -> None:
-        """Keep the claim and record the key as done in the background, once the store
-        answers: its hooks ran, so a retry must find it done, not run them again."""
-        self.leases.complete_later(key, token)
-
-    def _failing(self, call: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        """``call``, telling the outage state when the store fails."""
         try:
-            return call(*args, **kwargs)
+            return getattr(self, operation)(*args)
         except StoreError as exc:
             self.outage.failed(exc)
             raise
@@ -135,7 +140,7 @@ class Performer:
     def perform(self, effect: Effect, facts: Facts) -> Any:
         match effect:
             case Ask(operation, args):
-                return getattr(self, operation)(*args)
+                return self._ask(operation, args)
             case Hooks(names, kwargs, key, token):
                 self.leases.track(key, token)
                 try:
@@ -147,14 +152,16 @@ class Performer:
             case Enqueue(key):
                 assert self.queue is not None
                 self.queue.enqueue(key)
+            case CompleteLater(key, token):
+                self.leases.complete_later(key, token)
         return None
 
     async def perform_async(self, effect: Effect, facts: Facts) -> Any:
         match effect:
             case Ask(operation, args):
                 if not self.store.blocking:
-                    return getattr(self, operation)(*args)
-                return await _in_thread(getattr(self, operation), *args)
+                    return self._ask(operation, args)
+                return await _in_thread(self._ask, operation, args)
             case Hooks(names, kwargs, key, token):
                 self.leases.track(key, token)
                 try:
@@ -169,6 +176,8 @@ class Performer:
                     await _in_thread(self.queue.enqueue, key)
                 else:
                     self.queue.enqueue(key)
+            case CompleteLater(key, token):
+                self.leases.complete_later(key, token)
         return None
 
 

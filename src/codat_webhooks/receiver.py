@@ -25,7 +25,17 @@ from . import replies
 from .admission import ALLOWED_METHODS, Admission, Admitted, Rejection, TooLarge
 from .clock import Clock, system_clock, utc_now
 from .delivery import Delivery, Reply
-from .effects import Ask, Effect, Enqueue, Hooks, Notify, Performer, run, run_async
+from .effects import (
+    Ask,
+    CompleteLater,
+    Effect,
+    Enqueue,
+    Hooks,
+    Notify,
+    Performer,
+    run,
+    run_async,
+)
 from .errors import ConfigurationError, ConflictError, PayloadError, StoreError
 from .headers import HeaderInput, Headers
 from .hooks.dispatch import Dispatcher
@@ -474,7 +484,7 @@ class Receiver:
         except StoreError as exc:
             message = "processed %s but could not record it (%s); retrying in the background"
             logger.error(message, key, exc, extra=log_fields(key))
-            yield Ask("complete_later", (key, token))
+            yield CompleteLater(key, token)
 
     def _release(self, key: str, token: int, exc: BaseException) -> Generator[Effect, Any, None]:
         try:

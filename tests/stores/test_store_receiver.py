@@ -210,6 +210,8 @@ def test_redis_outage_answers_503_and_service_resumes_without_loss(tmp_path: Pat
             assert ("Retry-After", "30") in reply.headers
         assert len(hook.keys) == 1
         server, url = start_redis(port, directory=tmp_path)
+        # 503 at once until the receiver's watcher finds the store back (a ping a second)
+        wait_for(lambda: receiver.outage.down is None, 20.0)
         assert receiver.handle("POST", {}, during).outcome == "processed"
         assert receiver.handle("POST", {}, before).outcome == "duplicate"  # survived the restart
         assert receiver.handle("POST", {}, during).outcome == "duplicate"
