@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
 from datetime import datetime
 from json.encoder import encode_basestring_ascii
+from typing import NamedTuple
 
 from .headers import Headers
 from .outcomes import Outcome  # re-exported: older code imports it from here
@@ -13,9 +13,8 @@ from .outcomes import Outcome  # re-exported: older code imports it from here
 __all__ = ["Delivery", "Outcome", "Reply"]
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One HTTP delivery as hooks see it.
+class Delivery(NamedTuple):
+    """One HTTP delivery as hooks see it (immutable: a hook cannot change what another sees).
 
     ``key`` is the idempotency key (``webhook-id``, else the body's ``id``, else ``AlertId``,
     else ``sha256:<body digest>``); ``None`` only on rejections that happen before a key can be
@@ -38,15 +37,14 @@ def _json_str(text: str | None) -> str:
     return "null" if text is None else encode_basestring_ascii(text)
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
+class Reply(NamedTuple):
     """What to send back: adapters write ``status``, ``headers`` and ``body`` verbatim."""
 
     status: int
     headers: list[tuple[str, str]]
     body: bytes
     outcome: str
-    key: str | None = field(default=None)
+    key: str | None = None
 
     @classmethod
     def build(
