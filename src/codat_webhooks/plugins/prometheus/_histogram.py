@@ -21,12 +21,11 @@ the times. The plugin records answers as they come and hands them over here a ba
 
 from __future__ import annotations
 
-import collections
+import operator
 import os
 import threading
-from bisect import bisect_left
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
-from functools import partial
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Histogram
@@ -61,6 +60,14 @@ class LatencyHistogram(Protocol):
         """The histogram as prometheus-client exposes it."""
 
 
+class _Series:
+    """One label set's numbers: the cumulative count of each bucket, and the sum."""
+
+    def __init__(self, size: int) -> None:
+        self.buckets = [0] * size
+        self.total = 0.0
+
+
 class BatchedHistogram(Collector):
     """Our own bucket counts and sums per label set, read by the registry at scrape time."""
 
@@ -80,8 +87,7 @@ class BatchedHistogram(Collector):
         # the ``le`` label of each bucket, spelt as prometheus-client's own Histogram spells it
         # (public in prometheus_client.utils, but without type annotations)
         self._le: list[str] = [floatToGoString(bound) for bound in self.bounds]  # type: ignore[no-untyped-call]
-        self._series: dict[tuple[str, ...], tuple[list[int], list[float]]] = {}
-        """Per label set: the count of each bucket (not cumulative), and the sum in a list."""
+        self._series: dict[tuple[str, ...], _Series] = {}
         self._lock = threading.Lock()
         """A flush and a scrape may run at once: a scrape sees a batch whole or not at all."""
         start_over_in_children(self)
@@ -89,16 +95,16 @@ class BatchedHistogram(Collector):
             registry.register(self)
 
     def add(self, labels: tuple[str, ...], values: Sequence[float]) -> None:
-        # Each value's bucket is the first bound at or above it, as in Histogram.observe.
-        buckets = collections.Counter(map(partial(bisect_left, self.bounds), values))
+        # Prometheus buckets are cumulative: the bucket of a bound counts every value at or
+        # below it (Histogram.observe's rule), i.e. how far into the sorted batch the bound lies.
+        ordered = sorted(values)
+        upto = [bisect_right(ordered, bound) for bound in self.bounds]
         with self._lock:
             series = self._series.get(labels)
             if series is None:
-                series = self._series[labels] = ([0] * len(self.bounds), [0.0])
-            counts, total = series
-            for index, count in buckets.items():
-                counts[index] += count
-            total[0] += sum(values)
+                series = self._series[labels] = _Series(len(self.bounds))
+            series.buckets = list(map(operator.add, series.buckets, upto))
+            series.total += sum(ordered)
 
     def describe(self) -> Iterator[Metric]:
         """The family's name, so a registry refuses a second plugin's histogram of that name."""
@@ -107,15 +113,9 @@ class BatchedHistogram(Collector):
     def collect(self) -> Iterator[Metric]:
         family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
         with self._lock:
-            series = [
-                (labels, list(counts), total[0]) for labels, (counts, total) in self._series.items()
-            ]
-        for labels, counts, total in series:
-            cumulative, buckets = 0, []
-            for le, count in zip(self._le, counts, strict=True):
-                cumulative += count
-                buckets.append((le, float(cumulative)))
-            family.add_metric(labels, buckets, total)
+            series = [(labels, one.buckets, one.total) for labels, one in self._series.items()]
+        for labels, buckets, total in series:
+            family.add_metric(labels, list(zip(self._le, map(float, buckets), strict=True)), total)
         yield family
 
     def _forked(self) -> None:
