@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -401,3 +402,18 @@ def test_a_forked_child_counts_its_own_answers(registry: CollectorRegistry) -> N
     assert delivered(metrics) == 0
     metrics.flush()
     assert delivered(metrics) == 1
+
+
+def test_multiprocess_mode_feeds_prometheus_clients_own_histograms(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Only the files of prometheus-client's own metrics are added up over processes, so in
+    multiprocess mode the histograms are real ``Histogram`` objects (see the gunicorn test)."""
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    alone = PrometheusMetrics(CollectorRegistry())
+    assert isinstance(alone.hook_duration, BatchedHistogram)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    shared = PrometheusMetrics(CollectorRegistry())
+    assert isinstance(shared.duration, ObservedHistogram)
+    assert isinstance(shared.hook_duration, ObservedHistogram)
+    assert isinstance(shared.hook_duration.histogram, Histogram)
