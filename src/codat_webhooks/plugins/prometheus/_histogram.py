@@ -1,15 +1,15 @@
 """Latency histograms written a batch at a time, on prometheus-client's public API.
 
-A Prometheus histogram of seconds is, per label set, a count per bucket (a time falls in the
-first bucket whose upper bound is at least the time; the last bound is +Inf) and the sum of
-the times. The plugin records answers as they come and hands them over here a batch at a time
-(see ``_metrics``). Where the histogram's numbers must end up decides how a batch is written:
+A Prometheus histogram of seconds is, per label set, a count per bucket bound (how many times
+were at most that long: the buckets are cumulative, and the last bound, +Inf, counts them all)
+and the sum of the times. The plugin records answers as they come and hands them over here a
+batch at a time (see ``_metrics``). Where the numbers must end up decides how a batch is
+written:
 
-* **One process** (the usual case, and every ASGI server with one worker): the numbers are
-  ours. :class:`BatchedHistogram` counts a whole batch into its buckets at once and is a
-  custom collector, prometheus-client's public extension point: the registry reads it at
-  scrape time as a ``HistogramMetricFamily``, with the same names, labels and ``le`` values
-  as a ``prometheus_client.Histogram`` would expose.
+* **One process** (the usual case): the numbers are ours. :class:`BatchedHistogram` counts a
+  whole batch into its buckets at once and is a custom collector, prometheus-client's public
+  extension point: the registry reads it at scrape time as a ``HistogramMetricFamily``, with
+  the names, labels and ``le`` values a ``prometheus_client.Histogram`` would expose.
 * **prometheus-client's multiprocess mode** (``PROMETHEUS_MULTIPROC_DIR`` set, e.g. gunicorn
   with several workers): a scrape adds up the files that each process's own metric objects
   write, and sees nothing a custom collector holds. :class:`ObservedHistogram` therefore feeds
