@@ -126,18 +126,8 @@ class BatchedHistogram(Collector):
 class ObservedHistogram:
     """A ``prometheus_client.Histogram`` fed one value at a time, for multiprocess mode."""
 
-    def __init__(
-        self,
-        name: str,
-        documentation: str,
-        labelnames: Sequence[str],
-        *,
-        buckets: Sequence[float],
-        registry: CollectorRegistry | None,
-    ) -> None:
-        self.histogram = Histogram(
-            name, documentation, labelnames, buckets=buckets, registry=registry
-        )
+    def __init__(self, histogram: Histogram) -> None:
+        self.histogram = histogram
         self._children: dict[tuple[str, ...], Histogram] = {}
 
     def add(self, labels: tuple[str, ...], values: Sequence[float]) -> None:
@@ -160,5 +150,7 @@ def latency_histogram(
     registry: CollectorRegistry | None,
 ) -> LatencyHistogram:
     """The histogram that reaches a scrape in this process's mode (see the module's text)."""
-    kind = ObservedHistogram if in_multiprocess_mode() else BatchedHistogram
-    return kind(name, documentation, labelnames, buckets=buckets, registry=registry)
+    if in_multiprocess_mode():
+        histogram = Histogram(name, documentation, labelnames, buckets=buckets, registry=registry)
+        return ObservedHistogram(histogram)
+    return BatchedHistogram(name, documentation, labelnames, buckets=buckets, registry=registry)
