@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,11 +24,11 @@ from codat_webhooks.plugins.labels import type_label
 from codat_webhooks.plugins.prometheus import (
     LATENCY_BUCKETS,
     PrometheusMetrics,
-    _observe_batch,
     metrics_asgi_app,
     metrics_wsgi_app,
     render,
 )
+from codat_webhooks.plugins.prometheus._histogram import BatchedHistogram, ObservedHistogram
 from codat_webhooks.queues import RetryPolicy
 from codat_webhooks.stores import Entry, MemoryStore
 from codat_webhooks.testing import sample_body
@@ -335,28 +336,53 @@ def test_types_a_sender_invents_share_one_label_set(registry: CollectorRegistry)
     assert len(metrics._answers) == 2, "only the recognised spellings are kept"
 
 
-@pytest.mark.parametrize("more", [0, 200], ids=["a value per bucket", "per bound"])
-def test_a_batch_of_observations_adds_up_as_one_by_one(more: int) -> None:
+def observed(*args: Any, **options: Any) -> ObservedHistogram:
+    return ObservedHistogram(Histogram(*args, **options))
+
+
+@pytest.mark.parametrize("kind", [BatchedHistogram, observed])
+@pytest.mark.parametrize("more", [0, 200], ids=["a few values", "a busy second"])
+def test_a_batch_of_observations_adds_up_as_one_by_one(kind: Any, more: int) -> None:
+    """Both ways of writing a batch expose what prometheus-client's Histogram would, sample
+    for sample: the same names, the same ``le`` labels, the same counts and sum."""
     values = [0.0, 0.0005, 0.0004999, 0.0005001, 0.003, 0.05, 0.05, 1, 9.99, 10, 11, 3600]
     values += [random.uniform(0, 12) for _ in range(more)]
     one_by_one, batched = CollectorRegistry(), CollectorRegistry()
     expected = Histogram("t_seconds", "t", ["hook"], buckets=LATENCY_BUCKETS, registry=one_by_one)
     for value in values:
         expected.labels("on_alert").observe(value)
-    series = Histogram(
-        "t_seconds", "t", ["hook"], buckets=LATENCY_BUCKETS, registry=batched
-    ).labels("on_alert")
+    expected.labels("on_alert_too").observe(0.01)
+    histogram = kind("t_seconds", "t", ["hook"], buckets=LATENCY_BUCKETS, registry=batched)
+    half = len(values) // 2
+    histogram.add(("on_alert",), values[:half])  # two flushes
+    histogram.add(("on_alert",), values[half:])
+    histogram.add(("on_alert_too",), [0.01])
 
-    def not_one_by_one(value: float) -> None:
-        raise AssertionError("the installed prometheus-client took the slow path")
+    def exposed(registry: CollectorRegistry) -> dict[tuple[str, tuple[Any, ...]], float]:
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in registry.collect()
+            for sample in family.samples
+            if not sample.name.endswith("_created")  # when each series began: not a count
+        }
 
-    series.observe = not_one_by_one  # type: ignore[method-assign,assignment]
-    _observe_batch(series, values)
-    want = {s.labels.get("le"): s.value for f in one_by_one.collect() for s in f.samples}
-    got = {s.labels.get("le"): s.value for f in batched.collect() for s in f.samples}
+    want, got = exposed(one_by_one), exposed(batched)
     assert got.keys() == want.keys()
-    for le, value in want.items():
-        assert got[le] == pytest.approx(value), le
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value), key
+
+
+def test_a_histogram_name_taken_on_the_registry_is_refused(registry: CollectorRegistry) -> None:
+    """As with prometheus-client's own metrics, two series of one name cannot be registered."""
+    BatchedHistogram(
+        "codat_webhooks_hook_duration_seconds", "t", ["hook"], buckets=[1], registry=registry
+    )
+    with pytest.raises(ValueError, match="Duplicated timeseries"):
+        BatchedHistogram(
+            "codat_webhooks_hook_duration_seconds", "t", [], buckets=[1], registry=registry
+        )
+    with pytest.raises(ValueError, match="Duplicated timeseries"):
+        PrometheusMetrics(registry)
 
 
 def test_a_forked_child_counts_its_own_answers(registry: CollectorRegistry) -> None:
@@ -380,3 +406,18 @@ def test_a_forked_child_counts_its_own_answers(registry: CollectorRegistry) -> N
     assert delivered(metrics) == 0
     metrics.flush()
     assert delivered(metrics) == 1
+
+
+def test_multiprocess_mode_feeds_prometheus_clients_own_histograms(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Only the files of prometheus-client's own metrics are added up over processes, so in
+    multiprocess mode the histograms are real ``Histogram`` objects (see the gunicorn test)."""
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    alone = PrometheusMetrics(CollectorRegistry())
+    assert isinstance(alone.hook_duration, BatchedHistogram)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    shared = PrometheusMetrics(CollectorRegistry())
+    assert isinstance(shared.duration, ObservedHistogram)
+    assert isinstance(shared.hook_duration, ObservedHistogram)
+    assert isinstance(shared.hook_duration.histogram, Histogram)
