@@ -32,7 +32,6 @@ from redis.retry import Retry
 
 from .._forking import leave_to_parent, start_over_in_children
 from ..errors import ConfigurationError, StoreError
-from ._plan import decode_headers, encode_headers
 from .base import (
     DEFAULT_RETENTION,
     Claim,
@@ -42,10 +41,10 @@ from .base import (
     RecordQuery,
     State,
     Store,
-    key_problem,
     newest_first,
-    storable_text,
 )
+from .machine import Move
+from .records import decode_headers, encode_headers
 
 __all__ = ["RedisStore"]
 
@@ -57,14 +56,25 @@ local function touch(now, member, ttl)
   redis.call('ZADD', index, now, member)
   redis.call('PEXPIRE', rec, ttl)
 end
+-- machine._hand_over: IN_PROGRESS while a lease is alive, else PROCESSING under a new token.
+local function hand_over(state, attempts, token, lease_expires, now, expires, ttl, member)
+  attempts, lease_expires = tonumber(attempts), tonumber(lease_expires)
+  if state == 'processing' and lease_expires > tonumber(now) then
+    return {'in_progress', 0, attempts, tostring(lease_expires - tonumber(now))}
+  end
+  token, attempts = tonumber(token) + 1, attempts + 1
+  redis.call('HSET', rec, 'state', 'processing', 'attempts', attempts, 'last_seen', now,
+             'token', token, 'lease_expires', expires)
+  touch(now, member, ttl)
+  return {'claimed', token, attempts, '0'}
+end
 """
 
 _CLAIM = (
     _PRELUDE
     + """
 -- ARGV: now, lease_expires, cutoff, force, fingerprint, body, headers, kind, company_id,
---       ttl_ms, member, index_floor
-local now = tonumber(ARGV[1])
+--       ttl_ms, member, index_floor, verified_by
 local cur = redis.call('HMGET', rec, 'state', 'fingerprint', 'attempts', 'token',
                        'lease_expires', 'last_seen')
 local state = cur[1]
@@ -76,61 +86,51 @@ if not state then
                   'headers', ARGV[7], 'token', 1, 'lease_expires', ARGV[2]}
   if ARGV[8] ~= '' then table.insert(fields, 'kind'); table.insert(fields, ARGV[8]) end
   if ARGV[9] ~= '' then table.insert(fields, 'company_id'); table.insert(fields, ARGV[9]) end
+  if ARGV[13] ~= '' then table.insert(fields, 'verified_by'); table.insert(fields, ARGV[13]) end
   redis.call('HSET', rec, unpack(fields))
   touch(ARGV[1], ARGV[11], ARGV[10])
   redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. ARGV[12])
   return {'claimed', 1, 1, '0'}
 end
-local attempts = tonumber(cur[3])
-if cur[2] ~= ARGV[5] then return {'conflict', 0, attempts, '0'} end
+if cur[2] ~= ARGV[5] then return {'conflict', 0, tonumber(cur[3]), '0'} end
 if state == 'done' and ARGV[4] ~= '1' then
   redis.call('HSET', rec, 'last_seen', ARGV[1])
   touch(ARGV[1], ARGV[11], ARGV[10])
-  return {'duplicate', 0, attempts, '0'}
+  return {'duplicate', 0, tonumber(cur[3]), '0'}
 end
-local lease_expires = tonumber(cur[5])
-if state == 'processing' and lease_expires > now then
-  return {'in_progress', 0, attempts, tostring(lease_expires - now)}
+local answer = hand_over(state, cur[3], cur[4], cur[5], ARGV[1], ARGV[2], ARGV[10], ARGV[11])
+if answer[1] == 'claimed' then  -- what this delivery brings refreshes what was kept
+  if ARGV[6] ~= '' then redis.call('HSET', rec, 'body', ARGV[6]) end
+  if ARGV[7] ~= '' then redis.call('HSET', rec, 'headers', ARGV[7]) end
+  if ARGV[8] ~= '' and ARGV[8] ~= '=' then redis.call('HSET', rec, 'kind', ARGV[8]) end
+  if ARGV[9] ~= '' and ARGV[9] ~= '=' then redis.call('HSET', rec, 'company_id', ARGV[9]) end
+  if ARGV[13] ~= '' and ARGV[13] ~= '=' then redis.call('HSET', rec, 'verified_by', ARGV[13]) end
 end
-local token = tonumber(cur[4]) + 1
-attempts = attempts + 1
-redis.call('HSET', rec, 'state', 'processing', 'attempts', attempts, 'last_seen', ARGV[1],
-           'token', token, 'lease_expires', ARGV[2])
-if ARGV[6] ~= '' then redis.call('HSET', rec, 'body', ARGV[6]) end
-if ARGV[7] ~= '' then redis.call('HSET', rec, 'headers', ARGV[7]) end
-if ARGV[8] ~= '' and ARGV[8] ~= '=' then redis.call('HSET', rec, 'kind', ARGV[8]) end
-if ARGV[9] ~= '' and ARGV[9] ~= '=' then redis.call('HSET', rec, 'company_id', ARGV[9]) end
-touch(ARGV[1], ARGV[11], ARGV[10])
-return {'claimed', token, attempts, '0'}
+return answer
 """
 )
 
-_RENEW = """
--- KEYS: rec; ARGV: token, lease_expires, ttl_ms
-local cur = redis.call('HMGET', KEYS[1], 'state', 'token')
+_MOVE = """
+-- machine.move: a record still PROCESSING under ARGV[1] gets state ARGV[2] and the changes,
+-- pairs of field and value from ARGV[5] on ('' deletes the field); else nothing (fenced out).
+-- KEYS: rec, index; ARGV: token, state, ttl_ms, member, field, value, ...
+local rec, index = KEYS[1], KEYS[2]
+local cur = redis.call('HMGET', rec, 'state', 'token')
 if cur[1] ~= 'processing' or tonumber(cur[2]) ~= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'lease_expires', ARGV[2])
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
-return 1
-"""
-
-_FINISH = (
-    _PRELUDE
-    + """
--- ARGV: token, state, now, last_error ('' = none), ttl_ms, member
-local cur = redis.call('HMGET', rec, 'state', 'token', 'last_error')
-if cur[1] ~= 'processing' or tonumber(cur[2]) ~= tonumber(ARGV[1]) then return 0 end
-if ARGV[4] == '' then
-  redis.call('HSET', rec, 'state', ARGV[2], 'last_seen', ARGV[3], 'lease_expires', '0')
-  if cur[3] then redis.call('HDEL', rec, 'last_error') end
-else
-  redis.call('HSET', rec, 'state', ARGV[2], 'last_seen', ARGV[3], 'lease_expires', '0',
-             'last_error', ARGV[4])
+local set = {'state', ARGV[2]}
+for i = 5, #ARGV, 2 do
+  if ARGV[i + 1] == '' then
+    redis.call('HDEL', rec, ARGV[i])
+  else
+    set[#set + 1] = ARGV[i]
+    set[#set + 1] = ARGV[i + 1]
+    if ARGV[i] == 'last_seen' then redis.call('ZADD', index, ARGV[i + 1], ARGV[4]) end
+  end
 end
-touch(ARGV[3], ARGV[6], ARGV[5])
+redis.call('HSET', rec, unpack(set))
+if redis.call('PTTL', rec) < tonumber(ARGV[3]) then redis.call('PEXPIRE', rec, ARGV[3]) end
 return 1
 """
-)
 
 _PARK = (
     _PRELUDE
@@ -186,30 +186,12 @@ _TAKE = (
     + """
 -- ARGV: now, lease_expires, ttl_ms, member
 local cur = redis.call('HMGET', rec, 'state', 'attempts', 'token', 'lease_expires')
-local state, now = cur[1], tonumber(ARGV[1])
-if state ~= 'queued' and state ~= 'processing' then
+if cur[1] ~= 'queued' and cur[1] ~= 'processing' then
   return {'duplicate', 0, tonumber(cur[2] or '0'), '0'}
 end
-local attempts, lease_expires = tonumber(cur[2]), tonumber(cur[4])
-if state == 'processing' and lease_expires > now then
-  return {'in_progress', 0, attempts, tostring(lease_expires - now)}
-end
-local token = tonumber(cur[3]) + 1
-redis.call('HSET', rec, 'state', 'processing', 'attempts', attempts + 1, 'last_seen', ARGV[1],
-           'token', token, 'lease_expires', ARGV[2])
-touch(ARGV[1], ARGV[4], ARGV[3])
-return {'claimed', token, attempts + 1, '0'}
+return hand_over(cur[1], cur[2], cur[3], cur[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 """
 )
-
-_DEFER = """
--- KEYS: rec; ARGV: token, now, due, last_error
-local cur = redis.call('HMGET', KEYS[1], 'state', 'token')
-if cur[1] ~= 'processing' or tonumber(cur[2]) ~= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'queued', 'last_seen', ARGV[2], 'lease_expires', ARGV[3],
-           'last_error', ARGV[4])
-return 1
-"""
 
 _PURGE = """
 -- KEYS: index; ARGV: cutoff, now, record key prefix, offset, batch
@@ -262,13 +244,11 @@ def _script(source: str, numkeys: int) -> _Script:
 
 
 _CLAIM_SCRIPT = _script(_CLAIM, 2)
-_RENEW_SCRIPT = _script(_RENEW, 1)
-_FINISH_SCRIPT = _script(_FINISH, 2)
+_MOVE_SCRIPT = _script(_MOVE, 2)
 _PARK_SCRIPT = _script(_PARK, 2)
 _PURGE_SCRIPT = _script(_PURGE, 1)
 _ENQUEUE_SCRIPT = _script(_ENQUEUE, 2)
 _TAKE_SCRIPT = _script(_TAKE, 2)
-_DEFER_SCRIPT = _script(_DEFER, 1)
 _COUNT_SCRIPT = _script(_COUNT, 1)
 
 
@@ -333,6 +313,20 @@ def _record(key: str, fields: dict[bytes, bytes]) -> Record:
     )
 
 
+def _claim_of(reply: list[Any]) -> Claim:
+    """A script's answer ``{status, token, attempts[, retry_after]}`` as a :class:`Claim`."""
+    status, token, attempts, *rest = reply
+    retry_after = float(rest[0]) if rest else 0.0
+    return Claim(ClaimStatus(status.decode()), int(token), int(attempts), retry_after)
+
+
+def _field_value(value: float | str | None) -> str:
+    """A :class:`Move`'s value as the hash keeps it: text with its "=" mark, '' to delete."""
+    if value is None:
+        return ""
+    return _opt(value) if isinstance(value, str) else repr(value)
+
+
 def _client_from_url(url: str, timeout: float) -> redis.Redis:
     # One quick retry reconnects a pooled socket the server closed (e.g. a restart); redis-py's
     # default backs off for seconds, longer than a webhook should wait.
@@ -364,7 +358,7 @@ class RedisStore(Store):
         timeout: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(retention=retention)
+        super().__init__(retention=retention, clock=clock)
         self._url, self._timeout = url_or_client, timeout
         if isinstance(url_or_client, str):
             client = _client_from_url(url_or_client, timeout)
@@ -375,7 +369,6 @@ class RedisStore(Store):
         self.client = client
         self.prefix = prefix
         self._owns_client = isinstance(url_or_client, str)
-        self._clock = clock
         self._index = f"{prefix}index"
         self._local = threading.local()
         start_over_in_children(self)
@@ -430,8 +423,7 @@ class RedisStore(Store):
 
     # --- the protocol ------------------------------------------------------------------------
 
-    def claim(self, entry: Entry, *, lease: float, force: bool = False) -> Claim:
-        entry = entry.storable()
+    def _claim(self, entry: Entry, *, lease: float, force: bool) -> Claim:
         now = self._clock()
         args = (
             repr(now),
@@ -446,38 +438,20 @@ class RedisStore(Store):
             self._ttl_ms(lease),
             entry.key,
             repr(now - 2 * self.retention),
+            _opt(entry.verified_by),
         )
-        status, token, attempts, retry_after = self._eval(
-            _CLAIM_SCRIPT, self._rec(entry.key), self._index, *args
-        )
-        return Claim(
-            ClaimStatus(status.decode()),
-            token=int(token),
-            attempts=int(attempts),
-            retry_after=float(retry_after),
-        )
+        return _claim_of(self._eval(_CLAIM_SCRIPT, self._rec(entry.key), self._index, *args))
 
-    def renew(self, key: str, token: int, *, lease: float) -> bool:
-        if key_problem(key) is not None:
-            return False  # never stored, so never held
-        args = (token, repr(self._clock() + lease), self._ttl_ms(lease))
-        return bool(self._eval(_RENEW_SCRIPT, self._rec(key), *args))
+    def _move(self, key: str, token: int, change: Move) -> bool:
+        changes = dict(change.changes)
+        # Kept for the retention, and past a renewed lease or a deferred record's due time.
+        ttl = self._ttl_ms(float(changes["lease_expires"] or 0.0) - self._clock())
+        args: list[object] = [token, change.state.value, ttl, key]
+        for field, value in change.changes:
+            args += (field, _field_value(value))
+        return bool(self._eval(_MOVE_SCRIPT, self._rec(key), self._index, *args))
 
-    def _finish_held(self, key: str, token: int, state: State, error: str | None) -> bool:
-        if key_problem(key) is not None:
-            return False
-        error = storable_text(error)
-        args = (token, state.value, repr(self._clock()), _opt(error), self._ttl_ms(0), key)
-        return bool(self._eval(_FINISH_SCRIPT, self._rec(key), self._index, *args))
-
-    def complete(self, key: str, token: int) -> bool:
-        return self._finish_held(key, token, State.DONE, None)
-
-    def release(self, key: str, token: int, *, error: str) -> bool:
-        return self._finish_held(key, token, State.FAILED, error)
-
-    def enqueue(self, entry: Entry) -> Claim:
-        entry = entry.storable()
+    def _enqueue(self, entry: Entry) -> Claim:
         now = self._clock()
         args = (
             repr(now),
@@ -491,32 +465,14 @@ class RedisStore(Store):
             entry.key,
             _opt(entry.verified_by),
         )
-        status, token, attempts = self._eval(
-            _ENQUEUE_SCRIPT, self._rec(entry.key), self._index, *args
-        )
-        return Claim(ClaimStatus(status.decode()), token=int(token), attempts=int(attempts))
+        return _claim_of(self._eval(_ENQUEUE_SCRIPT, self._rec(entry.key), self._index, *args))
 
-    def take(self, key: str, *, lease: float) -> Claim:
+    def _take(self, key: str, *, lease: float) -> Claim:
         now = self._clock()
         args = (repr(now), repr(now + lease), self._ttl_ms(lease), key)
-        status, token, attempts, retry_after = self._eval(
-            _TAKE_SCRIPT, self._rec(key), self._index, *args
-        )
-        return Claim(
-            ClaimStatus(status.decode()),
-            token=int(token),
-            attempts=int(attempts),
-            retry_after=float(retry_after),
-        )
+        return _claim_of(self._eval(_TAKE_SCRIPT, self._rec(key), self._index, *args))
 
-    def defer(self, key: str, token: int, *, due: float, error: str) -> bool:
-        if key_problem(key) is not None:
-            return False  # never stored, so never held
-        args = (token, repr(self._clock()), repr(due), _opt(storable_text(error)))
-        return bool(self._eval(_DEFER_SCRIPT, self._rec(key), *args))
-
-    def park(self, entry: Entry, *, reason: str) -> None:
-        entry, reason = entry.storable(), storable_text(reason) or ""
+    def _park(self, entry: Entry, *, reason: str) -> None:
         args = (
             repr(self._clock()),
             entry.fingerprint,
@@ -530,9 +486,7 @@ class RedisStore(Store):
         )
         self._eval(_PARK_SCRIPT, self._rec(entry.key), self._index, *args)
 
-    def get(self, key: str) -> Record | None:
-        if key_problem(key) is not None:
-            return None
+    def _get(self, key: str) -> Record | None:
         with self._errors():
             fields = cast("dict[bytes, bytes]", self.client.hgetall(self._rec(key)))
         return _record(key, fields) if fields else None
