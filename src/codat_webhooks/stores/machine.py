@@ -256,8 +256,7 @@ def move(record: Record | None, token: int, change: Move) -> Record | None:
 def park(record: Record | None, entry: Entry, *, now: float, reason: str) -> Record:
     """The record after parking ``entry``: new, re-parked, or only touched if done/processing."""
     if record is None:
-        parked = _record_of(entry, State.PARKED, 1, now, now, 0, 0.0)
-        return parked._replace(last_error=reason, verified_by=None)
+        return _record_of(entry, State.PARKED, 1, now, now, 0, 0.0)._replace(last_error=reason)
     if record.state in (State.PARKED, State.FAILED):
         return record._replace(
             state=State.PARKED, attempts=record.attempts + 1, last_seen=now, last_error=reason
