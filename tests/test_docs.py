@@ -183,6 +183,22 @@ def test_api_reference_renders_the_receiver(site: Path) -> None:
         assert f'id="{name}"' in api, name
 
 
+def test_api_reference_documents_the_queues(site: Path) -> None:
+    api = page_html(site, "reference/api")
+    for name in (
+        "codat_webhooks.queues.LocalQueue",
+        "codat_webhooks.queues.celery.CeleryQueue",
+        "codat_webhooks.queues.RetryPolicy",
+        "codat_webhooks.Receiver.process_queued",
+    ):
+        assert f'id="{name}"' in api, name
+    source = (DOCS / "reference" / "api.md").read_text(encoding="utf-8")
+    assert "from codat_webhooks.queues import LocalQueue, RetryPolicy" in source
+    assert "from codat_webhooks.queues.celery import CeleryQueue" in source
+    assert "CeleryQueue(celery_app, stale_after=300)" in source
+    assert "codat-webhooks show KEY" in source, "where to see when the sweep picks a key up"
+
+
 # --- every code sample runs -----------------------------------------------------------------
 
 RUNNER = """

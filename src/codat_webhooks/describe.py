@@ -7,9 +7,9 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from .stores.base import Record
+from .stores.base import Record, State
 
-__all__ = ["format_time", "parse_time", "pretty_body", "record_json"]
+__all__ = ["format_time", "parse_time", "pretty_body", "queue_json", "record_json"]
 
 
 def format_time(timestamp: float) -> str:
@@ -45,6 +45,30 @@ def record_json(record: Record, *, with_body: bool = False) -> dict[str, Any]:
         data["headers"] = [list(pair) for pair in record.headers]
         data["body"] = record.body.decode("utf-8", "replace")
     return data
+
+
+def queue_json(record: Record, stale_after: float | None, now: float) -> dict[str, Any] | None:
+    """When a delivery waiting for a worker is due, and from when a sweep takes it as lost.
+
+    A delivery answered 503 because the queue's broker was down is recorded ``queued`` with no
+    job anywhere to run it: only a sweep finds it, ``stale_after`` seconds after it was due
+    (``LocalQueue`` 60 s, ``CeleryQueue`` 300 s by default), at the sweep's next run. Until then
+    it sits ``queued`` for minutes, and this is what tells the operator why and until when.
+    The same holds for a ``processing`` key whose worker died: due when its lease ran out.
+    ``None`` for a delivery not waiting (done, failed, parked, or running under a live lease).
+    ``stale_after`` is the queue's, when known (the CLI knows it with ``--app``).
+    """
+    waiting = record.state is State.QUEUED or (
+        record.state is State.PROCESSING and record.lease_expires <= now
+    )
+    if not waiting:
+        return None
+    due = record.lease_expires
+    return {
+        "due": format_time(due),
+        "stale_after": stale_after,
+        "swept_from": None if stale_after is None else format_time(due + stale_after),
+    }
 
 
 def pretty_body(body: bytes) -> str:

@@ -1,12 +1,10 @@
-"""What ``on_outcome`` learns about a delivery, gathered while the receiver's pipeline runs.
+"""What ``on_outcome`` learns about a delivery: the facts the pipeline hands over as it goes.
 
-The receiver's pipeline yields every piece of I/O it needs as an effect (a store call, a hook
-call, a notification) and gets the result back. When a plugin implements ``on_outcome``, the
-receiver runs the pipeline through a driver that shows each effect, result and exception to a
-:class:`Watch`, which keeps the few facts worth reporting: the key, type and company the store
-was given, the delivery the hooks saw, the attempt, the error, and each hook's timing. So the
-pipeline itself needs no reporting code, and a receiver whose plugins do not implement
-``on_outcome`` pays nothing for it.
+The receiver's pipeline fills one :class:`Facts` per delivery as it learns each fact: the key,
+type and company once the delivery is admitted (or, on a worker, once its record is read), the
+delivery the hooks saw and its attempt, the error that decided the outcome, and each hook's
+timing. The driver hands them to ``on_outcome`` with the final reply or worker result. Nothing
+is guessed from the shape of a call.
 
 :func:`log_fields` is the other half of structured logging: the ``extra`` every log record of
 the library carries, so a JSON formatter always finds the same keys.
@@ -24,7 +22,7 @@ from .stores.base import Entry
 if TYPE_CHECKING:
     from .queues.base import Work
 
-__all__ = ["LOG_FIELDS", "HookTiming", "Watch", "log_fields"]
+__all__ = ["LOG_FIELDS", "Facts", "HookTiming", "log_fields"]
 
 LOG_FIELDS = ("key", "type", "company", "outcome", "status", "duration_ms", "attempt")
 """The ``extra`` attributes on every log record of ``codat_webhooks`` loggers."""
@@ -63,71 +61,38 @@ class HookTiming(NamedTuple):
     """What it raised; the hooks after it did not run."""
 
 
-_FAILED = Outcome.FAILED
-_TEXT: dict[str, str] = {outcome: outcome.value for outcome in Outcome}
-"""Each outcome's plain string, read without the enum's ``__str__`` (a Python call)."""
+class Facts:
+    """One delivery's facts for ``on_outcome``, set by the pipeline as it learns them."""
 
+    __slots__ = ("company_id", "delivery", "error", "hooks", "key", "kind", "started", "worker")
 
-class Watch:
-    """One delivery's facts, as the driver shows them effect by effect (see the module doc)."""
-
-    __slots__ = (
-        "company_id",
-        "delivery",
-        "error",
-        "hooks",
-        "key",
-        "kind",
-        "started",
-        "worker",
-    )
-
-    def __init__(self, timed: bool, worker: bool) -> None:
+    def __init__(self, worker: bool, timed: bool) -> None:
         self.started = time.perf_counter()
         self.worker = worker
         self.key: str | None = None
         self.kind: str | None = None
         self.company_id: str | None = None
         self.delivery: Delivery | None = None
+        """The delivery as a hook saw it; ``None`` until a hook (or ``on_rejected`` ...) ran."""
         self.error: BaseException | None = None
         self.hooks: list[HookTiming] | None = [] if timed else None
-        """Hook timings, kept only when an implementation asks for them."""
+        """Hook timings, kept only when an ``on_outcome`` implementation asks for them."""
 
-    def store_call(self, args: tuple[Any, ...]) -> None:
-        """A store call about to be made: one that records a delivery carries its entry."""
-        if args and type(args[0]) is Entry:
-            entry: Entry = args[0]
-            self.key, self.kind, self.company_id = entry[0], entry[4], entry[5]
-
-    def hook_call(self, kwargs: dict[str, Any]) -> list[HookTiming] | None:
-        """Hooks about to be called: they carry the delivery (and its attempt), and a
-        rejection its error. On a worker, no entry passed by: the payload tells the type.
-        Returns the list their timings go to, when an implementation asks for them."""
-        delivery = kwargs.get("delivery")
-        if delivery is not None:
-            self.delivery = delivery
-        error = kwargs.get("error")
-        if error is not None:
-            self.error = error
-        if self.worker and self.kind is None:
-            payload = kwargs.get("alert") or kwargs.get("event")
-            if payload is not None:
-                self.kind = getattr(payload, "rule_type", None) or payload.event_type
-                company = payload.company_id
-                self.company_id = None if company is None else str(company)
-        return self.hooks
+    def admitted(self, entry: Entry) -> None:
+        """What the store is given: the key, and the type and company the body names."""
+        self.key, self.kind, self.company_id = entry.key, entry.kind, entry.company_id
 
     def arguments(self, final: Reply | Work) -> dict[str, Any]:
         """The keyword arguments of ``on_outcome`` for the pipeline's final value."""
         duration = time.perf_counter() - self.started
+        reply: Reply | None
         if type(final) is Reply:
-            reply: Reply | None = final
-            outcome, status, key = _TEXT.get(final.outcome, final.outcome), final.status, final.key
+            reply, status, key, outcome = final, final.status, final.key, final.outcome
         else:
             work: Work = final  # type: ignore[assignment]
-            reply, status, key = None, None, work.key
-            retry = work.outcome is _FAILED and work.retry_in is not None
-            outcome = "retry" if retry else _TEXT.get(work.outcome, work.outcome)
+            reply, status, key, outcome = None, None, work.key, work.outcome
+            if outcome is Outcome.FAILED and work.retry_in is not None:
+                outcome = Outcome.RETRY
         delivery = self.delivery
         return {
             "outcome": outcome,

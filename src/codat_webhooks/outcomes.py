@@ -1,4 +1,5 @@
-"""Every ``outcome`` a reply can carry: the word a sender, a log line or the CLI sees.
+"""Every ``outcome`` a reply or a worker's run can have: the word a sender, a log line, a
+metric, a trace or the CLI sees.
 
 One enum, so the status policy, the errors that map onto it and the reply bodies cannot
 disagree about the spelling of an outcome.
@@ -36,6 +37,9 @@ class Outcome(TextEnum):
     """A hook raised; the claim was released so the retry runs the hooks again."""
     UNAVAILABLE = "unavailable"
     """The store could not be reached; no hook ran."""
+    RETRY = "retry"
+    """On a worker only (never a reply): a hook raised and the key is queued again, to run
+    after a backoff; after the last attempt the outcome is ``failed``."""
     MISCONFIGURED = "misconfigured"
     """The receiver or its store is set up in a way that cannot work."""
     ERROR = "error"

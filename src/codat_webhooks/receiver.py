@@ -1,70 +1,56 @@
-"""The sans-I/O receiver: ``(method, headers, body)`` in, :class:`Reply` out.
+"""The receiver: ``(method, headers, body)`` in, :class:`Reply` out, told as one story.
 
-Pipeline: check method and size -> verify credentials over the raw bytes -> decode and parse
--> claim the idempotency key -> call hooks -> complete (or release) -> reply. Lower layers raise
-typed errors; this module alone turns them into HTTP statuses (see :meth:`Receiver._error_reply`
-and the status table in the docs). Adapters add only the reading and writing of bytes.
+A delivery is admitted without any I/O (:mod:`.admission`: method, size, credentials, JSON,
+model, key), then its key is claimed in the store, its hooks run under the claim's lease, and
+the claim is completed, or released so Codat's retry runs them again. With a queue, the
+delivery is recorded and acknowledged instead, and a worker later takes the key and runs the
+same hooks (:meth:`Receiver.process_queued`). Every answer comes from the status policy in
+:mod:`.replies`.
 
-The pipeline is one generator (:meth:`Receiver._process`) that *yields* the I/O it needs (store
-calls, hook calls) as small effect values and receives their results back. Two drivers run it:
-:meth:`Receiver.handle` performs the effects inline, :meth:`Receiver.handle_async` awaits them
-without blocking the event loop. So the status policy exists once, not once per calling style.
+The pipelines below are generators that *yield* the I/O they need as effects (:mod:`.effects`)
+and receive the results; the sync and async runners perform them. So each decision is written
+once for both calling styles, and the facts ``on_outcome`` reports are handed over as the
+pipeline learns them (:class:`~.observe.Facts`).
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
-import math
-from collections.abc import Callable, Generator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Sequence
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
-import pluggy
-
+from . import replies
+from .admission import ALLOWED_METHODS, Admission, Admitted, Rejection, TooLarge
 from .clock import Clock, system_clock, utc_now
 from .delivery import Delivery, Reply
-from .errors import (
-    CodatWebhookError,
-    ConfigurationError,
-    ConflictError,
-    MethodNotAllowedError,
-    PayloadError,
-    PayloadTooLargeError,
-    StoreError,
-)
-from .headers import HeaderInput, Headers, redact
+from .effects import Ask, Effect, Enqueue, Hooks, Notify, Performer, run, run_async
+from .errors import ConfigurationError, ConflictError, PayloadError, StoreError
+from .headers import HeaderInput, Headers
 from .hooks.dispatch import Dispatcher
 from .hooks.manager import make_plugin_manager
 from .leases import LeaseKeeper
 from .models._parse import load_object
-from .observe import Watch, log_fields
+from .observe import Facts, log_fields
 from .outage import StoreOutage
 from .outcomes import Outcome
 from .queues.base import RetryPolicy, Work
-from .routing import Route, describe, key_from_body, route
-from .stores.base import (
-    CODAT_RETRY_WINDOW,
-    Claim,
-    ClaimStatus,
-    Entry,
-    Record,
-    Store,
-    conflict_key,
-    key_problem,
-)
+from .routing import key_from_body, route
+from .stores.base import CODAT_RETRY_WINDOW, Claim, ClaimStatus, State, Store, conflict_key
 from .verify import Authenticator, Credentials, SecretCredentials, message_id
 
 if TYPE_CHECKING:
+    import pluggy
+
     from .queues.base import Queue
 
 __all__ = ["ALLOWED_METHODS", "Receiver", "TooLarge", "default_store"]
 
 logger = logging.getLogger("codat_webhooks.receiver")
 
-ALLOWED_METHODS = ("POST", "PUT")  # PUT: a Svix transformation can change the method
+_Pipeline: TypeAlias = Generator[Effect, Any, Reply]
+_F = TypeVar("_F", Reply, Work)
 
 
 def default_store(clock: Clock = system_clock) -> Store:
@@ -73,153 +59,6 @@ def default_store(clock: Clock = system_clock) -> Store:
     from .stores.sqlite import DEFAULT_DB_PATH, SQLiteStore
 
     return SQLiteStore(DEFAULT_DB_PATH, clock=clock, connect=False)
-
-
-class TooLarge(NamedTuple):
-    """What an adapter reads instead of a body that passes ``max_body_bytes``.
-
-    Hand ``size`` (the declared ``Content-Length``, or ``None`` for a chunked body cut off at
-    the limit) to :meth:`Receiver.reject_too_large` for the reply.
-    """
-
-    size: int | None
-
-
-@dataclass(slots=True)
-class _Admitted:
-    """A delivery that passed every check that needs no store: ready to claim."""
-
-    headers: Headers
-    body: bytes
-    received_at: datetime
-    verified_by: str | None
-    method: str
-    route: Route
-    entry: Entry
-
-    def delivery(self, attempt: int = 0) -> Delivery:
-        return Delivery(
-            self.entry.key,
-            self.headers,
-            self.body,
-            self.received_at,
-            self.verified_by,
-            attempt,
-            self.method,
-        )
-
-
-class _Rejection(NamedTuple):
-    """A delivery refused before its hooks: the error, whom to tell, and what to keep."""
-
-    error: CodatWebhookError
-    delivery: Delivery | None
-    """What ``on_rejected`` receives; ``None`` when nothing was read (a wrong method)."""
-    park: Entry | None = None
-    """The record to keep as a dead letter: authenticated bodies we could not process."""
-
-
-_WRONG_METHOD = _Rejection(MethodNotAllowedError("use POST or PUT"), None)
-
-# The members that every new or duplicate delivery compares with, read once: before Python
-# 3.12, reading a member off its Enum class runs Python code each time.
-_CLAIMED, _DUPLICATE = ClaimStatus.CLAIMED, ClaimStatus.DUPLICATE
-_PROCESSED, _ALREADY_PROCESSED = Outcome.PROCESSED, Outcome.DUPLICATE
-
-
-# --- Effects: the I/O a pipeline asks its driver for -----------------------------------------
-# Each effect knows how to perform itself in both styles, so the two drivers are the same loop.
-
-
-class _StoreCall(NamedTuple):
-    """Call the store (the async driver runs blocking stores in a thread)."""
-
-    function: Callable[..., Any]
-    args: tuple[Any, ...]
-
-    def perform(self, receiver: Receiver, watch: Watch | None) -> Any:
-        if watch is not None:
-            watch.store_call(self.args)
-        return self.function(*self.args)
-
-    async def perform_async(self, receiver: Receiver, watch: Watch | None) -> Any:
-        if watch is not None:
-            watch.store_call(self.args)
-        if not receiver.store.blocking:
-            return self.function(*self.args)
-        from asgiref.sync import sync_to_async
-
-        return await sync_to_async(self.function, thread_sensitive=False)(*self.args)
-
-
-class _Hooks(NamedTuple):
-    """Call these hooks in order under a claim, whose lease is renewed while they run.
-
-    An exception is thrown back into the pipeline.
-    """
-
-    names: tuple[str, ...]
-    kwargs: dict[str, Any]
-    key: str
-    token: int
-
-    def perform(self, receiver: Receiver, watch: Watch | None) -> None:
-        timings = None if watch is None else watch.hook_call(self.kwargs)
-        receiver._leases.track(self.key, self.token)
-        try:
-            receiver.dispatcher.call(self.names, self.kwargs, timings)
-        finally:
-            receiver._leases.untrack(self.key, self.token)
-
-    async def perform_async(self, receiver: Receiver, watch: Watch | None) -> None:
-        timings = None if watch is None else watch.hook_call(self.kwargs)
-        receiver._leases.track(self.key, self.token)
-        try:
-            await receiver.dispatcher.call_async(self.names, self.kwargs, timings)
-        finally:
-            receiver._leases.untrack(self.key, self.token)
-
-
-class _Notify(NamedTuple):
-    """Call an informational hook, whose errors are logged and never propagate."""
-
-    name: str
-    kwargs: dict[str, Any]
-
-    def perform(self, receiver: Receiver, watch: Watch | None) -> None:
-        if watch is not None:
-            watch.hook_call(self.kwargs)
-        receiver.dispatcher.notify(self.name, self.kwargs)
-
-    async def perform_async(self, receiver: Receiver, watch: Watch | None) -> None:
-        if watch is not None:
-            watch.hook_call(self.kwargs)
-        await receiver.dispatcher.notify_async(self.name, self.kwargs)
-
-
-class _Enqueue(NamedTuple):
-    """Hand a recorded key to the receiver's queue (in a thread, for a blocking engine)."""
-
-    key: str
-
-    def perform(self, receiver: Receiver, watch: Watch | None) -> None:
-        assert receiver.queue is not None
-        receiver.queue.enqueue(self.key)
-
-    async def perform_async(self, receiver: Receiver, watch: Watch | None) -> None:
-        queue = receiver.queue
-        assert queue is not None
-        if not queue.blocking:
-            return queue.enqueue(self.key)
-        from asgiref.sync import sync_to_async
-
-        return await sync_to_async(queue.enqueue, thread_sensitive=False)(self.key)
-
-
-_Effect: TypeAlias = _StoreCall | _Hooks | _Notify | _Enqueue
-_Pipeline: TypeAlias = Generator[_Effect, Any, Reply]
-"""The receiver's decisions as a generator of effects: written once, run by either driver."""
-_Result = TypeVar("_Result")
 
 
 class Receiver:
@@ -258,10 +97,9 @@ class Receiver:
         default store, so tests can move time instead of sleeping.
     :param authenticator: a ready :class:`~codat_webhooks.verify.Authenticator`, instead of
         ``authorization``, ``signing_secrets``, ``tolerance`` and ``insecure``.
-    :param plugin_manager: a ready manager (from
-        :func:`codat_webhooks.hooks.manager.make_plugin_manager`) to use instead of building one
-        from ``plugins`` and ``load_entrypoints``.
-    :param dispatcher: a ready dispatcher, which brings its own plugin manager.
+    :param dispatcher: a ready :class:`~codat_webhooks.hooks.dispatch.Dispatcher` (which
+        brings its plugin manager) instead of ``plugins`` and ``load_entrypoints``: to share one
+        receiver's plugins with another without registering them twice.
     :param queue: queued dispatch (see :mod:`codat_webhooks.queues`): deliveries are recorded
         as ``queued`` and answered 202, and workers run the hooks through
         :meth:`process_queued`.
@@ -288,11 +126,10 @@ class Receiver:
         retry_after: int = 30,
         completion_retry: float = CODAT_RETRY_WINDOW,
         clock: Clock = system_clock,
-        authenticator: Authenticator | None = None,
-        plugin_manager: pluggy.PluginManager | None = None,
-        dispatcher: Dispatcher | None = None,
         queue: Queue | None = None,
         retries: RetryPolicy = RetryPolicy(),  # noqa: B008 - an immutable NamedTuple
+        authenticator: Authenticator | None = None,
+        dispatcher: Dispatcher | None = None,
     ) -> None:
         if max_body_bytes <= 0:
             raise ConfigurationError("max_body_bytes must be positive")
@@ -305,14 +142,15 @@ class Receiver:
                 "pass either an authenticator or the credentials to build one, not both"
             )
         self.clock = clock
-        self._received_at: Callable[[], datetime] = (
+        received_at: Callable[[], datetime] = (
             functools.partial(datetime.now, timezone.utc)
             if clock is system_clock
             else functools.partial(utc_now, clock)
         )
-        self.authenticator = authenticator or Authenticator(
+        authenticator = authenticator or Authenticator(
             authorization, signing_secrets, tolerance=tolerance, insecure=insecure, clock=clock
         )
+        self.admission = Admission(authenticator, max_body_bytes, received_at)
         self.store = store or default_store(clock)
         if self.store.retention < CODAT_RETRY_WINDOW:
             logger.warning(
@@ -321,29 +159,36 @@ class Receiver:
                 self.store.retention,
                 extra=log_fields(),
             )
-        if dispatcher is None:
-            dispatcher = Dispatcher(
-                plugin_manager or make_plugin_manager(plugins, load_entrypoints=load_entrypoints)
-            )
-        self.dispatcher = dispatcher
-        self.plugin_manager = dispatcher.manager
-        self.max_body_bytes = max_body_bytes
+        self.dispatcher = dispatcher or Dispatcher(
+            make_plugin_manager(plugins, load_entrypoints=load_entrypoints)
+        )
         self.lease = float(lease)
         self.retry_after = retry_after
-        self._leases = LeaseKeeper(
+        self.retries = retries.validate()
+        self.lease_keeper = LeaseKeeper(
             self.store, self.lease, clock=clock, completion_retry=float(completion_retry)
         )
+        """What renews the leases of running hooks; metrics plugins listen to it."""
         self.outage = StoreOutage(self.store)
-        """Whether the store is down: while it is, store calls fail at once (503)."""
-        self.retries = retries.validate()
+        """Whether the store is down: while it is, deliveries are answered 503 at once."""
         self.queue = queue
+        self._performer = Performer(
+            self.store, self.dispatcher, self.lease_keeper, self.outage, queue, self.lease
+        )
         if queue is not None:
             queue.bind(self)
 
     @property
-    def lease_keeper(self) -> LeaseKeeper:
-        """What renews the leases of running hooks; metrics plugins listen to it."""
-        return self._leases
+    def authenticator(self) -> Authenticator:
+        return self.admission.authenticator
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self.admission.max_body_bytes
+
+    @property
+    def plugin_manager(self) -> pluggy.PluginManager:
+        return self.dispatcher.manager
 
     # --- public entry points -----------------------------------------------------------------
 
@@ -354,13 +199,15 @@ class Receiver:
 
         ``force`` re-runs the hooks of an already processed key (used by ``replay --force``).
         """
-        return self._drive(self._process(method, headers, body, force))
+        return self._drive(lambda facts: self._deliver(method, headers, body, force, facts))
 
     async def handle_async(
         self, method: str, headers: HeaderInput, body: bytes, *, force: bool = False
     ) -> Reply:
         """As :meth:`handle`, for event loops: sync hooks and blocking stores run in threads."""
-        return await self._drive_async(self._process(method, headers, body, force))
+        return await self._drive_async(
+            lambda facts: self._deliver(method, headers, body, force, facts)
+        )
 
     def reject_too_large(self, method: str, headers: HeaderInput, size: int | None) -> Reply:
         """The reply for a body an adapter stopped reading because it exceeds ``max_body_bytes``.
@@ -370,13 +217,15 @@ class Receiver:
         the reply is the same 413 (405 for a wrong method) that :meth:`handle` would give.
         ``size`` is the declared ``Content-Length``, or ``None`` for a cut-off chunked body.
         """
-        return self._drive(self._reject(self._too_large(method, headers, b"", size)))
+        rejection = self.admission.too_large(method, headers, size)
+        return self._drive(lambda facts: self._reject(rejection, facts))
 
     async def reject_too_large_async(
         self, method: str, headers: HeaderInput, size: int | None
     ) -> Reply:
         """As :meth:`reject_too_large`, for event loops."""
-        return await self._drive_async(self._reject(self._too_large(method, headers, b"", size)))
+        rejection = self.admission.too_large(method, headers, size)
+        return await self._drive_async(lambda facts: self._reject(rejection, facts))
 
     def process_queued(self, key: str) -> Work:
         """The worker entry point of queued dispatch: run the hooks of a ``queued`` key.
@@ -387,17 +236,18 @@ class Receiver:
         until the attempts of ``retries`` are spent: then it is ``failed`` and
         ``on_handler_error`` runs. Async hook implementations are run to completion.
         """
-        return self._drive(self._work(key), worker=True)
+        return self._drive(lambda facts: self._work(key, facts), worker=True)
 
     async def process_queued_async(self, key: str) -> Work:
         """As :meth:`process_queued`, for workers that run an event loop."""
-        return await self._drive_async(self._work(key), worker=True)
+        return await self._drive_async(lambda facts: self._work(key, facts), worker=True)
 
     def health(self) -> Reply:
         """The answer to ``GET <path>/health``: 200 when the store answers a ping, else 503.
 
         For load balancers and Kubernetes probes, so it needs no credentials; its body says
-        ``ok`` or ``unavailable`` and nothing else (no store, path or setting is named).
+        ``ok`` or ``unavailable`` and nothing else (no store, path or setting is named). While
+        the receiver knows the store is down it answers 503 without pinging it again.
         """
         try:
             self.outage.check()
@@ -405,8 +255,13 @@ class Receiver:
         except StoreError as exc:
             if self.outage.down is None:
                 self.outage.failed(exc)
-            return self._unhealthy(exc)
-        return _HEALTHY
+            logger.warning(
+                "health check: store unavailable: %s",
+                exc,
+                extra=log_fields(outcome="unavailable", status=503),
+            )
+            return replies.unhealthy(self.retry_after)
+        return replies.HEALTHY
 
     async def health_async(self) -> Reply:
         """As :meth:`health`, for event loops: a blocking store is pinged in a thread."""
@@ -416,148 +271,155 @@ class Receiver:
 
         return await sync_to_async(self.health, thread_sensitive=False)()
 
-    def _unhealthy(self, exc: StoreError) -> Reply:
-        logger.warning(
-            "health check: store unavailable: %s",
-            exc,
-            extra=log_fields(outcome="unavailable", status=503),
-        )
-        retry = ("Retry-After", str(self.retry_after))
-        return Reply(503, [*_HEALTH_HEADERS, retry], b'{"status": "unavailable"}', "unavailable")
-
     def close(self) -> None:
-        """Stop the queue's workers and the lease renewer, and close the store."""
+        """Stop the queue's workers, the outage watcher and the lease renewer; close the store."""
         if self.queue is not None:
             self.queue.close()
         self.outage.close()
-        self._leases.close()
+        self.lease_keeper.close()
         self.store.close()
 
-    # --- the drivers: the same loop, effects performed inline or awaited ---------------------
+    # --- running a pipeline, then telling on_outcome what it learned -------------------------
 
-    def _drive(self, pipeline: Generator[_Effect, Any, _Result], worker: bool = False) -> _Result:
-        """Run ``pipeline``, watched for ``on_outcome`` only if a plugin implements it."""
-        plan = self.dispatcher.observers()
-        if not plan:
-            return self._run(pipeline, None)
-        watch = Watch(self.dispatcher.timed_observers, worker)
-        final = self._run(pipeline, watch)
-        self.dispatcher.observe(plan, watch.arguments(final))  # type: ignore[arg-type]
+    def _drive(
+        self, pipeline: Callable[[Facts], Generator[Effect, Any, _F]], worker: bool = False
+    ) -> _F:
+        observers = self.dispatcher.observers()
+        facts = Facts(worker, self.dispatcher.timed_observers)
+        final = run(pipeline(facts), self._performer, facts)
+        if observers:
+            self.dispatcher.observe(observers, facts.arguments(final))
         return final
 
     async def _drive_async(
-        self, pipeline: Generator[_Effect, Any, _Result], worker: bool = False
-    ) -> _Result:
-        plan = self.dispatcher.observers()
-        if not plan:
-            return await self._run_async(pipeline, None)
-        watch = Watch(self.dispatcher.timed_observers, worker)
-        final = await self._run_async(pipeline, watch)
-        await self.dispatcher.observe_async(plan, watch.arguments(final))  # type: ignore[arg-type]
+        self, pipeline: Callable[[Facts], Generator[Effect, Any, _F]], worker: bool = False
+    ) -> _F:
+        observers = self.dispatcher.observers()
+        facts = Facts(worker, self.dispatcher.timed_observers)
+        final = await run_async(pipeline(facts), self._performer, facts)
+        if observers:
+            await self.dispatcher.observe_async(observers, facts.arguments(final))
         return final
 
-    # An effect's result is sent back into the pipeline and its exception thrown into it, at
-    # the ``yield`` that asked for it; the pipeline's ``return`` ends the loop with the reply.
-    # With a watch, each effect shows it what it is about to do, and the loop any exception.
+    # --- the story of a delivery -------------------------------------------------------------
 
-    def _run(self, pipeline: Generator[_Effect, Any, _Result], watch: Watch | None) -> _Result:
-        try:
-            step = next(pipeline)
-            while True:
-                try:
-                    result = step.perform(self, watch)
-                except Exception as exc:
-                    if watch is not None:
-                        watch.error = exc
-                    step = pipeline.throw(exc)
-                else:
-                    step = pipeline.send(result)
-        except StopIteration as done:
-            final: _Result = done.value
-            return final
-
-    async def _run_async(
-        self, pipeline: Generator[_Effect, Any, _Result], watch: Watch | None
-    ) -> _Result:
-        try:
-            step = next(pipeline)
-            while True:
-                try:
-                    result = await step.perform_async(self, watch)
-                except Exception as exc:
-                    if watch is not None:
-                        watch.error = exc
-                    step = pipeline.throw(exc)
-                else:
-                    step = pipeline.send(result)
-        except StopIteration as done:
-            final: _Result = done.value
-            return final
-
-    # --- the pipeline, written once for both drivers ----------------------------------------
-
-    def _process(self, method: str, headers: HeaderInput, body: bytes, force: bool) -> _Pipeline:
-        """Every decision of a delivery; the I/O it needs is yielded to the driver as effects."""
-        admitted = self._admit(method, headers, body)
-        if isinstance(admitted, _Rejection):
-            return (yield from self._reject(admitted))
-
+    def _deliver(
+        self, method: str, headers: HeaderInput, body: bytes, force: bool, facts: Facts
+    ) -> _Pipeline:
+        """Admit, then claim and run the hooks (or, with a queue, record and acknowledge)."""
+        admitted = self.admission.admit(method, headers, body)
+        if isinstance(admitted, Rejection):
+            return (yield from self._reject(admitted, facts))
+        facts.admitted(admitted.entry)
         if self.queue is not None and not force:
-            return (yield from self._accept(admitted))
+            return (yield from self._accept(admitted, facts))
         key = admitted.entry.key
         try:
-            claim = yield _StoreCall(self._claim, (admitted.entry, force))
+            claim = yield Ask("claim", (admitted.entry, force))
         except StoreError as exc:
-            return self._unavailable(key, exc)
-        if claim.status is not _CLAIMED:
-            return (yield from self._not_claimed(admitted, claim))
+            facts.error = exc
+            return replies.unavailable(key, self.retry_after)
+        if claim.status is not ClaimStatus.CLAIMED:
+            return (yield from self._not_claimed(admitted, claim, facts))
 
         routed = admitted.route
-        delivery = admitted.delivery(claim.attempts)
+        delivery = facts.delivery = admitted.delivery(claim.attempts)
         kwargs = {"delivery": delivery, routed.argument: routed.payload}
         try:
-            yield _Hooks(routed.hooks, kwargs, key, claim.token)
+            yield Hooks(routed.hooks, kwargs, key, claim.token)
         except Exception as exc:
+            facts.error = exc
             # ``alert`` is the contract's name; ``payload`` says it may be an event as well.
             failure = {"payload": routed.payload, "alert": routed.payload, "error": exc}
-            yield _Notify("on_handler_error", {"delivery": delivery, **failure})
-            yield _StoreCall(self._release, (key, claim.token, exc))
-            return self._failed(key)
-        yield _StoreCall(self._complete, (key, claim.token))
-        return Reply.build(200, _PROCESSED, key, "processed")
+            yield Notify("on_handler_error", {"delivery": delivery, **failure})
+            yield from self._release(key, claim.token, exc)
+            return replies.failed(key, self.retry_after)
+        yield from self._complete(key, claim.token)
+        return replies.processed(key)
 
-    def _accept(self, admitted: _Admitted) -> _Pipeline:
+    def _accept(self, admitted: Admitted, facts: Facts) -> _Pipeline:
         """Queued dispatch: record the delivery as ``queued``, hand its key over, answer 202."""
         key = admitted.entry.key
         entry = admitted.entry._replace(verified_by=admitted.verified_by)  # for the worker
         try:
-            queued = yield _StoreCall(self._enqueue, (entry,))
+            queued = yield Ask("enqueue", (entry,))
         except StoreError as exc:
-            return self._unavailable(key, exc)
+            facts.error = exc
+            return replies.unavailable(key, self.retry_after)
+        if queued.status is ClaimStatus.DUPLICATE:  # queued, being processed or done: say which
+            try:
+                first = yield Ask("get", (key,))
+            except StoreError:  # still a duplicate: only the words are vaguer
+                first = None
+            state = None if first is None else first.state
+            return (yield from self._not_claimed(admitted, queued, facts, state))
         if queued.status is not ClaimStatus.QUEUED:
-            return (yield from self._not_claimed(admitted, queued))
+            return (yield from self._not_claimed(admitted, queued, facts))
         try:
-            yield _Enqueue(key)
+            yield Enqueue(key)
         except Exception as exc:
             # Recorded but not handed over: the sweeper re-enqueues it once it is stale, and
             # the sender's retry meanwhile is answered as a duplicate. Nothing is lost.
-            return self._unavailable(key, exc, "queue")
-        return Reply.build(202, Outcome.QUEUED, key, "queued")
+            facts.error = exc
+            return replies.unavailable(key, self.retry_after, "queue")
+        return replies.queued(key)
 
-    def _work(self, key: str) -> Generator[_Effect, Any, Work]:
+    def _not_claimed(
+        self, admitted: Admitted, claim: Claim, facts: Facts, first: State | None = State.DONE
+    ) -> _Pipeline:
+        """The answer for a key we could not claim, with the hook that hears of it."""
+        key = admitted.entry.key
+        if claim.status is ClaimStatus.DUPLICATE:
+            delivery = facts.delivery = admitted.delivery()
+            yield Notify("on_duplicate", {"delivery": delivery})
+            return replies.duplicate(key, first)
+        if claim.status is ClaimStatus.IN_PROGRESS:
+            return replies.in_progress(key, claim.retry_after)
+        # Authenticated, so kept: parked beside the original, under a key that names both.
+        error = ConflictError("this key was already received with a different body")
+        parked = admitted.entry._replace(
+            key=conflict_key(key, admitted.entry.fingerprint), verified_by=admitted.verified_by
+        )
+        return (yield from self._reject(Rejection(error, admitted.delivery(), parked), facts))
+
+    def _reject(self, rejection: Rejection, facts: Facts) -> _Pipeline:
+        """Park what deserves keeping, tell ``on_rejected``, answer with the error's status."""
+        error, delivery, park = rejection
+        key = None if delivery is None else delivery.key
+        facts.error = error
+        if park is not None:
+            facts.admitted(park)  # authenticated: its type and company may be reported
+            try:
+                yield Ask("park", (park, error.reason))
+            except StoreError as exc:
+                facts.error = exc
+                return replies.unavailable(key or park.key, self.retry_after)
+        if delivery is not None:
+            facts.delivery = delivery
+            yield Notify("on_rejected", {"delivery": delivery, "error": error})
+        if error.status_hint == 503:  # our failure, not the delivery's
+            logger.error("could not check %s: %s", key, error.reason, extra=log_fields(key))
+        return replies.rejected(error, key, self.retry_after)
+
+    # --- the story of a queued key on a worker -----------------------------------------------
+
+    def _work(self, key: str, facts: Facts) -> Generator[Effect, Any, Work]:
         """A worker's run of a queued key: take it, run its hooks, complete, defer or fail."""
+        facts.key = key
         try:
-            claim, record = yield _StoreCall(self._take, (key,))
-            if claim.status is ClaimStatus.IN_PROGRESS:
-                # Another worker holds it: look again when its lease would run out, in case
-                # that worker died (if it finishes, the next look is a no-op).
-                return Work(key, Outcome.IN_PROGRESS, claim.retry_after + 0.1)
-            if claim.status is not _CLAIMED:
-                return Work(key, _ALREADY_PROCESSED)
-        except StoreError:  # logged by the built-in log plugin's on_outcome
+            claim, record = yield Ask("take", (key,))
+        except StoreError as exc:
+            facts.error = exc
             return Work(key, Outcome.UNAVAILABLE, float(self.retry_after))
+        if claim.status is ClaimStatus.IN_PROGRESS:
+            # Another worker holds it: look again when its lease would run out, in case that
+            # worker died (if it finishes, the next look is a no-op).
+            return Work(key, Outcome.IN_PROGRESS, claim.retry_after + 0.1)
+        if claim.status is not ClaimStatus.CLAIMED:
+            return Work(key, Outcome.DUPLICATE)
         if record is None or record.token != claim.token:  # purged or taken over meanwhile
-            return Work(key, _ALREADY_PROCESSED)
+            return Work(key, Outcome.DUPLICATE)
+        facts.kind, facts.company_id = record.kind, record.company_id
         received_at = datetime.fromtimestamp(record.first_seen, timezone.utc)
         headers = Headers(record.headers)
         delivery = Delivery(
@@ -567,12 +429,14 @@ class Receiver:
             obj = load_object(record.body)
             routed = route(obj)
         except PayloadError as exc:  # it parsed when accepted: the stored body was altered
-            yield _StoreCall(self._release, (key, claim.token, exc))
+            facts.error = exc
+            yield from self._release(key, claim.token, exc)
             return Work(key, Outcome.FAILED)
         carried = message_id(headers) or key_from_body(obj) or f"sha256:{record.fingerprint}"
         if record.key != key or carried != key:
             # Hooks must never see another delivery's body under this key; the claim's lease
             # runs out and the key is taken again from a store that answers correctly.
+            facts.error = StoreError(f"the store returned the record of {carried!r}")
             logger.error(
                 "the store returned a record for %r when asked for %r; hooks not run",
                 carried,
@@ -580,228 +444,51 @@ class Receiver:
                 extra=log_fields(key, outcome="unavailable"),
             )
             return Work(key, Outcome.UNAVAILABLE, float(self.retry_after))
+        facts.delivery = delivery
         kwargs = {"delivery": delivery, routed.argument: routed.payload}
         try:
-            yield _Hooks(routed.hooks, kwargs, key, claim.token)
+            yield Hooks(routed.hooks, kwargs, key, claim.token)
         except Exception as exc:
+            facts.error = exc
             delay = self.retries.delay(claim.attempts)
             if delay is not None:
-                yield _StoreCall(self._defer, (key, claim.token, exc, delay))
+                yield from self._defer(key, claim.token, exc, delay)
                 return Work(key, Outcome.FAILED, delay)
             failure = {"payload": routed.payload, "alert": routed.payload, "error": exc}
-            yield _Notify("on_handler_error", {"delivery": delivery, **failure})
-            yield _StoreCall(self._release, (key, claim.token, exc))
+            yield Notify("on_handler_error", {"delivery": delivery, **failure})
+            yield from self._release(key, claim.token, exc)
             return Work(key, Outcome.FAILED)
-        yield _StoreCall(self._complete, (key, claim.token))
-        return Work(key, _PROCESSED)
+        yield from self._complete(key, claim.token)
+        return Work(key, Outcome.PROCESSED)
 
-    def _reject(self, rejection: _Rejection) -> _Pipeline:
-        """Park what deserves keeping, tell ``on_rejected``, answer with the error's status."""
-        error, delivery, park = rejection
-        if park is not None:
-            try:
-                yield _StoreCall(self._park, (park, error.reason))
-            except StoreError as exc:
-                return self._unavailable(park.key if delivery is None else delivery.key, exc)
-        if delivery is None:
-            return self._error_reply(error, None)
-        yield _Notify("on_rejected", {"delivery": delivery, "error": error})
-        return self._error_reply(error, delivery.key)
+    # --- after the hooks: what the store must record ------------------------------------------
 
-    def _not_claimed(self, admitted: _Admitted, claim: Claim) -> _Pipeline:
-        """The answer for a key we could not claim, with the hook that hears of it."""
-        key = admitted.entry.key
-        if claim.status is _DUPLICATE:
-            yield _Notify("on_duplicate", {"delivery": admitted.delivery()})
-            return Reply.build(200, _ALREADY_PROCESSED, key, "already processed")
-        if claim.status is ClaimStatus.IN_PROGRESS:
-            seconds = str(max(1, math.ceil(claim.retry_after)))
-            return Reply.build(
-                503,
-                Outcome.IN_PROGRESS,
-                key,
-                "this key is being processed; retry later",
-                (("Retry-After", seconds),),
-            )
-        # Authenticated, so kept: parked beside the original, under a key that names both.
-        error = ConflictError("this key was already received with a different body")
-        parked = admitted.entry._replace(
-            key=conflict_key(key, admitted.entry.fingerprint), verified_by=admitted.verified_by
-        )
-        return (yield from self._reject(_Rejection(error, admitted.delivery(), parked)))
-
-    # --- admission: every check that needs no store ------------------------------------------
-
-    def _admit(self, method: str, headers: HeaderInput, body: bytes) -> _Admitted | _Rejection:
-        """Method, size, credentials, JSON and model checks.
-
-        An authenticated body we cannot process comes back as a rejection that parks it, so
-        nothing Codat sent is lost; anything unauthenticated is never stored.
-        """
-        method = method.upper()
-        if method not in ALLOWED_METHODS:
-            return _WRONG_METHOD
-        hdrs = headers if type(headers) is Headers else Headers(headers)
-        if len(body) > self.max_body_bytes:
-            return self._too_large(method, hdrs, body, len(body))
-        received_at = self._received_at()
-        header_key = message_id(hdrs)
-        try:
-            verified_by = self.authenticator.verify(hdrs, body)
-        except CodatWebhookError as exc:
-            return _Rejection(exc, Delivery(header_key, hdrs, body, received_at, method=method))
-        fingerprint = hashlib.sha256(body).hexdigest()
-        key = header_key
-        obj: Mapping[str, Any] | None = None
-        try:
-            obj = load_object(body)
-            key = key or key_from_body(obj) or f"sha256:{fingerprint}"
-            routed = route(obj)
-            entry = Entry(
-                key, fingerprint, body, tuple(redact(hdrs.raw)), routed.kind, routed.company_id
-            )
-            if not entry.plain():  # rare: non-ASCII, NUL or a long key; refused, not cleaned
-                if (problem := key_problem(key)) is not None:
-                    raise PayloadError(f"the delivery's ID is {problem}")
-                if entry.storable() != entry:
-                    raise PayloadError("the type or company ID is not storable text")
-        except PayloadError as error:
-            if key is None or key_problem(key) is not None:
-                key = f"sha256:{fingerprint}"  # the body's own ID cannot be a store key
-            delivery = Delivery(key, hdrs, body, received_at, verified_by, method=method)
-            return _Rejection(error, delivery, self._dead_letter(delivery, fingerprint, obj))
-        return _Admitted(hdrs, body, received_at, verified_by, method, routed, entry)
-
-    def _too_large(
-        self, method: str, headers: HeaderInput, body: bytes, size: int | None
-    ) -> _Rejection:
-        """A body over ``max_body_bytes``, measured by us or (``size``) by the adapter."""
-        method = method.upper()
-        if method not in ALLOWED_METHODS:
-            return _WRONG_METHOD
-        hdrs = headers if type(headers) is Headers else Headers(headers)
-        header_key = message_id(hdrs)
-        delivery = Delivery(header_key, hdrs, body, self._received_at(), method=method)
-        measured = "a chunked body" if size is None else f"body of {size} bytes"
-        error = PayloadTooLargeError(f"{measured} exceeds max_body_bytes={self.max_body_bytes}")
-        return _Rejection(error, delivery)
-
-    @staticmethod
-    def _dead_letter(delivery: Delivery, fingerprint: str, obj: Mapping[str, Any] | None) -> Entry:
-        """The record of a rejected, authenticated delivery, to park it.
-
-        The type and company are kept when the decoded body names them, so a parked delivery
-        can be found by type and company like any other.
-        """
-        assert delivery.key is not None
-        kind, company_id = describe(obj) if obj is not None else (None, None)
-        return Entry(
-            key=delivery.key,
-            fingerprint=fingerprint,
-            body=delivery.body,
-            headers=tuple(redact(delivery.headers.raw)),
-            kind=kind,
-            company_id=company_id,
-        )
-
-    # --- store calls: each goes through the outage, so a store that is down costs no wait ---
-
-    def _call_store(self, function: Callable[..., _Result], *args: Any, **kwargs: Any) -> _Result:
-        self.outage.check()
-        try:
-            return function(*args, **kwargs)
-        except StoreError as exc:
-            self.outage.failed(exc)
-            raise
-
-    def _claim(self, entry: Entry, force: bool) -> Claim:
-        return self._call_store(self.store.claim, entry, lease=self.lease, force=force)
-
-    def _enqueue(self, entry: Entry) -> Claim:
-        return self._call_store(self.store.enqueue, entry)
-
-    def _take(self, key: str) -> tuple[Claim, Record | None]:
-        return self._call_store(self.store.take_record, key, lease=self.lease)
-
-    def _park(self, entry: Entry, reason: str) -> None:
-        self._call_store(self.store.park, entry, reason=reason)
-
-    def _release(self, key: str, token: int, exc: BaseException) -> None:
-        try:
-            self._call_store(self.store.release, key, token, error=f"{type(exc).__name__}: {exc}")
-        except StoreError as store_exc:
-            logger.error(
-                "could not release %s (%s); its lease will expire",
-                key,
-                store_exc,
-                extra=log_fields(key),
-            )
-
-    def _defer(self, key: str, token: int, exc: BaseException, delay: float) -> None:
-        error = f"{type(exc).__name__}: {exc}"
-        try:
-            self._call_store(self.store.defer, key, token, due=self.clock() + delay, error=error)
-        except StoreError as store_exc:
-            logger.error(
-                "could not defer %s (%s); its lease will expire",
-                key,
-                store_exc,
-                extra=log_fields(key),
-            )
-
-    def _complete(self, key: str, token: int) -> None:
+    def _complete(self, key: str, token: int) -> Generator[Effect, Any, None]:
         # The hooks ran: answering 200 is right even if recording that fails, because a retry
         # would run them again. The claim is kept and completed in the background instead.
         try:
-            if not self._call_store(self.store.complete, key, token):
+            if not (yield Ask("complete", (key, token))):
                 logger.warning(
                     "%s completed after its lease was taken over", key, extra=log_fields(key)
                 )
         except StoreError as exc:
-            logger.error(
-                "processed %s but could not record it (%s); retrying in the background",
-                key,
-                exc,
-                extra=log_fields(key),
-            )
-            self._leases.complete_later(key, token)
+            message = "processed %s but could not record it (%s); retrying in the background"
+            logger.error(message, key, exc, extra=log_fields(key))
+            yield Ask("complete_later", (key, token))
 
-    # --- replies: the status policy ----------------------------------------------------------
+    def _release(self, key: str, token: int, exc: BaseException) -> Generator[Effect, Any, None]:
+        try:
+            yield Ask("release", (key, token, f"{type(exc).__name__}: {exc}"))
+        except StoreError as store_exc:
+            message = "could not release %s (%s); its lease will expire"
+            logger.error(message, key, store_exc, extra=log_fields(key))
 
-    def _error_reply(self, error: CodatWebhookError, key: str | None) -> Reply:
-        """The reply for a rejection; the sender never learns why authentication failed."""
-        status = error.status_hint
-        detail = _GENERIC_DETAILS.get(status, error.reason)
-        extra: tuple[tuple[str, str], ...] = ()
-        if status == 405:
-            extra = (("Allow", ", ".join(ALLOWED_METHODS)),)
-        elif status == 503:  # our failure, not the delivery's: Codat must try again
-            logger.error("could not check %s: %s", key, error.reason, extra=log_fields(key))
-            extra = (("Retry-After", str(self.retry_after)),)
-        return Reply.build(status, error.outcome, key, detail, extra)
-
-    def _unavailable(self, key: str | None, exc: Exception, part: str = "store") -> Reply:
-        # Logged, with the error, by the built-in log plugin's on_outcome.
-        return Reply.build(
-            503,
-            Outcome.UNAVAILABLE,
-            key,
-            f"{part} unavailable; retry later",
-            (("Retry-After", str(self.retry_after)),),
-        )
-
-    def _failed(self, key: str) -> Reply:
-        return Reply.build(
-            503,
-            Outcome.FAILED,
-            key,
-            "a handler failed; retry later",
-            (("Retry-After", str(self.retry_after)),),
-        )
-
-
-_HEALTH_HEADERS = (("Content-Type", "application/json"), ("Cache-Control", "no-store"))
-_HEALTHY = Reply(200, list(_HEALTH_HEADERS), b'{"status": "ok"}', "ok")
-
-_GENERIC_DETAILS = {401: "authentication failed", 413: "body too large"}
-"""Details that replace the error's reason in replies: a prober learns nothing from them."""
+    def _defer(
+        self, key: str, token: int, exc: BaseException, delay: float
+    ) -> Generator[Effect, Any, None]:
+        error = f"{type(exc).__name__}: {exc}"
+        try:
+            yield Ask("defer", (key, token, self.clock() + delay, error))
+        except StoreError as store_exc:
+            message = "could not defer %s (%s); its lease will expire"
+            logger.error(message, key, store_exc, extra=log_fields(key))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pluggy
 
 from .errors import PayloadError
+from .hooks.dispatch import Dispatcher
 from .hooks.manager import BUILTIN_PLUGINS
 from .models._parse import load_object
 from .outcomes import Outcome
@@ -118,7 +119,7 @@ def replaying_receiver(
     return Receiver(
         store=store or receiver.store,
         insecure=True,
-        plugin_manager=manager or receiver.plugin_manager,
+        dispatcher=receiver.dispatcher if manager is None else Dispatcher(manager),
         lease=receiver.lease,
         clock=receiver.clock,
     )

@@ -16,6 +16,11 @@ A value still holding a documentation placeholder (``whsec_...``, ``Bearer ...``
 unset, with a warning naming it: a line pasted from a README must not take the app down, nor
 pass for a real credential. If that leaves no credential at all, :class:`Receiver` refuses to
 start, as always.
+
+The command line reads its environment through :func:`read_credentials` and :func:`setting`
+too, so a value the app ignores the commands ignore, and a value the app refuses the commands
+refuse, under the same name: an error about a setting names the setting, never a flag the user
+did not pass.
 """
 
 from __future__ import annotations
@@ -23,12 +28,16 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .errors import ConfigurationError
 from .observe import log_fields
-from .receiver import Receiver
-from .stores.base import Store
 from .stores.sqlite import DEFAULT_DB_PATH
+from .verify import decode_signing_secret
+
+if TYPE_CHECKING:
+    from .receiver import Receiver
+    from .stores.base import Store
 
 __all__ = [
     "AUTHORIZATION",
@@ -36,7 +45,10 @@ __all__ = [
     "REDIS_URL",
     "SIGNING_SECRET",
     "is_placeholder",
+    "read_credentials",
+    "read_signing_secrets",
     "receiver_from_settings",
+    "setting",
     "store_from_settings",
 ]
 
@@ -56,7 +68,8 @@ def is_placeholder(value: str) -> bool:
     return bool(_PLACEHOLDER.search(value.strip()))
 
 
-def _setting(settings: Mapping[str, Any], name: str) -> str | None:
+def setting(settings: Mapping[str, Any], name: str) -> str | None:
+    """The value of ``name``, stripped; ``None`` when unset, blank or a placeholder (warned)."""
     value = settings.get(name)
     if value is None or not str(value).strip():
         return None
@@ -69,16 +82,38 @@ def _setting(settings: Mapping[str, Any], name: str) -> str | None:
     return text
 
 
+def read_signing_secrets(settings: Mapping[str, Any]) -> list[str]:
+    """The ``whsec_`` secrets of ``CODAT_WEBHOOKS_SIGNING_SECRET`` (several: a rotation).
+
+    Secrets never contain spaces or commas, so those separate them. One that is not
+    ``whsec_`` + base64 is refused here, naming the setting: the receiver would refuse it too,
+    but could only say "a signing secret", and the user has to know which setting to fix.
+    """
+    text = setting(settings, SIGNING_SECRET)
+    secrets = [secret for secret in re.split(r"[\s,]+", text) if secret] if text else []
+    for secret in secrets:
+        try:
+            decode_signing_secret(secret)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{SIGNING_SECRET}: {exc}") from None
+    return secrets
+
+
+def read_credentials(settings: Mapping[str, Any]) -> tuple[str | None, list[str]]:
+    """The ``Authorization`` value and the signing secrets ``settings`` hold."""
+    return setting(settings, AUTHORIZATION), read_signing_secrets(settings)
+
+
 def store_from_settings(settings: Mapping[str, Any], *, default_db: str = DEFAULT_DB_PATH) -> Store:
     """Redis when ``CODAT_WEBHOOKS_REDIS_URL`` is set, else SQLite at ``CODAT_WEBHOOKS_DB``."""
-    redis_url = _setting(settings, REDIS_URL)
+    redis_url = setting(settings, REDIS_URL)
     if redis_url is not None:
         from .stores.redis import RedisStore
 
         return RedisStore.from_url(redis_url)
     from .stores.sqlite import SQLiteStore
 
-    return SQLiteStore(_setting(settings, DB) or default_db)
+    return SQLiteStore(setting(settings, DB) or default_db)
 
 
 def receiver_from_settings(
@@ -89,11 +124,17 @@ def receiver_from_settings(
     ``os.environ`` and Flask's ``app.config`` both fit. ``default_db`` is the SQLite file when
     ``CODAT_WEBHOOKS_DB`` is unset (two apps in one directory should not share one by accident).
     """
-    secrets = _setting(settings, SIGNING_SECRET)
-    receiver_args.setdefault("authorization", _setting(settings, AUTHORIZATION))
-    receiver_args.setdefault(
-        "signing_secrets", [s for s in re.split(r"[\s,]+", secrets) if s] if secrets else None
-    )
+    from .receiver import Receiver  # pydantic and the pipeline: not for the command line's use
+
+    authorization, secrets = read_credentials(settings)
+    receiver_args.setdefault("authorization", authorization)
+    receiver_args.setdefault("signing_secrets", secrets or None)
+    given = ("authorization", "signing_secrets", "authenticator", "insecure")
+    if not any(receiver_args.get(name) for name in given):
+        raise ConfigurationError(
+            f"no credentials: set {AUTHORIZATION} (the Authorization header value set in the "
+            f"Codat Portal) and/or {SIGNING_SECRET} (the endpoint's whsec_ secret)"
+        )
     if "store" in receiver_args:
         return Receiver(**receiver_args)
     store = store_from_settings(settings, default_db=default_db)

@@ -58,6 +58,11 @@ SIGNATURE_HEADER_SETS: tuple[tuple[str, str, str], ...] = (
 _SIGNATURE_NAMES = frozenset(names[2] for names in SIGNATURE_HEADER_SETS)
 _ID_OR_SIGNATURE_NAMES = _SIGNATURE_NAMES | {names[0] for names in SIGNATURE_HEADER_SETS}
 
+_NEITHER = (
+    "missing both proofs: no signature headers (webhook-id, webhook-timestamp, "
+    "webhook-signature: new-service events are signed) and no Authorization header (legacy alerts)"
+)
+
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the public prefix of every secret, not a secret
 
 
@@ -282,7 +287,14 @@ class Authenticator:
         if self._signatures is not None and SignatureCheck.applies(headers):
             return self._signatures(headers, body)
         if self._authorization is not None:
-            return self._authorization(headers)
+            try:
+                return self._authorization(headers)
+            except VerificationError:
+                if self._signatures is not None and headers.get("authorization") is None:
+                    # Either proof would do: saying only "missing Authorization" sends whoever
+                    # debugs a new-service event (always signed) looking for the wrong header.
+                    raise VerificationError(_NEITHER) from None
+                raise
         if self._signatures is not None:
             raise VerificationError("missing webhook-signature header")
         return None

@@ -116,4 +116,8 @@ def test_an_import_error_inside_the_app_is_not_a_missing_module(
     with pytest.raises(CommandError, match="importing 'broken_import' failed") as raised:
         _load(tmp_path, monkeypatch, "broken_import", "import no_such_dependency\n")
     assert raised.value.status == 1
+    assert "broken_import.py:5) (-v shows the traceback)" in str(raised.value)
+    assert "Traceback" not in capsys.readouterr().err
+    with pytest.raises(CommandError, match="importing 'broken_import' failed"):
+        load_app(argparse.Namespace(app="broken_import:app", verbose=True))
     assert "Traceback" in capsys.readouterr().err

@@ -276,6 +276,24 @@ def test_a_failing_replay_stays_failed_with_its_error(
     assert "handler bug &lt;b&gt;boom&lt;/b&gt;" in shown
 
 
+def test_a_failed_replay_is_shown_as_a_failure_not_a_success(
+    operator: httpx.Client, base: str, setup: tuple[Console, MemoryStore, Handler]
+) -> None:
+    failed(setup[1], "f1")
+    setup[2].broken = True
+    csrf = csrf_of(operator.get(f"{base}/").text)
+    answer = operator.post(f"{base}/replay", data={"key": "f1", "csrf": csrf})
+    shown = operator.get(base + answer.headers["location"]).text
+    [banner] = re.findall(r'<p class="([a-z]+)" id="replayed"[^>]*>([^<]*)</p>', shown)
+    assert banner[0] == "problem", "the red banner of a problem, not the green notice"
+    assert banner[1].startswith("Replay failed (failed): the delivery is failed again")
+    assert "Replayed:" not in shown
+    setup[2].broken = False
+    again = operator.post(f"{base}/replay", data={"key": "f1", "csrf": csrf})
+    fixed = operator.get(base + again.headers["location"]).text
+    assert '<p class="notice" id="replayed" role="status">Replayed: processed</p>' in fixed
+
+
 def test_replay_is_refused_when_no_plugin_would_handle_it() -> None:
     receiver = Receiver(insecure=True, store=MemoryStore(), load_entrypoints=False)
     console = Console(receiver, password=PASSWORD)

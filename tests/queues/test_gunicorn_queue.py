@@ -87,7 +87,8 @@ if child == 0:  # no delivery ever reaches the child: only its own sweeper can f
 receiver.queue.close()  # the parent stops running keys before the key exists
 body = sample_body("Sync Completed")
 with SQLiteStore(os.environ["DB"]) as store:
-    store.enqueue(Entry(sys.argv[1], "f" * 64, body=body))
+    # the key is the delivery's webhook-id, as a worker checks before running the hooks
+    store.enqueue(Entry(sys.argv[1], "f" * 64, body=body, headers=(("webhook-id", sys.argv[1]),)))
 _, status = os.waitpid(child, 0)
 print(json.dumps({"parent": os.getpid(), "child": child, "status": status}))
 """

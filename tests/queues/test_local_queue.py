@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from pathlib import Path
 
 import pytest
@@ -93,11 +94,12 @@ def test_failing_hook_is_retried_on_the_worker_after_its_backoff(tmp_path: Path)
 def test_sweeper_runs_keys_recorded_but_never_enqueued(tmp_path: Path) -> None:
     path = tmp_path / "q.sqlite3"
     with SQLiteStore(path) as store:  # as if the process died between recording and enqueueing
-        body = sample_body("Sync Completed")
-        store.enqueue(Entry("orphan", "f" * 64, body))
+        orphan = str(uuid.uuid4())
+        body = sample_body("Sync Completed", alert_id=orphan)
+        store.enqueue(Entry(orphan, "f" * 64, body))
     counter = Counter()
     receiver = build(path, counter, LocalQueue(stale_after=0, sweep_every=0.05))
     try:
-        wait_for(lambda: counter.runs == {"orphan": 1})
+        wait_for(lambda: counter.runs == {orphan: 1})
     finally:
         receiver.close()

@@ -35,7 +35,7 @@ from codat_webhooks.testing import sample_body
 
 pytestmark = pytest.mark.slow
 
-KEYS, COPIES = 100, 3
+KEYS, COPIES = 60, 3
 BIN = Path(sys.executable).parent
 
 APP = """

@@ -23,9 +23,11 @@ import sys
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._common import EXIT_USAGE, CommandError, open_store
+from ._common import EXIT_USAGE, CommandError, first_line, open_store
+from ._logs import traceback_hint
 
 if TYPE_CHECKING:
     from ..receiver import Receiver
@@ -99,7 +101,8 @@ def load_app(args: argparse.Namespace, *, serving: bool = False) -> LoadedApp | 
             f"--app {spec!r}: use MODULE:ATTRIBUTE, e.g. myapp.web:app or myapp.hooks:receiver",
             EXIT_USAGE,
         )
-    module = _import(module_name, spec)
+    verbose = bool(getattr(args, "verbose", False))
+    module = _import(module_name, spec, verbose)
     value: Any = module
     for part in attribute.split("."):
         try:
@@ -109,7 +112,7 @@ def load_app(args: argparse.Namespace, *, serving: bool = False) -> LoadedApp | 
                 f"--app {spec!r}: module {module_name!r} has no attribute {attribute!r}",
                 EXIT_USAGE,
             ) from None
-    app = _resolve(spec, value)
+    app = _resolve(spec, value, verbose)
     if not serving and app.receiver.queue is not None:
         app.receiver.queue.close()
     return app
@@ -122,7 +125,7 @@ def store_for(args: argparse.Namespace, app: LoadedApp | None, *, create: bool) 
     return open_store(args, create=create)
 
 
-def _import(module_name: str, spec: str) -> Any:
+def _import(module_name: str, spec: str, verbose: bool) -> Any:
     # As `python -m` and `flask --app` do: the current directory's modules are importable.
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
@@ -135,25 +138,49 @@ def _import(module_name: str, spec: str) -> Any:
                 "holds it, or put it on PYTHONPATH)",
                 EXIT_USAGE,
             ) from None
-        traceback.print_exc()
-        raise CommandError(f"--app {spec!r}: importing {module_name!r} failed: {exc}") from None
-    except Exception as exc:  # the application's own code raised: show where
-        traceback.print_exc()
-        raise CommandError(
-            f"--app {spec!r}: importing {module_name!r} failed: {type(exc).__name__}: {exc}"
-        ) from None
+        raise _failed(spec, f"importing {module_name!r}", exc, verbose) from None
+    except Exception as exc:  # the application's own code raised
+        raise _failed(spec, f"importing {module_name!r}", exc, verbose) from None
 
 
-def _resolve(spec: str, value: object) -> LoadedApp:
+def _failed(spec: str, doing: str, exc: Exception, verbose: bool) -> CommandError:
+    """One line saying what failed and where in the application; the frames only if asked.
+
+    A missing setting in the app is the usual cause, and its message says everything; the
+    file and line point at the app's own code for the rarer bug, and ``-v`` has the rest.
+    """
+    if verbose:
+        traceback.print_exception(exc)
+    return CommandError(
+        f"--app {spec!r}: {doing} failed: {type(exc).__name__}: {first_line(str(exc))}"
+        f"{_where(exc)}{traceback_hint(verbose)}"
+    )
+
+
+def _where(exc: BaseException) -> str:
+    """`` (at app.py:12)``: the deepest frame outside this package and the import machinery."""
+    package = Path(__file__).resolve().parent.parent
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        path = Path(frame.filename)
+        if frame.filename.startswith("<") or path.parent.name == "importlib":
+            continue
+        if path.resolve().is_relative_to(package):
+            continue
+        try:
+            shown = str(path.resolve().relative_to(Path.cwd()))
+        except ValueError:
+            shown = frame.filename
+        return f" (at {shown}:{frame.lineno})"
+    return ""
+
+
+def _resolve(spec: str, value: object, verbose: bool) -> LoadedApp:
     found = _find(value)
     if not found and _is_factory(value):
         try:
             value = value()  # type: ignore[operator]
         except Exception as exc:
-            traceback.print_exc()
-            raise CommandError(
-                f"--app {spec!r}: calling it failed: {type(exc).__name__}: {exc}"
-            ) from None
+            raise _failed(spec, "calling it", exc, verbose) from None
         found = _find(value)
     receivers = list(dict.fromkeys(id(receiver) for receiver, _ in found))
     if not receivers:

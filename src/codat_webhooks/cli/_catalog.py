@@ -7,6 +7,7 @@ rule or event appears here without touching this file.
 
 from __future__ import annotations
 
+import difflib
 import json
 import uuid
 from collections.abc import Callable
@@ -111,10 +112,26 @@ def find_type(text: str) -> SampleType:
                 f"{text!r} is a pattern: name a concrete type, e.g. {example!r}", EXIT_USAGE
             )
         return _event_type(concrete, concrete, member.hook, member.spec.summary, make)
+    guess = _closest(text)
+    hint = f" (did you mean {guess!r}?)" if guess else ""
     raise CommandError(
-        f"unknown type {text!r}; `codat-webhooks samples` lists every rule and event type",
+        f"unknown type {text!r}{hint}; `codat-webhooks samples` lists every rule and event type",
         EXIT_USAGE,
     )
+
+
+def _closest(text: str) -> str | None:
+    """The known type a misspelling most resembles, or ``None`` when nothing is close.
+
+    Compared in lower case, so ``sync faild`` finds ``Sync Failed``; a rule type's other
+    spellings count too, and pattern event types are offered as their concrete example.
+    """
+    names: dict[str, str] = {}
+    for known in types():
+        for spelling in (known.concrete, known.name, *known.aliases):
+            names.setdefault(spelling.lower(), known.concrete)
+    found = difflib.get_close_matches(text.strip().lower(), names, n=1, cutoff=0.75)
+    return names[found[0]] if found else None
 
 
 def parse_override(text: str) -> tuple[str, Any]:

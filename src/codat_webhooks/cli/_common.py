@@ -12,14 +12,18 @@ import json
 import os
 import re
 import sys
+import textwrap
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import settings
 from ..describe import format_time, parse_time
+from ..errors import ConfigurationError
 from ..stores.base import Record, State, Store
 from ..stores.sqlite import DEFAULT_DB_PATH
+from ..verify import decode_signing_secret
 
 if TYPE_CHECKING:
     import pluggy
@@ -33,6 +37,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "CommandError",
+    "HelpFormatter",
     "add_credential_flags",
     "add_store_flags",
     "credentials",
@@ -46,16 +51,17 @@ __all__ = [
     "plugin_label",
     "positive_int",
     "select_records",
+    "warn",
 ]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
-ENV_AUTHORIZATION = "CODAT_WEBHOOKS_AUTHORIZATION"
-ENV_SIGNING_SECRET = "CODAT_WEBHOOKS_SIGNING_SECRET"  # noqa: S105 - a variable name, not a secret
-ENV_DB = "CODAT_WEBHOOKS_DB"
-ENV_REDIS_URL = "CODAT_WEBHOOKS_REDIS_URL"
+ENV_AUTHORIZATION = settings.AUTHORIZATION
+ENV_SIGNING_SECRET = settings.SIGNING_SECRET
+ENV_DB = settings.DB
+ENV_REDIS_URL = settings.REDIS_URL
 
 
 class CommandError(Exception):
@@ -89,16 +95,34 @@ def add_credential_flags(parser: argparse.ArgumentParser) -> None:
 def credentials(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """Authorization values and signing secrets: flags win, else the environment.
 
-    ``CODAT_WEBHOOKS_AUTHORIZATION`` is one value (header values may contain commas);
-    ``CODAT_WEBHOOKS_SIGNING_SECRET`` may list several ``whsec_`` secrets, which never contain
-    spaces or commas, so a rotation can be configured in one variable.
+    The environment is read by :mod:`codat_webhooks.settings`, the code the app's own settings
+    go through: a README placeholder (``whsec_...``) is ignored there with a warning, and a
+    malformed value is refused under its variable's name, here as in the app. A flag is what
+    the user typed on this command line, so a placeholder or a malformed secret there is an
+    error naming the flag.
     """
     authorization: list[str] = list(args.authorization or [])
-    if not authorization and os.environ.get(ENV_AUTHORIZATION):
-        authorization = [os.environ[ENV_AUTHORIZATION]]
     secrets: list[str] = list(args.signing_secret or [])
-    if not secrets and os.environ.get(ENV_SIGNING_SECRET):
-        secrets = [s for s in re.split(r"[\s,]+", os.environ[ENV_SIGNING_SECRET]) if s]
+    for flag, values in (("--authorization", authorization), ("--signing-secret", secrets)):
+        for value in values:
+            if settings.is_placeholder(value):
+                raise CommandError(
+                    f"{flag} {value!r} is a documentation placeholder: pass the real value",
+                    EXIT_USAGE,
+                )
+    for secret in secrets:
+        try:
+            decode_signing_secret(secret)
+        except ConfigurationError as exc:
+            raise CommandError(f"--signing-secret: {exc}", EXIT_USAGE) from None
+    if not authorization:
+        from_env = settings.setting(os.environ, settings.AUTHORIZATION)
+        authorization = [from_env] if from_env is not None else []
+    if not secrets:
+        try:
+            secrets = settings.read_signing_secrets(os.environ)
+        except ConfigurationError as exc:
+            raise CommandError(str(exc), EXIT_USAGE) from None
     return authorization, secrets
 
 
@@ -124,7 +148,7 @@ def open_store(args: argparse.Namespace, *, create: bool) -> Store:
     Inspecting commands must not silently create an empty database in the wrong directory and
     then report "no deliveries": a missing file is almost always a wrong ``--db``.
     """
-    redis_url = args.redis_url or os.environ.get(ENV_REDIS_URL)
+    redis_url = args.redis_url or settings.setting(os.environ, ENV_REDIS_URL)
     if redis_url and not args.db:
         try:
             from ..stores.redis import RedisStore
@@ -133,7 +157,7 @@ def open_store(args: argparse.Namespace, *, create: bool) -> Store:
                 f"--redis-url needs the redis extra: pip install 'codat-webhooks[redis]' ({exc})"
             ) from None
         return RedisStore.from_url(redis_url)
-    path = Path(args.db or os.environ.get(ENV_DB) or DEFAULT_DB_PATH)
+    path = Path(args.db or settings.setting(os.environ, ENV_DB) or DEFAULT_DB_PATH)
     if not create and not path.is_file():
         raise CommandError(
             f"no database at {path}: pass --db (or set {ENV_DB}) to the file `serve` writes"
@@ -213,6 +237,11 @@ def parse_since(text: str) -> float:
         ) from None
 
 
+def warn(message: str) -> None:
+    """A warning on stderr, in the shape of the error line: stdout stays the command's output."""
+    print(f"codat-webhooks: warning: {message}", file=sys.stderr, flush=True)
+
+
 def stderr_is_tty() -> bool:
     return sys.stderr.isatty()
 
@@ -250,6 +279,35 @@ def plain(doc: str | None) -> str:
     return text.replace("``", "").replace("::\n", ":\n")
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions filled to the terminal's width, paragraph by paragraph.
+
+    The text comes from module docstrings wrapped for the source file (96 columns): printed as
+    written, every line wraps again in an 80-column terminal, leaving a stub of a phrase on a
+    line of its own. Paragraphs of prose are re-filled; a paragraph with an indented or bulleted
+    line (an example command, a list) is kept exactly as written.
+    """
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        paragraphs = []
+        for paragraph in re.split(r"\n[ \t]*\n", text.strip("\n")):
+            lines = paragraph.splitlines()
+            if any(line.startswith((" ", "\t", "- ", "* ")) for line in lines):
+                paragraphs.append("\n".join(indent + line for line in lines))
+                continue
+            words = " ".join(line.strip() for line in lines)
+            paragraphs.append(
+                textwrap.fill(
+                    words,
+                    width,
+                    initial_indent=indent,
+                    subsequent_indent=indent,
+                    break_on_hyphens=False,  # never "keep-" / "alive"
+                )
+            )
+        return "\n\n".join(paragraphs) + "\n"
+
+
 def command(
     subparsers: Any, name: str, help: str, doc: str | None, epilog: str | None = None
 ) -> argparse.ArgumentParser:
@@ -262,7 +320,7 @@ def command(
         name,
         help=help,
         description=plain(doc),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
         epilog=epilog,
     )
     return parser

@@ -20,6 +20,7 @@ from ._common import (
     EXIT_USAGE,
     CommandError,
     add_credential_flags,
+    command,
     credentials,
     emit,
     first_line,
@@ -29,9 +30,32 @@ from ._common import (
 __all__ = ["add_parsers", "read_headers"]
 
 
+SAMPLES = """List every type ``trigger`` can send: the legacy rule types and the new-service
+event types, each with the hook it calls and what it means. With a TYPE, print a sample body of
+that type (any spelling Codat used for a rule type), ready to edit and send or to use in a test.
+"""
+
+PLUGINS = """List the plugins a receiver would run: the built-in ones and those installed under the
+``codat_webhooks`` entry point, with their distribution and the hooks each implements. With
+``--app``, the plugins of your application's own receiver instead.
+"""
+
+VERIFY = """Check a captured request against the credentials and say exactly why the receiver
+would accept or reject it: which credential matched, or which header is missing or wrong, then
+the type and key of the body.
+
+HEADERS is a file of the request's headers: 'Name: value' lines (curl -D, a proxy dump; a
+request line is skipped) or a JSON object. BODY is a file holding the raw body bytes, exactly as
+received.
+"""
+
+
 def add_parsers(subparsers: Any) -> None:
-    samples: argparse.ArgumentParser = subparsers.add_parser(
-        "samples", help="list every rule and event type with its hook, or print a sample body"
+    samples = command(
+        subparsers,
+        "samples",
+        "list the rule and event types and their hooks, or a sample",
+        SAMPLES,
     )
     samples.add_argument("type", nargs="?", metavar="TYPE", help="print a sample of this type")
     samples.add_argument("--company-id", metavar="ID", help="CompanyId to put in the sample")
@@ -40,22 +64,25 @@ def add_parsers(subparsers: Any) -> None:
     )
     samples.set_defaults(run=run_samples)
 
-    plugins: argparse.ArgumentParser = subparsers.add_parser(
-        "plugins", help="installed plugins, their distribution and the hooks they implement"
+    plugins = command(
+        subparsers, "plugins", "the installed plugins and the hooks they implement", PLUGINS
     )
     add_app_flag(plugins)
     plugins.add_argument("--json", action="store_true", help="one JSON object per plugin")
     plugins.set_defaults(run=run_plugins)
 
-    verify: argparse.ArgumentParser = subparsers.add_parser(
-        "verify",
-        help="check a captured request against the configured credentials",
-        description="Check a captured request and say exactly why it would be rejected. "
-        "HEADERS is 'Name: value' lines (curl -D / a proxy dump; a request line is skipped) "
-        "or a JSON object; BODY is the raw body bytes.",
+    verify = command(
+        subparsers, "verify", "check a captured request against the credentials", VERIFY
     )
-    verify.add_argument("headers_file", metavar="HEADERS", type=Path)
-    verify.add_argument("body_file", metavar="BODY", type=Path)
+    verify.add_argument(
+        "headers_file",
+        metavar="HEADERS",
+        type=Path,
+        help="file of the request's headers: 'Name: value' lines or a JSON object",
+    )
+    verify.add_argument(
+        "body_file", metavar="BODY", type=Path, help="file of the request's raw body bytes"
+    )
     add_credential_flags(verify)
     verify.add_argument(
         "--tolerance",

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..describe import pretty_body, record_json
+from ..describe import pretty_body, queue_json, record_json
 from ..rules import RuleType
 from ..stores.base import CODAT_RETRY_WINDOW, Record, State, Store
 from ._app import add_app_flag, load_app, store_for
@@ -22,6 +22,7 @@ from ._common import (
     EXIT_USAGE,
     CommandError,
     add_store_flags,
+    command,
     cut,
     emit,
     format_time,
@@ -40,10 +41,26 @@ ERROR_WIDTH = 60
 """The ERROR column is cut to this many characters (with an ellipsis); ``show`` prints it all."""
 
 
+EVENTS = """List the deliveries in the store, newest first: when each was last seen, its state,
+how many times its hooks ran, its type, company, key and last error. Filter by state, type,
+company and time; ``--follow`` keeps printing deliveries as they arrive or change.
+"""
+
+SHOW = """Print one delivery: its record, the sender's headers (credentials redacted) and its body,
+to see what Codat sent and why a delivery failed or was parked. A delivery waiting for a worker
+also says when it is due and from when a sweep re-enqueues it if no worker takes it (a delivery
+answered 503 while the broker was down waits for that sweep); ``--app`` knows your queue's
+``stale_after``.
+"""
+
+PURGE = """Delete deliveries last seen longer ago than a duration, as the store's retention would,
+but now. Inside Codat's 28-hour retry window a purged key is no longer a duplicate, so a late
+retry would run its hooks again: that needs ``--force``. ``--dry-run`` lists what would go.
+"""
+
+
 def add_parsers(subparsers: Any) -> None:
-    events: argparse.ArgumentParser = subparsers.add_parser(
-        "events", help="list stored deliveries, newest first"
-    )
+    events = command(subparsers, "events", "list stored deliveries, newest first", EVENTS)
     add_app_flag(events)
     add_store_flags(events)
     events.add_argument(
@@ -67,18 +84,14 @@ def add_parsers(subparsers: Any) -> None:
     events.add_argument("--json", action="store_true", help="one JSON object per line")
     events.set_defaults(run=run_events)
 
-    show: argparse.ArgumentParser = subparsers.add_parser(
-        "show", help="one delivery: its record, headers (credentials redacted) and body"
-    )
-    show.add_argument("key", metavar="KEY")
+    show = command(subparsers, "show", "one delivery: its record, redacted headers and body", SHOW)
+    show.add_argument("key", metavar="KEY", help="the delivery's key (events lists them)")
     add_app_flag(show)
     add_store_flags(show)
     show.add_argument("--json", action="store_true", help="as one JSON object")
     show.set_defaults(run=run_show)
 
-    purge: argparse.ArgumentParser = subparsers.add_parser(
-        "purge", help="delete deliveries last seen longer ago than a duration (retention, now)"
-    )
+    purge = command(subparsers, "purge", "delete deliveries last seen over a given time ago", PURGE)
     purge.add_argument(
         "--older-than",
         type=parse_duration,
@@ -244,18 +257,26 @@ def _print_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> No
 
 
 def run_show(args: argparse.Namespace) -> int:
-    with _with_store(args) as store:
+    app = load_app(args)
+    with store_for(args, app, create=False) as store:
         record = store.get(args.key)
         conflicts = store.conflicts(args.key) if record is not None else []
     if record is None:
         raise CommandError(f"no delivery with key {args.key!r} in {store!r}")
+    stale_after = getattr(app.receiver.queue, "stale_after", None) if app is not None else None
+    waiting = queue_json(record, stale_after, time.time())
     if args.json:
         shown = record_json(record, with_body=True)
         shown["conflicts"] = [record_json(other) for other in conflicts]
+        if waiting is not None:
+            shown["queue"] = waiting
         print(json.dumps(shown))
         return EXIT_OK
     for name, value in record_json(record).items():
         print(f"{name + ':':<12}{'-' if value is None else value}")
+    if waiting is not None:
+        print(f"{'due:':<12}{waiting['due']} (when a worker should take it)")
+        print(f"{'sweep:':<12}{_sweep_line(waiting)}")
     print("\nheaders (credentials redacted):")
     for name, value in record.headers:
         print(f"  {name}: {value}")
@@ -266,6 +287,20 @@ def run_show(args: argparse.Namespace) -> int:
         for other in conflicts:
             print(f"  {format_time(other.last_seen)}  {other.key}")
     return EXIT_OK
+
+
+def _sweep_line(waiting: dict[str, Any]) -> str:
+    """When a sweep re-enqueues a key no worker took (say, answered 503 while the broker was
+    down: recorded, but no job holds it)."""
+    if waiting["stale_after"] is None:
+        return (
+            "re-enqueued by the first sweep once it is stale_after past due (LocalQueue 60s, "
+            "CeleryQueue 300s by default; --app shows your queue's)"
+        )
+    return (
+        f"re-enqueued by the first sweep from {waiting['swept_from']}, if no worker took it "
+        f"(the queue's stale_after is {waiting['stale_after']:g}s)"
+    )
 
 
 def run_purge(args: argparse.Namespace) -> int:

@@ -43,8 +43,9 @@ def add_parser(subparsers: Any) -> None:
         "resend",
         "POST stored deliveries to a running receiver, re-signed",
         __doc__,
-        epilog="example: codat-webhooks resend --state failed "
-        "--url https://hooks.example.com/webhooks/codat --signing-secret whsec_...",
+        epilog="example:\n"
+        "  codat-webhooks resend --state failed --signing-secret whsec_... \\\n"
+        "    --url https://hooks.example.com/webhooks/codat",
     )
     parser.add_argument("keys", nargs="*", metavar="KEY", help="keys to send")
     parser.add_argument("--url", default=DEFAULT_URL, help=f"receiver URL (default {DEFAULT_URL})")

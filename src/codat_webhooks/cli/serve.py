@@ -8,8 +8,10 @@ credentials) at the path where the app mounts it, and the rest of the app with i
 (Flask, Django...) under werkzeug, an ASGI app (FastAPI, Starlette) under uvicorn. In
 production run the app under a real server, for example:
 
-  gunicorn -w 2 'myapp:app'            # app = WebhookApp(receiver) from codat_webhooks.wsgi
-  gunicorn -w 2 -k uvicorn_worker.UvicornWorker 'myapp:app'   # app from codat_webhooks.asgi
+  # WSGI: app = WebhookApp(receiver), from codat_webhooks.wsgi
+  gunicorn -w 2 'myapp:app'
+  # ASGI: app = WebhookApp(receiver), from codat_webhooks.asgi
+  gunicorn -w 2 -k uvicorn_worker.UvicornWorker 'myapp:app'
 
 (avoid plain uvicorn --workers N: it leaves TCP_NODELAY off and stalls keep-alive clients)
 
@@ -245,16 +247,14 @@ def _app_receiver(args: argparse.Namespace, app: LoadedApp) -> Receiver:
     own = app.receiver
     if not args.db and not args.redis_url:
         return own
-    receiver = Receiver(
+    return Receiver(
         store=open_store(args, create=True),
-        plugin_manager=own.plugin_manager,
         max_body_bytes=own.max_body_bytes,
         lease=own.lease,
         retry_after=own.retry_after,
-        insecure=True,  # replaced by the app's authenticator on the next line
+        authenticator=own.authenticator,
+        dispatcher=own.dispatcher,
     )
-    receiver.authenticator = own.authenticator
-    return receiver
 
 
 def _serve(

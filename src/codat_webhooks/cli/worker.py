@@ -29,7 +29,7 @@ def add_parser(subparsers: Any) -> None:
         "worker",
         "run queued deliveries of your app's receiver from its store",
         __doc__,
-        epilog="example: codat-webhooks worker --app myapp.hooks:receiver --threads 8",
+        epilog="example:\n  codat-webhooks worker --app myapp.hooks:receiver --threads 8",
     )
     add_app_flag(parser)
     parser.add_argument("--threads", type=positive_int, default=4, help="default 4")

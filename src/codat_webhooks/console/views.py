@@ -22,7 +22,7 @@ from werkzeug.wrappers import Request, Response
 from ..describe import parse_time, pretty_body, record_json
 from ..headers import redact
 from ..receiver import Receiver
-from ..replaying import REPLAYABLE, handler_plan, replay_record
+from ..replaying import REPLAYABLE, SUCCEEDED, handler_plan, replay_record
 from ..stores.base import State, Store, page_cursor
 
 __all__ = ["Views"]
@@ -97,6 +97,7 @@ class Views:
         if record is None:
             raise NotFound(f"no delivery with key {key!r}")
         plan = handler_plan(manager, record)
+        replayed = request.args.get("replayed")
         return self._page(
             "delivery.html",
             notice.pop("status", 200),
@@ -106,7 +107,8 @@ class Views:
             body=pretty_body(record.body),
             plan=plan,
             replayable=record.state in REPLAYABLE,
-            replayed=request.args.get("replayed"),
+            replayed=replayed,
+            replay_succeeded=replayed in SUCCEEDED,  # "failed" or "invalid" is no success
             conflicts=[record_json(other) for other in self._store.conflicts(key)],
             **notice,
         )

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         SyncConnectionDeletedAlert,
     )
     from ..observe import HookTiming
+    from ..outcomes import Outcome
 
 
 # --- Legacy rule hooks: one per rule type, called once per new alert of that type ------------
@@ -224,7 +225,7 @@ def on_handler_error(
 
 @hookspec
 def on_outcome(
-    outcome: str,
+    outcome: Outcome,
     status: int | None,
     key: str | None,
     kind: str | None,
@@ -247,7 +248,8 @@ def on_outcome(
     quick: it runs before the reply is sent (mark a sync one
     :func:`~codat_webhooks.hooks.nonblocking` so async receivers call it inline).
 
-    ``outcome``: the reply's outcome (``processed``, ``duplicate``, ``unauthorized``, ...);
+    ``outcome``: an :class:`~codat_webhooks.outcomes.Outcome` (a ``str``: it compares equal to
+    its value): the reply's outcome (``processed``, ``duplicate``, ``unauthorized``, ...);
     for a worker's run (``worker=True``): ``processed``, ``retry`` (a hook raised, the key is
     queued again), ``failed`` (attempts spent), ``duplicate`` (nothing to run),
     ``in_progress`` (another worker holds it) or ``unavailable``. ``status``: the HTTP status,

@@ -44,11 +44,6 @@ logger = logging.getLogger("codat_webhooks.receiver")
 _Arguments: TypeAlias = Callable[[dict[str, Any]], tuple[Any, ...]]
 _Plan: TypeAlias = tuple[tuple[Callable[..., Any], _Arguments], ...]
 
-_clock = time.perf_counter
-_new = tuple.__new__
-"""Builds a :class:`HookTiming` without the named tuple's ``__new__``, a Python call that
-would run for every hook of every timed delivery."""
-
 
 def _arguments(names: tuple[str, ...]) -> _Arguments:
     """Picks an implementation's positional arguments out of the hook's keyword arguments.
@@ -122,7 +117,9 @@ class Dispatcher:
             for name in names:
                 self._call_each(self._implementations(name), kwargs)
             return
-        started = _clock()  # and each hook's end is the next one's start: one clock read each
+        started = (
+            time.perf_counter()
+        )  # and each hook's end is the next one's start: one clock read each
         for name in names:
             plan = self._implementations(name)
             if not plan:
@@ -130,10 +127,10 @@ class Dispatcher:
             try:
                 self._call_each(plan, kwargs)
             except BaseException as exc:
-                timings.append(_new(HookTiming, (name, started, _clock() - started, exc)))
+                timings.append(HookTiming(name, started, time.perf_counter() - started, exc))
                 raise
-            ended = _clock()
-            timings.append(_new(HookTiming, (name, started, ended - started, None)))
+            ended = time.perf_counter()
+            timings.append(HookTiming(name, started, ended - started, None))
             started = ended
 
     def _call_each(self, plan: _Plan, kwargs: dict[str, Any]) -> None:
@@ -153,7 +150,7 @@ class Dispatcher:
             for name in names:
                 await self._call_each_async(self._implementations(name), kwargs)
             return
-        started = _clock()
+        started = time.perf_counter()
         for name in names:
             plan = self._implementations(name)
             if not plan:
@@ -161,10 +158,10 @@ class Dispatcher:
             try:
                 await self._call_each_async(plan, kwargs)
             except BaseException as exc:
-                timings.append(_new(HookTiming, (name, started, _clock() - started, exc)))
+                timings.append(HookTiming(name, started, time.perf_counter() - started, exc))
                 raise
-            ended = _clock()
-            timings.append(_new(HookTiming, (name, started, ended - started, None)))
+            ended = time.perf_counter()
+            timings.append(HookTiming(name, started, ended - started, None))
             started = ended
 
     async def _call_each_async(self, plan: _Plan, kwargs: dict[str, Any]) -> None:

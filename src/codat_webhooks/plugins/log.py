@@ -13,6 +13,7 @@ import logging
 from ..hooks.dispatch import nonblocking
 from ..hooks.markers import hookimpl
 from ..observe import log_fields
+from ..outcomes import Outcome
 
 __all__ = ["LogPlugin"]
 
@@ -22,30 +23,30 @@ worker_logger = logging.getLogger("codat_webhooks.queue")
 _DEBUG, _INFO, _WARNING, _ERROR = logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR
 
 _LEVELS = {
-    "processed": _INFO,
-    "queued": _INFO,
-    "duplicate": _INFO,
-    "in_progress": _INFO,
-    "conflict": _WARNING,
-    "unauthorized": _WARNING,
-    "invalid": _WARNING,
-    "too_large": _WARNING,
-    "method_not_allowed": _WARNING,
-    "retry": _WARNING,
-    "failed": _ERROR,
-    "unavailable": _ERROR,
+    Outcome.PROCESSED: _INFO,
+    Outcome.QUEUED: _INFO,
+    Outcome.DUPLICATE: _INFO,
+    Outcome.IN_PROGRESS: _INFO,
+    Outcome.CONFLICT: _WARNING,
+    Outcome.UNAUTHORIZED: _WARNING,
+    Outcome.INVALID: _WARNING,
+    Outcome.TOO_LARGE: _WARNING,
+    Outcome.METHOD_NOT_ALLOWED: _WARNING,
+    Outcome.RETRY: _WARNING,
+    Outcome.FAILED: _ERROR,
+    Outcome.UNAVAILABLE: _ERROR,
 }
-_WORKER_LEVELS = {**_LEVELS, "duplicate": _DEBUG, "in_progress": _DEBUG}
+_WORKER_LEVELS = {**_LEVELS, Outcome.DUPLICATE: _DEBUG, Outcome.IN_PROGRESS: _DEBUG}
 """A worker finding nothing to run, or a key held by another worker, is routine."""
 
 _MESSAGES = {
-    "processed": "processed %s %r in %.1f ms (attempt %d)",
-    "queued": "queued %s %r in %.1f ms",
-    "duplicate": "duplicate %s %r ignored",
-    "in_progress": "%s %r is being processed elsewhere; asked the sender to retry",
-    "retry": "hook failed for %s %r (attempt %d), will retry: %s",
-    "failed": "hook failed for %s %r (attempt %d)",
-    "unavailable": "could not reach the store or queue for %s %r: %s",
+    Outcome.PROCESSED: "processed %s %r in %.1f ms (attempt %d)",
+    Outcome.QUEUED: "queued %s %r in %.1f ms",
+    Outcome.DUPLICATE: "duplicate %s %r ignored",
+    Outcome.IN_PROGRESS: "%s %r is being processed elsewhere; asked the sender to retry",
+    Outcome.RETRY: "hook failed for %s %r (attempt %d), will retry: %s",
+    Outcome.FAILED: "hook failed for %s %r (attempt %d)",
+    Outcome.UNAVAILABLE: "could not reach the store or queue for %s %r: %s",
 }
 
 
@@ -59,7 +60,7 @@ class LogPlugin:
     @nonblocking
     def on_outcome(
         self,
-        outcome: str,
+        outcome: Outcome,
         status: int | None,
         key: str | None,
         kind: str | None,
@@ -76,17 +77,17 @@ class LogPlugin:
         millis = round(duration * 1000, 3)
         extra = log_fields(key, kind, company_id, outcome, status, millis, attempt)
         shown = key or "(no key)"
-        if outcome == "processed":
+        if outcome == Outcome.PROCESSED:
             log.log(level, _MESSAGES[outcome], shown, kind, millis, attempt, extra=extra)
-        elif outcome == "queued":
+        elif outcome == Outcome.QUEUED:
             log.log(level, _MESSAGES[outcome], shown, kind, millis, extra=extra)
-        elif outcome in ("duplicate", "in_progress"):
+        elif outcome in (Outcome.DUPLICATE, Outcome.IN_PROGRESS):
             log.log(level, _MESSAGES[outcome], shown, kind, extra=extra)
-        elif outcome == "retry":
+        elif outcome == Outcome.RETRY:
             log.log(level, _MESSAGES[outcome], shown, kind, attempt, error, extra=extra)
-        elif outcome == "failed":
+        elif outcome == Outcome.FAILED:
             log.log(level, _MESSAGES[outcome], shown, kind, attempt, exc_info=error, extra=extra)
-        elif outcome == "unavailable":
+        elif outcome == Outcome.UNAVAILABLE:
             log.log(level, _MESSAGES[outcome], shown, kind, _describe(error), extra=extra)
         else:  # a rejection, with the precise reason the sender never sees
             reason = f": {error}" if error is not None else ""

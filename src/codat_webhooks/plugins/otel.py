@@ -33,10 +33,13 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from ..hooks.dispatch import nonblocking
 from ..hooks.markers import hookimpl
 from ..observe import HookTiming
+from ..outcomes import Outcome
 
 __all__ = ["OpenTelemetryTracing"]
 
-_FAILURES = frozenset({"failed", "unavailable", "retry", "error", "misconfigured"})
+_FAILURES = frozenset(
+    {Outcome.FAILED, Outcome.UNAVAILABLE, Outcome.RETRY, Outcome.ERROR, Outcome.MISCONFIGURED}
+)
 """Outcomes that are our failure (503, or a worker's failed run), not the sender's."""
 
 
@@ -63,7 +66,7 @@ class OpenTelemetryTracing:
         worker: bool,
     ) -> None:
         end, now = time.time_ns(), time.perf_counter()
-        attributes: dict[str, Any] = {"codat_webhooks.outcome": outcome}
+        attributes: dict[str, Any] = {"codat_webhooks.outcome": str(outcome)}
         attributes["codat_webhooks.attempt"] = attempt
         for name, value in (
             ("codat_webhooks.key", key),
@@ -93,7 +96,7 @@ class OpenTelemetryTracing:
             if error is not None:
                 _failed(span, error)
             else:
-                span.set_status(Status(StatusCode.ERROR, outcome))
+                span.set_status(Status(StatusCode.ERROR, str(outcome)))
         span.end(end_time=end)
 
 

@@ -154,7 +154,7 @@ class Entry(NamedTuple):
 
     def plain(self) -> bool:
         """Whether every store keeps this entry as it is: a short key, and ASCII without NUL
-        in key, type and company. The common case, decided without a function call."""
+        in key, type and company (the common case: Codat's IDs and type names)."""
         key, kind, company_id = self.key, self.kind, self.company_id
         return (
             len(key) <= MAX_KEY_LENGTH
