@@ -205,49 +205,43 @@ def take(record: Record | None, *, now: float, lease: float) -> tuple[Claim, Rec
 class Move(NamedTuple):
     """What renew, complete, release or defer writes to a record its caller holds.
 
-    ``changes`` are (field, value) pairs of :class:`Record` besides ``state``; a backend writes
-    exactly these (SQL: one fenced UPDATE; Redis: one script), so no backend decides which
-    fields a transition touches. Built only by the four functions below, which clean the error
-    text, so a move never carries text a backend cannot hold.
+    ``changes`` maps fields of :class:`Record` (besides ``state``) to their new values; a
+    backend writes exactly these (SQL: one fenced UPDATE; Redis: one script), so no backend
+    decides which fields a transition touches. Built only by the four functions below, which
+    clean the error text, so a move never carries text a backend cannot hold.
     """
 
     state: State
-    changes: tuple[tuple[str, float | str | None], ...]
-
-    @property
-    def touches(self) -> bool:
-        """Whether the move writes ``last_seen`` (every move but renew)."""
-        return any(field == "last_seen" for field, _ in self.changes)
+    changes: dict[str, Any]
 
 
 def renewal(now: float, lease: float) -> Move:
     """The lease runs ``lease`` seconds from ``now``; nothing else changes."""
-    return Move(State.PROCESSING, (("lease_expires", now + lease),))
+    return Move(State.PROCESSING, {"lease_expires": now + lease})
 
 
 def completion(now: float) -> Move:
     """Every hook returned: ``DONE``, no lease, no error; retention starts ``now``."""
-    return Move(State.DONE, (("last_seen", now), ("lease_expires", 0.0), ("last_error", None)))
+    return Move(State.DONE, {"last_seen": now, "lease_expires": 0.0, "last_error": None})
 
 
 def release(now: float, error: str) -> Move:
     """A hook raised: ``FAILED`` with the error, so the next delivery (or enqueue) runs it."""
     cleaned = storable_text(error)
-    return Move(State.FAILED, (("last_seen", now), ("lease_expires", 0.0), ("last_error", cleaned)))
+    return Move(State.FAILED, {"last_seen": now, "lease_expires": 0.0, "last_error": cleaned})
 
 
 def deferral(now: float, due: float, error: str) -> Move:
     """A hook raised and a retry is left: back to ``QUEUED``, due at ``due``."""
     cleaned = storable_text(error)
-    return Move(State.QUEUED, (("last_seen", now), ("lease_expires", due), ("last_error", cleaned)))
+    return Move(State.QUEUED, {"last_seen": now, "lease_expires": due, "last_error": cleaned})
 
 
 def move(record: Record | None, token: int, change: Move) -> Record | None:
     """``record`` after ``change``, or ``None`` if ``token`` no longer holds it (fenced out)."""
     if record is None or record.token != token or record.state is not State.PROCESSING:
         return None
-    changes: dict[str, Any] = dict(change.changes)
-    return record._replace(state=change.state, **changes)
+    return record._replace(state=change.state, **change.changes)
 
 
 # --- park ------------------------------------------------------------------------------------

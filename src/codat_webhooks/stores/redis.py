@@ -255,11 +255,11 @@ class RedisStore(Store):
         return _claim_of(self._run(lua.CLAIM, entry.key, entry, ttl, *args, floor))
 
     def _move(self, key: str, token: int, change: Move) -> bool:
-        changes = dict(change.changes)
+        changes = change.changes
         # Kept for the retention, and past a renewed lease or a deferred record's due time.
         ttl = self._ttl_ms(float(changes["lease_expires"] or 0.0) - self._clock())
         args: list[object] = [token, change.state.value]
-        for field, value in change.changes:
+        for field, value in changes.items():
             args += (field, _field_value(value))
         return bool(self._run(lua.MOVE, key, None, ttl, *args))
 

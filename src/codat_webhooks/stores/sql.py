@@ -121,7 +121,7 @@ class Statements:
 
     def move(self, change: machine.Move) -> str:
         """The fenced UPDATE that writes ``change``; its parameters are :func:`move_params`."""
-        fields = tuple(field for field, _ in change.changes)
+        fields = tuple(change.changes)
         statement = self._moves.get(fields)
         if statement is None:
             p = self.dialect.mark
@@ -163,7 +163,7 @@ class Statements:
 
 def move_params(key: str, token: int, change: machine.Move) -> tuple[object, ...]:
     """The parameters of :meth:`Statements.move` for ``change`` of ``key`` held by ``token``."""
-    return (change.state.value, *(value for _, value in change.changes), key, token)
+    return (change.state.value, *change.changes.values(), key, token)
 
 
 def take_params(key: str, now: float, lease: float) -> tuple[object, ...]:
