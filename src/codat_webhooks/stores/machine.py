@@ -1,14 +1,24 @@
 """The store state machine: every transition of a delivery record, decided in this one file.
 
-A store keeps one :class:`~codat_webhooks.stores.Record` per delivery key. Its ``state``::
+A store keeps one :class:`~codat_webhooks.stores.Record` per delivery key. Its ``state`` is
+``queued``, ``processing``, ``done``, ``failed`` or ``parked``, and moves like this:
 
-                 claim (inline)                      complete
-    (none) ─────────────────────────► PROCESSING ───────────────► DONE
-       │                               ▲  │  │ release            │ claim(force)
-       │ enqueue        take           │  │  └──────────► FAILED ─┘ (back to PROCESSING)
-       └─────────► QUEUED ─────────────┘  │                  │ enqueue: QUEUED again
-                     ▲        defer       │                  │ park:    PARKED
-                     └────────────────────┘     park (invalid body) ──► PARKED
+=================================  ============  ===============================================
+from                               operation     to
+=================================  ============  ===============================================
+none, or past retention            claim         ``PROCESSING``, token 1 (``CLAIMED``)
+``FAILED``/``PARKED``, lease out   claim         ``PROCESSING``, token + 1 (``CLAIMED``)
+``DONE``                           claim         ``DONE``, touched (``DUPLICATE``); forced:
+                                                 ``PROCESSING``, token + 1
+none, ``FAILED``, ``PARKED``       enqueue       ``QUEUED``, attempts 0, due now (``QUEUED``)
+``QUEUED``, lease out              take          ``PROCESSING``, token + 1 (``CLAIMED``)
+``PROCESSING`` held by the token   renew         ``PROCESSING``, lease extended
+``PROCESSING`` held by the token   complete      ``DONE``
+``PROCESSING`` held by the token   release       ``FAILED``, with the error
+``PROCESSING`` held by the token   defer         ``QUEUED``, due later, with the error
+none, ``FAILED``, ``PARKED``       park          ``PARKED``, with the reason
+last seen before the cutoff        purge         deleted, unless a lease is alive
+=================================  ============  ===============================================
 
 - **claim** (inline dispatch): a key never seen, one past retention, a ``FAILED`` or ``PARKED``
   one, or a ``PROCESSING`` one whose lease ran out becomes ``PROCESSING`` under a new fencing

@@ -1,9 +1,10 @@
 """A store in PostgreSQL, for services that already run one (extra ``postgres``, psycopg 3).
 
-A new key is claimed by a single ``INSERT ... ON CONFLICT DO NOTHING``; a known key is read
-with ``SELECT ... FOR UPDATE`` and decided by the same rules as every other store, so two
-workers on two machines serialise on the row lock. Completion, renewal and release are one
-``UPDATE`` each, fenced on the claim's token.
+The statements, and the protocol over them, are SQLite's too (:mod:`.sql`): a new key is
+claimed by a single ``INSERT ... ON CONFLICT DO NOTHING``; a known key is read with ``SELECT
+... FOR UPDATE`` and decided by :mod:`.machine`, so two workers on two machines serialise on
+the row lock. Completion, renewal, release and deferral are one ``UPDATE`` each, fenced on the
+claim's token. This module brings the connections: a pool per process, every wait bounded.
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
 """The default store: one SQLite file that every worker process on a machine shares.
 
-WAL mode lets readers run beside the one writer. A new key is claimed by one ``INSERT OR
-IGNORE``, which exactly one connection wins; a known key is read and decided inside
+WAL mode lets readers run beside the one writer. The statements, and the protocol over them,
+are shared with PostgreSQL (:mod:`.sql`): a new key is claimed by one ``INSERT ... ON CONFLICT
+DO NOTHING``, which exactly one connection wins; a known key is read and decided inside
 ``BEGIN IMMEDIATE``, which takes the write lock before the read, so two processes can never both
-decide a key is theirs. Each thread (and each forked process) opens its own connection, because
-a sqlite3 connection must not be shared across threads or across ``fork``.
+decide a key is theirs. This module brings the connections and the waiting: each thread (and
+each forked process) opens its own connection, because a sqlite3 connection must not be shared
+across threads or across ``fork``.
 
 ``synchronous=NORMAL``: in WAL mode a commit survives any crash of the process; only a power
 loss or kernel crash can roll back the last few commits. The worst that does here is run a
