@@ -88,7 +88,11 @@ class Statements:
             f" kind TEXT, company_id TEXT, body {dialect.blob} NOT NULL, headers TEXT NOT NULL,"
             f" last_error TEXT, token {dialect.big} NOT NULL,"
             f" lease_expires {dialect.real} NOT NULL, verified_by TEXT);\n"
-            f'CREATE INDEX IF NOT EXISTS "{table}_last_seen" ON {t} (last_seen);\n'
+            f'CREATE INDEX IF NOT EXISTS "{table}_last_seen" ON {t} (last_seen)'
+        )
+        # SQLite's table has had it since queued dispatch; PostgreSQL's never had it, and
+        # building it on a large table at start-up would hold its writes meanwhile.
+        self.due_index = (
             f'CREATE INDEX IF NOT EXISTS "{table}_due" ON {t} (lease_expires)'
             " WHERE state IN ('queued', 'processing')"
         )

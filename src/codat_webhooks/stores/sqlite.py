@@ -158,7 +158,7 @@ class SQLiteStore(SQLStore):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
-            conn.executescript(_SQL.schema)
+            conn.executescript(f"{_SQL.schema};\n{_SQL.due_index}")
             _add_missing_columns(conn)
             # From here on a busy database is waited for by _run, not by SQLite (see there).
             conn.execute("PRAGMA busy_timeout=0")
