@@ -124,7 +124,7 @@ return hand_over(cur[1], cur[2], cur[3], cur[4], ARGV[10])
 _MOVE = """
 -- A record still PROCESSING under ARGV[10] gets state ARGV[11] and the changes: pairs of field
 -- and value from ARGV[12] on ('' deletes the field). Else nothing changes: fenced out.
--- The TTL only grows (a renewed lease or a deferred due time may outlast the retention).
+-- The TTL is the retention, or longer for a renewed lease or a deferred due time.
 local cur = redis.call('HMGET', rec, 'state', 'token')
 if cur[1] ~= 'processing' or tonumber(cur[2]) ~= tonumber(ARGV[10]) then return 0 end
 local set = {'state', ARGV[11]}
@@ -138,7 +138,7 @@ for i = 12, #ARGV, 2 do
   end
 end
 redis.call('HSET', rec, unpack(set))
-if redis.call('PTTL', rec) < tonumber(ttl) then redis.call('PEXPIRE', rec, ttl) end
+redis.call('PEXPIRE', rec, ttl)
 return 1
 """
 
