@@ -64,6 +64,7 @@ from .records import Claim, ClaimStatus, Entry, Record, State, storable_text
 
 __all__ = [
     "PURGE_WHERE",
+    "TAKEABLE",
     "Move",
     "claim",
     "completion",
