@@ -21,9 +21,10 @@ def test_a_new_key_is_claimed_by_one_statement_and_completed_by_another(tmp_path
     store.close()
     assert claim.status is ClaimStatus.CLAIMED
     assert [sql.split()[:3] for sql in statements] == [
-        ["INSERT", "OR", "IGNORE"],
-        ["UPDATE", "deliveries", "SET"],
+        ["INSERT", "INTO", '"deliveries"'],
+        ["UPDATE", '"deliveries"', "SET"],
     ]
+    assert statements[0].endswith("ON CONFLICT (key) DO NOTHING")
 
 
 def test_a_known_key_is_decided_under_the_write_lock(tmp_path: Path) -> None:

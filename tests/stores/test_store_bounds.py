@@ -21,7 +21,7 @@ from codat_webhooks import Receiver, RuleType, hookimpl
 from codat_webhooks.errors import StoreError
 from codat_webhooks.queues import LocalQueue
 from codat_webhooks.stores import Entry, MemoryStore, State, Store
-from codat_webhooks.stores._plan import record_from_row
+from codat_webhooks.stores.sql import record_from_row
 from codat_webhooks.testing import sample_body
 
 BOUND = 1.0

@@ -19,18 +19,8 @@ import time
 from collections.abc import Callable
 
 from .._forking import start_over_in_children
-from ._plan import plan_claim, plan_enqueue, plan_park, plan_take
-from .base import (
-    DEFAULT_RETENTION,
-    Claim,
-    Entry,
-    Record,
-    RecordQuery,
-    State,
-    Store,
-    newest_first,
-    storable_text,
-)
+from . import machine
+from .base import DEFAULT_RETENTION, Claim, Entry, Record, RecordQuery, State, Store, newest_first
 
 __all__ = ["MemoryStore"]
 
@@ -39,15 +29,18 @@ _SWEEPS_PER_RETENTION = 16
 
 
 class MemoryStore(Store):
-    """A dict behind one lock; ``clock`` lets tests move time instead of sleeping."""
+    """A dict behind one lock; ``clock`` lets tests move time instead of sleeping.
+
+    Each operation reads the key's record, asks :mod:`.machine` for the decision and stores
+    the record it returns, all under the lock.
+    """
 
     blocking = False
 
     def __init__(
         self, *, retention: float = DEFAULT_RETENTION, clock: Callable[[], float] = time.time
     ) -> None:
-        super().__init__(retention=retention)
-        self._clock = clock
+        super().__init__(retention=retention, clock=clock)
         self._lock = threading.Lock()
         self._records: dict[str, Record] = {}
         self._sweep_every = self.retention / _SWEEPS_PER_RETENTION
@@ -64,108 +57,52 @@ class MemoryStore(Store):
             self._evict(now, None)
         return now
 
-    def claim(self, entry: Entry, *, lease: float, force: bool = False) -> Claim:
-        entry = entry.storable()
-        with self._lock:
-            now = self._now_swept()
-            claim, record = plan_claim(
-                self._records.get(entry.key),
-                entry,
-                now=now,
-                lease=lease,
-                force=force,
-                retention=self.retention,
-            )
-            if record is not None:
-                self._records[entry.key] = record
-            return claim
+    def _keep(self, key: str, decided: tuple[Claim, Record | None]) -> Claim:
+        """Store the decided record (if any) and answer; lock held."""
+        claim, record = decided
+        if record is not None:
+            self._records[key] = record
+        return claim
 
-    def _held(self, key: str, token: int) -> Record | None:
-        """The record if ``token`` still holds its lease; call with the lock held."""
-        record = self._records.get(key)
-        if record is None or record.token != token or record.state is not State.PROCESSING:
-            return None
-        return record
-
-    def renew(self, key: str, token: int, *, lease: float) -> bool:
-        expires = self._clock() + lease
-        with self._lock:
-            record = self._held(key, token)
-            if record is None:
-                return False
-            self._records[key] = record._replace(lease_expires=expires)
-            return True
-
-    def complete(self, key: str, token: int) -> bool:
-        return self._finish(key, token, State.DONE, None)
-
-    def release(self, key: str, token: int, *, error: str) -> bool:
-        return self._finish(key, token, State.FAILED, storable_text(error))
-
-    def _finish(self, key: str, token: int, state: State, error: str | None) -> bool:
-        with self._lock:
-            now = self._now_swept()
-            record = self._held(key, token)
-            if record is None:
-                return False
-            # Same key, fingerprint, attempts and first_seen; the new state is final for this
-            # claim, so the lease goes and last_seen starts the retention period.
-            self._records[key] = Record._make(
-                (
-                    *record[:1],
-                    state,
-                    *record[2:5],
-                    now,
-                    *record[6:10],
-                    error,
-                    token,
-                    0.0,
-                    record[13],
-                )
-            )
-            return True
-
-    def enqueue(self, entry: Entry) -> Claim:
-        entry = entry.storable()
-        with self._lock:
-            now = self._now_swept()
-            claim, record = plan_enqueue(
-                self._records.get(entry.key), entry, now=now, retention=self.retention
-            )
-            if record is not None:
-                self._records[entry.key] = record
-            return claim
-
-    def take(self, key: str, *, lease: float) -> Claim:
-        with self._lock:
-            now = self._now_swept()
-            claim, record = plan_take(self._records.get(key), now=now, lease=lease)
-            if record is not None:
-                self._records[key] = record
-            return claim
-
-    def defer(self, key: str, token: int, *, due: float, error: str) -> bool:
-        with self._lock:
-            now = self._now_swept()
-            record = self._held(key, token)
-            if record is None:
-                return False
-            self._records[key] = record._replace(
-                state=State.QUEUED,
-                last_seen=now,
-                lease_expires=due,
-                last_error=storable_text(error),
-            )
-            return True
-
-    def park(self, entry: Entry, *, reason: str) -> None:
-        entry, reason = entry.storable(), storable_text(reason) or ""
+    def _claim(self, entry: Entry, *, lease: float, force: bool) -> Claim:
         with self._lock:
             now = self._now_swept()
             record = self._records.get(entry.key)
-            self._records[entry.key] = plan_park(record, entry, now=now, reason=reason)
+            return self._keep(
+                entry.key,
+                machine.claim(
+                    record, entry, now=now, lease=lease, force=force, retention=self.retention
+                ),
+            )
 
-    def get(self, key: str) -> Record | None:
+    def _enqueue(self, entry: Entry) -> Claim:
+        with self._lock:
+            now = self._now_swept()
+            record = self._records.get(entry.key)
+            decided = machine.enqueue(record, entry, now=now, retention=self.retention)
+            return self._keep(entry.key, decided)
+
+    def _take(self, key: str, *, lease: float) -> Claim:
+        with self._lock:
+            now = self._now_swept()
+            return self._keep(key, machine.take(self._records.get(key), now=now, lease=lease))
+
+    def _move(self, key: str, token: int, change: machine.Move) -> bool:
+        with self._lock:
+            self._now_swept()
+            moved = machine.move(self._records.get(key), token, change)
+            if moved is None:
+                return False
+            self._records[key] = moved
+            return True
+
+    def _park(self, entry: Entry, *, reason: str) -> None:
+        with self._lock:
+            now = self._now_swept()
+            record = self._records.get(entry.key)
+            self._records[entry.key] = machine.park(record, entry, now=now, reason=reason)
+
+    def _get(self, key: str) -> Record | None:
         with self._lock:
             return self._records.get(key)
 
@@ -199,8 +136,7 @@ class MemoryStore(Store):
         doomed = [
             key
             for key, record in self._records.items()
-            if record.last_seen < cutoff
-            and not (record.state is State.PROCESSING and record.lease_expires > now)
+            if machine.purgeable(record, cutoff=cutoff, now=now)
         ]
         for key in doomed:
             del self._records[key]

@@ -16,14 +16,13 @@ server calls as the record allows. Installing ``hiredis`` speeds up redis-py's p
 
 from __future__ import annotations
 
-import hashlib
 import math
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -32,7 +31,7 @@ from redis.retry import Retry
 
 from .._forking import leave_to_parent, start_over_in_children
 from ..errors import ConfigurationError, StoreError
-from ._plan import decode_headers, encode_headers
+from . import lua
 from .base import (
     DEFAULT_RETENTION,
     Claim,
@@ -42,234 +41,14 @@ from .base import (
     RecordQuery,
     State,
     Store,
-    key_problem,
     newest_first,
-    storable_text,
 )
+from .machine import Move
+from .records import decode_headers, encode_headers
 
 __all__ = ["RedisStore"]
 
-# Optional strings are stored with a "=" in front, so "absent" (None) and "" stay distinct.
-# Helpers shared by the scripts: touch() indexes the key by last_seen and sets its expiry.
-_PRELUDE = """
-local rec, index = KEYS[1], KEYS[2]
-local function touch(now, member, ttl)
-  redis.call('ZADD', index, now, member)
-  redis.call('PEXPIRE', rec, ttl)
-end
-"""
-
-_CLAIM = (
-    _PRELUDE
-    + """
--- ARGV: now, lease_expires, cutoff, force, fingerprint, body, headers, kind, company_id,
---       ttl_ms, member, index_floor
-local now = tonumber(ARGV[1])
-local cur = redis.call('HMGET', rec, 'state', 'fingerprint', 'attempts', 'token',
-                       'lease_expires', 'last_seen')
-local state = cur[1]
-if state and tonumber(cur[6]) < tonumber(ARGV[3]) then state = false end
-if not state then
-  if cur[1] then redis.call('DEL', rec) end
-  local fields = {'state', 'processing', 'fingerprint', ARGV[5], 'attempts', 1,
-                  'first_seen', ARGV[1], 'last_seen', ARGV[1], 'body', ARGV[6],
-                  'headers', ARGV[7], 'token', 1, 'lease_expires', ARGV[2]}
-  if ARGV[8] ~= '' then table.insert(fields, 'kind'); table.insert(fields, ARGV[8]) end
-  if ARGV[9] ~= '' then table.insert(fields, 'company_id'); table.insert(fields, ARGV[9]) end
-  redis.call('HSET', rec, unpack(fields))
-  touch(ARGV[1], ARGV[11], ARGV[10])
-  redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. ARGV[12])
-  return {'claimed', 1, 1, '0'}
-end
-local attempts = tonumber(cur[3])
-if cur[2] ~= ARGV[5] then return {'conflict', 0, attempts, '0'} end
-if state == 'done' and ARGV[4] ~= '1' then
-  redis.call('HSET', rec, 'last_seen', ARGV[1])
-  touch(ARGV[1], ARGV[11], ARGV[10])
-  return {'duplicate', 0, attempts, '0'}
-end
-local lease_expires = tonumber(cur[5])
-if state == 'processing' and lease_expires > now then
-  return {'in_progress', 0, attempts, tostring(lease_expires - now)}
-end
-local token = tonumber(cur[4]) + 1
-attempts = attempts + 1
-redis.call('HSET', rec, 'state', 'processing', 'attempts', attempts, 'last_seen', ARGV[1],
-           'token', token, 'lease_expires', ARGV[2])
-if ARGV[6] ~= '' then redis.call('HSET', rec, 'body', ARGV[6]) end
-if ARGV[7] ~= '' then redis.call('HSET', rec, 'headers', ARGV[7]) end
-if ARGV[8] ~= '' and ARGV[8] ~= '=' then redis.call('HSET', rec, 'kind', ARGV[8]) end
-if ARGV[9] ~= '' and ARGV[9] ~= '=' then redis.call('HSET', rec, 'company_id', ARGV[9]) end
-touch(ARGV[1], ARGV[11], ARGV[10])
-return {'claimed', token, attempts, '0'}
-"""
-)
-
-_RENEW = """
--- KEYS: rec; ARGV: token, lease_expires, ttl_ms
-local cur = redis.call('HMGET', KEYS[1], 'state', 'token')
-if cur[1] ~= 'processing' or tonumber(cur[2]) ~= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'lease_expires', ARGV[2])
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
-return 1
-"""
-
-_FINISH = (
-    _PRELUDE
-    + """
--- ARGV: token, state, now, last_error ('' = none), ttl_ms, member
-local cur = redis.call('HMGET', rec, 'state', 'token', 'last_error')
-if cur[1] ~= 'processing' or tonumber(cur[2]) ~= tonumber(ARGV[1]) then return 0 end
-if ARGV[4] == '' then
-  redis.call('HSET', rec, 'state', ARGV[2], 'last_seen', ARGV[3], 'lease_expires', '0')
-  if cur[3] then redis.call('HDEL', rec, 'last_error') end
-else
-  redis.call('HSET', rec, 'state', ARGV[2], 'last_seen', ARGV[3], 'lease_expires', '0',
-             'last_error', ARGV[4])
-end
-touch(ARGV[3], ARGV[6], ARGV[5])
-return 1
-"""
-)
-
-_PARK = (
-    _PRELUDE
-    + """
--- ARGV: now, fingerprint, body, headers, kind, company_id, reason, ttl_ms, member
-local cur = redis.call('HMGET', rec, 'state', 'attempts')
-if not cur[1] then
-  redis.call('HSET', rec, 'state', 'parked', 'fingerprint', ARGV[2], 'attempts', 1,
-             'first_seen', ARGV[1], 'last_seen', ARGV[1], 'body', ARGV[3], 'headers', ARGV[4],
-             'last_error', ARGV[7], 'token', 0, 'lease_expires', '0')
-  if ARGV[5] ~= '' then redis.call('HSET', rec, 'kind', ARGV[5]) end
-  if ARGV[6] ~= '' then redis.call('HSET', rec, 'company_id', ARGV[6]) end
-elseif cur[1] == 'parked' or cur[1] == 'failed' then
-  redis.call('HSET', rec, 'state', 'parked', 'attempts', tonumber(cur[2]) + 1,
-             'last_seen', ARGV[1], 'last_error', ARGV[7])
-else
-  redis.call('HSET', rec, 'last_seen', ARGV[1])
-end
-touch(ARGV[1], ARGV[9], ARGV[8])
-return 1
-"""
-)
-
-_ENQUEUE = (
-    _PRELUDE
-    + """
--- ARGV: now, cutoff, fingerprint, body, headers, kind, company_id, ttl_ms, member,
---       verified_by
-local cur = redis.call('HMGET', rec, 'state', 'fingerprint', 'attempts', 'token', 'last_seen',
-                       'first_seen')
-local state, token, first_seen = cur[1], 0, ARGV[1]
-if state and tonumber(cur[5]) < tonumber(ARGV[2]) then state = false end
-if state then
-  if cur[2] ~= ARGV[3] then return {'conflict', 0, tonumber(cur[3])} end
-  if state ~= 'failed' and state ~= 'parked' then return {'duplicate', 0, tonumber(cur[3])} end
-  token, first_seen = tonumber(cur[4]), cur[6]
-end
-if cur[1] then redis.call('DEL', rec) end
-local fields = {'state', 'queued', 'fingerprint', ARGV[3], 'attempts', 0,
-                'first_seen', first_seen, 'last_seen', ARGV[1], 'body', ARGV[4],
-                'headers', ARGV[5], 'token', token, 'lease_expires', ARGV[1]}
-if ARGV[6] ~= '' then table.insert(fields, 'kind'); table.insert(fields, ARGV[6]) end
-if ARGV[7] ~= '' then table.insert(fields, 'company_id'); table.insert(fields, ARGV[7]) end
-if ARGV[10] ~= '' then table.insert(fields, 'verified_by'); table.insert(fields, ARGV[10]) end
-redis.call('HSET', rec, unpack(fields))
-touch(ARGV[1], ARGV[9], ARGV[8])
-return {'queued', token, 0}
-"""
-)
-
-_TAKE = (
-    _PRELUDE
-    + """
--- ARGV: now, lease_expires, ttl_ms, member
-local cur = redis.call('HMGET', rec, 'state', 'attempts', 'token', 'lease_expires')
-local state, now = cur[1], tonumber(ARGV[1])
-if state ~= 'queued' and state ~= 'processing' then
-  return {'duplicate', 0, tonumber(cur[2] or '0'), '0'}
-end
-local attempts, lease_expires = tonumber(cur[2]), tonumber(cur[4])
-if state == 'processing' and lease_expires > now then
-  return {'in_progress', 0, attempts, tostring(lease_expires - now)}
-end
-local token = tonumber(cur[3]) + 1
-redis.call('HSET', rec, 'state', 'processing', 'attempts', attempts + 1, 'last_seen', ARGV[1],
-           'token', token, 'lease_expires', ARGV[2])
-touch(ARGV[1], ARGV[4], ARGV[3])
-return {'claimed', token, attempts + 1, '0'}
-"""
-)
-
-_DEFER = """
--- KEYS: rec; ARGV: token, now, due, last_error
-local cur = redis.call('HMGET', KEYS[1], 'state', 'token')
-if cur[1] ~= 'processing' or tonumber(cur[2]) ~= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'queued', 'last_seen', ARGV[2], 'lease_expires', ARGV[3],
-           'last_error', ARGV[4])
-return 1
-"""
-
-_PURGE = """
--- KEYS: index; ARGV: cutoff, now, record key prefix, offset, batch
-local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1],
-                           'LIMIT', ARGV[4], ARGV[5])
-local removed, kept = 0, 0
-for _, member in ipairs(members) do
-  local rec = ARGV[3] .. member
-  local cur = redis.call('HMGET', rec, 'state', 'lease_expires')
-  if cur[1] == 'processing' and tonumber(cur[2]) > tonumber(ARGV[2]) then
-    kept = kept + 1
-  else
-    if cur[1] then removed = removed + 1 end
-    redis.call('DEL', rec)
-    redis.call('ZREM', KEYS[1], member)
-  end
-end
-return {removed, #members, kept}
-"""
-
-_COUNT = """
--- KEYS: index; ARGV: record key prefix. Counts by state on the server: one round trip.
-local counts = {}
-for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local state = redis.call('HGET', ARGV[1] .. member, 'state')
-  if state then counts[state] = (counts[state] or 0) + 1 end
-end
-local flat = {}
-for state, n in pairs(counts) do
-  flat[#flat + 1] = state
-  flat[#flat + 1] = n
-end
-return flat
-"""
-
 _BATCH = 500
-
-
-class _Script(NamedTuple):
-    """A Lua script as EVALSHA names it; the source is sent only when the server lacks it."""
-
-    source: str
-    sha: str
-    numkeys: int
-
-
-def _script(source: str, numkeys: int) -> _Script:
-    sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
-    return _Script(source, sha, numkeys)
-
-
-_CLAIM_SCRIPT = _script(_CLAIM, 2)
-_RENEW_SCRIPT = _script(_RENEW, 1)
-_FINISH_SCRIPT = _script(_FINISH, 2)
-_PARK_SCRIPT = _script(_PARK, 2)
-_PURGE_SCRIPT = _script(_PURGE, 1)
-_ENQUEUE_SCRIPT = _script(_ENQUEUE, 2)
-_TAKE_SCRIPT = _script(_TAKE, 2)
-_DEFER_SCRIPT = _script(_DEFER, 1)
-_COUNT_SCRIPT = _script(_COUNT, 1)
 
 
 class _Pinned:
@@ -290,7 +69,7 @@ class _Pinned:
         self.connection = connection
 
 
-def _send(connection: Any, script: _Script, keys_and_args: tuple[Any, ...]) -> Any:
+def _send(connection: Any, script: lua.Script, keys_and_args: tuple[Any, ...]) -> Any:
     try:
         connection.send_packed_command(
             connection.pack_command("EVALSHA", script.sha, script.numkeys, *keys_and_args)
@@ -333,6 +112,35 @@ def _record(key: str, fields: dict[bytes, bytes]) -> Record:
     )
 
 
+_NO_ENTRY = ("",) * 6
+
+
+def _entry_fields(entry: Entry) -> tuple[object, ...]:
+    """What the scripts write of an entry, in the order they read it."""
+    return (
+        entry.fingerprint,
+        entry.body,
+        encode_headers(entry.headers) if entry.headers else "",
+        _opt(entry.kind),
+        _opt(entry.company_id),
+        _opt(entry.verified_by),
+    )
+
+
+def _claim_of(reply: list[Any]) -> Claim:
+    """A script's answer ``{status, token, attempts[, retry_after]}`` as a :class:`Claim`."""
+    status, token, attempts, *rest = reply
+    retry_after = float(rest[0]) if rest else 0.0
+    return Claim(ClaimStatus(status.decode()), int(token), int(attempts), retry_after)
+
+
+def _field_value(value: float | str | None) -> str:
+    """A :class:`Move`'s value as the hash keeps it: text with its "=" mark, '' to delete."""
+    if value is None:
+        return ""
+    return _opt(value) if isinstance(value, str) else repr(value)
+
+
 def _client_from_url(url: str, timeout: float) -> redis.Redis:
     # One quick retry reconnects a pooled socket the server closed (e.g. a restart); redis-py's
     # default backs off for seconds, longer than a webhook should wait.
@@ -364,7 +172,7 @@ class RedisStore(Store):
         timeout: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(retention=retention)
+        super().__init__(retention=retention, clock=clock)
         self._url, self._timeout = url_or_client, timeout
         if isinstance(url_or_client, str):
             client = _client_from_url(url_or_client, timeout)
@@ -375,7 +183,6 @@ class RedisStore(Store):
         self.client = client
         self.prefix = prefix
         self._owns_client = isinstance(url_or_client, str)
-        self._clock = clock
         self._index = f"{prefix}index"
         self._local = threading.local()
         start_over_in_children(self)
@@ -415,7 +222,7 @@ class RedisStore(Store):
             self._local.pinned = pinned
         return pinned.connection
 
-    def _eval(self, script: _Script, *keys_and_args: Any) -> Any:
+    def _eval(self, script: lua.Script, *keys_and_args: Any) -> Any:
         """Run ``script`` on this thread's connection, with the client's retry policy.
 
         A connection error disconnects; the retry (or the next call) reconnects through
@@ -430,109 +237,44 @@ class RedisStore(Store):
 
     # --- the protocol ------------------------------------------------------------------------
 
-    def claim(self, entry: Entry, *, lease: float, force: bool = False) -> Claim:
-        entry = entry.storable()
+    def _run(
+        self, script: lua.Script, key: str, entry: Entry | None, ttl_ms: int, *args: object
+    ) -> Any:
+        """Run one of the record scripts on ``key``: the entry's fields (or none), the time, the
+        TTL and the key first, as every one of them expects (see :mod:`.lua`), then ``args``."""
+        fields = _NO_ENTRY if entry is None else _entry_fields(entry)
+        now = repr(self._clock())
+        keys = (self._rec(key), self._index)
+        return self._eval(script, *keys, *fields, now, ttl_ms, key, *args)
+
+    def _claim(self, entry: Entry, *, lease: float, force: bool) -> Claim:
         now = self._clock()
-        args = (
-            repr(now),
-            repr(now + lease),
-            repr(now - self.retention),
-            "1" if force else "0",
-            entry.fingerprint,
-            entry.body,
-            encode_headers(entry.headers) if entry.headers else "",
-            _opt(entry.kind),
-            _opt(entry.company_id),
-            self._ttl_ms(lease),
-            entry.key,
-            repr(now - 2 * self.retention),
-        )
-        status, token, attempts, retry_after = self._eval(
-            _CLAIM_SCRIPT, self._rec(entry.key), self._index, *args
-        )
-        return Claim(
-            ClaimStatus(status.decode()),
-            token=int(token),
-            attempts=int(attempts),
-            retry_after=float(retry_after),
-        )
+        args = (repr(now + lease), repr(now - self.retention), "1" if force else "0")
+        floor = repr(now - 2 * self.retention)  # index members this old are long expired
+        ttl = self._ttl_ms(lease)
+        return _claim_of(self._run(lua.CLAIM, entry.key, entry, ttl, *args, floor))
 
-    def renew(self, key: str, token: int, *, lease: float) -> bool:
-        if key_problem(key) is not None:
-            return False  # never stored, so never held
-        args = (token, repr(self._clock() + lease), self._ttl_ms(lease))
-        return bool(self._eval(_RENEW_SCRIPT, self._rec(key), *args))
+    def _move(self, key: str, token: int, change: Move) -> bool:
+        changes = change.changes
+        # Kept for the retention, and past a renewed lease or a deferred record's due time.
+        ttl = self._ttl_ms(float(changes["lease_expires"] or 0.0) - self._clock())
+        args: list[object] = [token, change.state.value]
+        for field, value in changes.items():
+            args += (field, _field_value(value))
+        return bool(self._run(lua.MOVE, key, None, ttl, *args))
 
-    def _finish_held(self, key: str, token: int, state: State, error: str | None) -> bool:
-        if key_problem(key) is not None:
-            return False
-        error = storable_text(error)
-        args = (token, state.value, repr(self._clock()), _opt(error), self._ttl_ms(0), key)
-        return bool(self._eval(_FINISH_SCRIPT, self._rec(key), self._index, *args))
+    def _enqueue(self, entry: Entry) -> Claim:
+        cutoff = repr(self._clock() - self.retention)
+        return _claim_of(self._run(lua.ENQUEUE, entry.key, entry, self._ttl_ms(0), cutoff))
 
-    def complete(self, key: str, token: int) -> bool:
-        return self._finish_held(key, token, State.DONE, None)
+    def _take(self, key: str, *, lease: float) -> Claim:
+        expires = repr(self._clock() + lease)
+        return _claim_of(self._run(lua.TAKE, key, None, self._ttl_ms(lease), expires))
 
-    def release(self, key: str, token: int, *, error: str) -> bool:
-        return self._finish_held(key, token, State.FAILED, error)
+    def _park(self, entry: Entry, *, reason: str) -> None:
+        self._run(lua.PARK, entry.key, entry, self._ttl_ms(0), _opt(reason))
 
-    def enqueue(self, entry: Entry) -> Claim:
-        entry = entry.storable()
-        now = self._clock()
-        args = (
-            repr(now),
-            repr(now - self.retention),
-            entry.fingerprint,
-            entry.body,
-            encode_headers(entry.headers),
-            _opt(entry.kind),
-            _opt(entry.company_id),
-            self._ttl_ms(0),
-            entry.key,
-            _opt(entry.verified_by),
-        )
-        status, token, attempts = self._eval(
-            _ENQUEUE_SCRIPT, self._rec(entry.key), self._index, *args
-        )
-        return Claim(ClaimStatus(status.decode()), token=int(token), attempts=int(attempts))
-
-    def take(self, key: str, *, lease: float) -> Claim:
-        now = self._clock()
-        args = (repr(now), repr(now + lease), self._ttl_ms(lease), key)
-        status, token, attempts, retry_after = self._eval(
-            _TAKE_SCRIPT, self._rec(key), self._index, *args
-        )
-        return Claim(
-            ClaimStatus(status.decode()),
-            token=int(token),
-            attempts=int(attempts),
-            retry_after=float(retry_after),
-        )
-
-    def defer(self, key: str, token: int, *, due: float, error: str) -> bool:
-        if key_problem(key) is not None:
-            return False  # never stored, so never held
-        args = (token, repr(self._clock()), repr(due), _opt(storable_text(error)))
-        return bool(self._eval(_DEFER_SCRIPT, self._rec(key), *args))
-
-    def park(self, entry: Entry, *, reason: str) -> None:
-        entry, reason = entry.storable(), storable_text(reason) or ""
-        args = (
-            repr(self._clock()),
-            entry.fingerprint,
-            entry.body,
-            encode_headers(entry.headers),
-            _opt(entry.kind),
-            _opt(entry.company_id),
-            _opt(reason),
-            self._ttl_ms(0),
-            entry.key,
-        )
-        self._eval(_PARK_SCRIPT, self._rec(entry.key), self._index, *args)
-
-    def get(self, key: str) -> Record | None:
-        if key_problem(key) is not None:
-            return None
+    def _get(self, key: str) -> Record | None:
         with self._errors():
             fields = cast("dict[bytes, bytes]", self.client.hgetall(self._rec(key)))
         return _record(key, fields) if fields else None
@@ -572,7 +314,7 @@ class RedisStore(Store):
     def counts(self) -> dict[State, int]:
         """One script: the server walks the index (its cost grows with the records kept, but
         nothing crosses the wire but the counts)."""
-        flat = self._eval(_COUNT_SCRIPT, self._index, f"{self.prefix}d:")
+        flat = self._eval(lua.COUNT, self._index, f"{self.prefix}d:")
         found = dict.fromkeys(State, 0)
         for state, n in zip(flat[::2], flat[1::2], strict=True):
             found[State(state.decode())] = int(n)
@@ -584,7 +326,7 @@ class RedisStore(Store):
         removed = kept = 0
         while True:
             args = (repr(cutoff), repr(now), f"{self.prefix}d:", kept, _BATCH)
-            gone, scanned, live = self._eval(_PURGE_SCRIPT, self._index, *args)
+            gone, scanned, live = self._eval(lua.PURGE, self._index, *args)
             removed += int(gone)
             kept += int(live)
             if int(scanned) < _BATCH:

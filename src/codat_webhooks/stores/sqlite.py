@@ -1,10 +1,12 @@
 """The default store: one SQLite file that every worker process on a machine shares.
 
-WAL mode lets readers run beside the one writer. A new key is claimed by one ``INSERT OR
-IGNORE``, which exactly one connection wins; a known key is read and decided inside
+WAL mode lets readers run beside the one writer. The statements, and the protocol over them,
+are shared with PostgreSQL (:mod:`.sql`): a new key is claimed by one ``INSERT ... ON CONFLICT
+DO NOTHING``, which exactly one connection wins; a known key is read and decided inside
 ``BEGIN IMMEDIATE``, which takes the write lock before the read, so two processes can never both
-decide a key is theirs. Each thread (and each forked process) opens its own connection, because
-a sqlite3 connection must not be shared across threads or across ``fork``.
+decide a key is theirs. This module brings the connections and the waiting: each thread (and
+each forked process) opens its own connection, because a sqlite3 connection must not be shared
+across threads or across ``fork``.
 
 ``synchronous=NORMAL``: in WAL mode a commit survives any crash of the process; only a power
 loss or kernel crash can roll back the last few commits. The worst that does here is run a
@@ -24,89 +26,16 @@ from pathlib import Path
 
 from .._forking import leave_to_parent, start_over_in_children
 from ..errors import ConfigurationError, StoreError
-from ._plan import (
-    plan_claim,
-    plan_enqueue,
-    plan_first_claim,
-    plan_park,
-    plan_take,
-    record_from_row,
-    record_to_row,
-)
-from .base import (
-    DEFAULT_RETENTION,
-    Claim,
-    ClaimStatus,
-    Entry,
-    Record,
-    RecordQuery,
-    State,
-    Store,
-    key_problem,
-    storable_text,
-)
+from .base import DEFAULT_RETENTION
+from .sql import SQLITE, Execute, Row, SQLStore, Statements
 
 __all__ = ["DEFAULT_DB_PATH", "SQLiteStore"]
 
 DEFAULT_DB_PATH = "codat-webhooks.sqlite3"
 """The file a receiver (and the CLI) uses when no store is given: in the working directory."""
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS deliveries (
-    key TEXT PRIMARY KEY,
-    state TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    attempts INTEGER NOT NULL,
-    first_seen REAL NOT NULL,
-    last_seen REAL NOT NULL,
-    kind TEXT,
-    company_id TEXT,
-    body BLOB NOT NULL,
-    headers TEXT NOT NULL,
-    last_error TEXT,
-    token INTEGER NOT NULL,
-    lease_expires REAL NOT NULL,
-    verified_by TEXT
-);
-CREATE INDEX IF NOT EXISTS deliveries_last_seen ON deliveries (last_seen);
-CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (lease_expires)
-    WHERE state IN ('queued', 'processing');
-"""
-_COLUMNS = (
-    "key, state, fingerprint, attempts, first_seen, last_seen, kind, company_id, body, headers,"
-    " last_error, token, lease_expires, verified_by"
-)
-_SELECT = f"SELECT {_COLUMNS} FROM deliveries"  # noqa: S608 - constant column list
-_UPSERT = f"INSERT OR REPLACE INTO deliveries ({_COLUMNS}) VALUES ({', '.join('?' * 14)})"  # noqa: S608
-_INSERT_NEW = f"INSERT OR IGNORE INTO deliveries ({_COLUMNS}) VALUES ({', '.join('?' * 14)})"  # noqa: S608
-# Each UPDATE applies only while ``token`` still holds the record (fencing), and writes only the
-# columns that change.
-_RENEW = (
-    "UPDATE deliveries SET lease_expires = ? WHERE key = ? AND token = ? AND state = 'processing'"
-)
-_COMPLETE = (
-    "UPDATE deliveries SET state = 'done', last_seen = ?, lease_expires = 0, last_error = NULL"
-    " WHERE key = ? AND token = ? AND state = 'processing'"
-)
-_RELEASE = (
-    "UPDATE deliveries SET state = 'failed', last_seen = ?, lease_expires = 0, last_error = ?"
-    " WHERE key = ? AND token = ? AND state = 'processing'"
-)
-_DEFER = (
-    "UPDATE deliveries SET state = 'queued', last_seen = ?, lease_expires = ?, last_error = ?"
-    " WHERE key = ? AND token = ? AND state = 'processing'"
-)
-_TAKE = (
-    "UPDATE deliveries SET state = 'processing', attempts = attempts + 1, last_seen = ?,"
-    " token = token + 1, lease_expires = ? WHERE key = ? AND (state = 'queued'"
-    " OR (state = 'processing' AND lease_expires <= ?)) RETURNING token, attempts"
-)
-_TAKE_RECORD = _TAKE.replace("RETURNING token, attempts", f"RETURNING {_COLUMNS}")
+_SQL = Statements(SQLITE, "deliveries")
 _HAS_RETURNING = sqlite3.sqlite_version_info >= (3, 35)
-_DUE = (
-    "SELECT key FROM deliveries WHERE state IN ('queued', 'processing') AND lease_expires <= ?"
-    " ORDER BY lease_expires LIMIT ?"
-)
 
 
 _CHECKPOINT_PAGES = 2500
@@ -165,7 +94,7 @@ def _add_missing_columns(conn: sqlite3.Connection) -> None:
             raise
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SQLStore):
     """Exactly-once across the threads and processes of one machine that share ``path``.
 
     ``timeout`` is how long a call waits for another process's write lock before it gives up
@@ -176,6 +105,8 @@ class SQLiteStore(Store):
     """
 
     blocking = True
+    _sql = _SQL
+    _returning = _HAS_RETURNING
 
     def __init__(
         self,
@@ -186,7 +117,7 @@ class SQLiteStore(Store):
         clock: Callable[[], float] = time.time,
         connect: bool = True,
     ) -> None:
-        super().__init__(retention=retention)
+        super().__init__(retention=retention, clock=clock)
         text = os.fspath(path)
         if text == ":memory:" or text.startswith("file:") or "mode=memory" in text:
             raise ConfigurationError(
@@ -195,7 +126,6 @@ class SQLiteStore(Store):
             )
         self.path = Path(text)
         self.timeout = float(timeout)
-        self._clock = clock
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
@@ -228,7 +158,7 @@ class SQLiteStore(Store):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
-            conn.executescript(_SCHEMA)
+            conn.executescript(f"{_SQL.schema};\n{_SQL.due_index}")
             _add_missing_columns(conn)
             # From here on a busy database is waited for by _run, not by SQLite (see there).
             conn.execute("PRAGMA busy_timeout=0")
@@ -317,132 +247,19 @@ class SQLiteStore(Store):
                 raise
         self._run("COMMIT")
 
-    def _read(self, key: str) -> Record | None:
-        row = self._run(f"{_SELECT} WHERE key = ?", (key,)).fetchone()
-        return None if row is None else record_from_row(row)
+    # --- what SQLStore performs the protocol with -------------------------------------------
 
-    # --- the protocol ------------------------------------------------------------------------
-
-    def claim(self, entry: Entry, *, lease: float, force: bool = False) -> Claim:
-        entry = entry.storable()
-        # Most deliveries carry a key never seen: one statement, one transaction, no read.
-        # INSERT OR IGNORE is atomic, so of two processes racing for a new key exactly one
-        # inserts; the other (and any key already known) takes the read-decide-write path.
-        claim, fresh = plan_first_claim(entry, self._clock(), lease)
-        if self._run(_INSERT_NEW, record_to_row(fresh)).rowcount == 1:
-            return claim
-        with self._write() as conn:
-            now = self._clock()
-            record = self._read(entry.key)
-            claim, store = plan_claim(
-                record, entry, now=now, lease=lease, force=force, retention=self.retention
-            )
-            if store is not None:
-                conn.execute(_UPSERT, record_to_row(store))
-        return claim
-
-    def _update_held(self, sql: str, key: str, token: int, *values: object) -> bool:
-        """Run ``sql`` (an UPDATE of a record still held by ``token``) in its own transaction."""
-        if key_problem(key) is not None:
-            return False  # never stored, so never held
-        return self._run(sql, (*values, key, token)).rowcount == 1
-
-    def renew(self, key: str, token: int, *, lease: float) -> bool:
-        return self._update_held(_RENEW, key, token, self._clock() + lease)
-
-    def complete(self, key: str, token: int) -> bool:
-        return self._update_held(_COMPLETE, key, token, self._clock())
-
-    def release(self, key: str, token: int, *, error: str) -> bool:
-        return self._update_held(_RELEASE, key, token, self._clock(), storable_text(error))
-
-    def enqueue(self, entry: Entry) -> Claim:
-        entry = entry.storable()
-        # As in claim: a key never seen is one INSERT OR IGNORE, anything else read-decide-write.
-        claim, fresh = plan_enqueue(None, entry, now=self._clock(), retention=self.retention)
-        assert fresh is not None
-        if self._run(_INSERT_NEW, record_to_row(fresh)).rowcount == 1:
-            return claim
-        with self._write() as conn:
-            record = self._read(entry.key)
-            claim, store = plan_enqueue(record, entry, now=self._clock(), retention=self.retention)
-            if store is not None:
-                conn.execute(_UPSERT, record_to_row(store))
-        return claim
-
-    def take(self, key: str, *, lease: float) -> Claim:
-        # A key a worker may run is one UPDATE that touches only the columns that change;
-        # anything else (done, held, unknown) is decided by plan_take on the row.
-        if _HAS_RETURNING:
-            now = self._clock()
-            rows = self._run(_TAKE, (now, now + lease, key, now)).fetchall()  # all: ends it
-            if rows:
-                token, attempts = rows[0]
-                return Claim(ClaimStatus.CLAIMED, token=int(token), attempts=int(attempts))
-        with self._write() as conn:
-            claim, store = plan_take(self._read(key), now=self._clock(), lease=lease)
-            if store is not None:
-                conn.execute(_UPSERT, record_to_row(store))
-        return claim
-
-    def take_record(self, key: str, *, lease: float) -> tuple[Claim, Record | None]:
-        # The same UPDATE as take, returning the whole row: a worker's claim and read in one.
-        if _HAS_RETURNING:
-            now = self._clock()
-            rows = self._run(_TAKE_RECORD, (now, now + lease, key, now)).fetchall()
-            if rows:
-                record = record_from_row(rows[0])
-                return Claim(ClaimStatus.CLAIMED, record.token, record.attempts), record
-        return super().take_record(key, lease=lease)
-
-    def defer(self, key: str, token: int, *, due: float, error: str) -> bool:
-        return self._update_held(_DEFER, key, token, self._clock(), due, storable_text(error))
-
-    def due(self, *, older_than: float = 0.0, limit: int = 100) -> list[str]:
-        rows = self._run(_DUE, (self._clock() - older_than, limit)).fetchall()
-        return [str(row[0]) for row in rows]
-
-    def park(self, entry: Entry, *, reason: str) -> None:
-        entry, reason = entry.storable(), storable_text(reason) or ""
-        with self._write() as conn:
-            record = self._read(entry.key)
-            conn.execute(
-                _UPSERT, record_to_row(plan_park(record, entry, now=self._clock(), reason=reason))
-            )
-
-    def get(self, key: str) -> Record | None:
-        if key_problem(key) is not None:
-            return None
-        return self._read(key)
-
-    def _find(self, query: RecordQuery) -> list[Record]:
-        clauses: list[str] = []
-        params: list[object] = []
-        if query.states:
-            clauses.append(f"state IN ({', '.join('?' * len(query.states))})")
-            params.extend(state.value for state in query.states)
-        for column, value in (("kind", query.kind), ("company_id", query.company_id)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        if query.since is not None:
-            clauses.append("last_seen >= ?")
-            params.append(query.since)
-        if query.before is not None:
-            clauses.append("last_seen < ?")
-            params.append(query.before)
-        if query.cursor is not None:
-            # The bound on last_seen alone first, so the index on it starts the scan there.
-            clauses.append("last_seen <= ? AND (last_seen < ? OR key < ?)")
-            params.extend((query.cursor[0], *query.cursor))
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = f"{_SELECT}{where} ORDER BY last_seen DESC, key DESC"
-        if query.limit is not None:
-            sql += " LIMIT ?"
-            params.append(query.limit)
+    def _rows(self, statement: str, params: Sequence[object] = ()) -> list[Row]:
         with self._errors():
-            rows = self._run(sql, params).fetchall()
-        return [record_from_row(row) for row in rows]
+            return self._run(statement, params).fetchall()  # all: a RETURNING ends with it
+
+    def _count(self, statement: str, params: Sequence[object] = ()) -> int:
+        return self._run(statement, params).rowcount
+
+    @contextmanager
+    def _locked(self) -> Iterator[Execute]:
+        with self._write() as conn:
+            yield conn.execute
 
     def ping(self) -> None:
         """The file is still there and the write lock can be taken (then let go at once).
@@ -454,22 +271,6 @@ class SQLiteStore(Store):
             raise StoreError(f"SQLite store {self.path}: the database file is gone")
         with self._write():
             pass
-
-    def counts(self) -> dict[State, int]:
-        with self._errors():
-            rows = self._run("SELECT state, COUNT(*) FROM deliveries GROUP BY state").fetchall()
-        return {**dict.fromkeys(State, 0), **{State(state): int(n) for state, n in rows}}
-
-    def purge(self, *, older_than: float | None = None) -> int:
-        now = self._clock()
-        cutoff = self._purge_cutoff(now, older_than)
-        with self._write() as conn:
-            cursor = conn.execute(
-                "DELETE FROM deliveries WHERE last_seen < ?"
-                " AND NOT (state = 'processing' AND lease_expires > ?)",
-                (cutoff, now),
-            )
-            return cursor.rowcount
 
     def close(self) -> None:
         self._closed = True

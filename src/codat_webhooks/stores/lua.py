@@ -1,0 +1,217 @@
+"""The decisions of :mod:`.machine`, as the Lua scripts :class:`RedisStore` runs on the server.
+
+Each operation is one script, so it is atomic on the server without locks or WATCH retries.
+The scripts follow ``machine.py`` function by function, and share its helpers (the prelude):
+
+============  =====================  ======================================================
+script        performs               notes
+============  =====================  ======================================================
+``CLAIM``     ``machine.claim``      ``first_claim`` via ``record_of``; ``hand_over`` shared
+``ENQUEUE``   ``machine.enqueue``    a new round via ``record_of``, token kept
+``TAKE``      ``machine.take``       ``hand_over`` shared with ``CLAIM``
+``MOVE``      ``machine.move``       renew/complete/release/defer: the fields come from the
+                                     :class:`~.machine.Move` Python built, fenced on token
+``PARK``      ``machine.park``       a new record via ``record_of``
+``PURGE``     ``machine.purgeable``  over the ``last_seen`` index, in batches
+``COUNT``     ``Store.counts``       one round trip, only counts cross the wire
+============  =====================  ======================================================
+
+The contract suite (``tests/stores/test_store_machine.py``) runs random sequences of every
+operation on Redis and on MemoryStore, which applies ``machine.py`` directly, and requires the
+same answers and records: that is what keeps these scripts and the machine the same.
+
+A record is a hash. Optional strings are kept with a "=" in front, so "absent" (None) and ""
+stay distinct. Every script that writes an entry gets it first in ``ARGV``: fingerprint, body,
+headers, kind, company_id, verified_by (``''``: none), then now, the key's TTL in ms and the
+key itself (its member in the ``last_seen`` index), then its own arguments.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import NamedTuple
+
+__all__ = ["CLAIM", "COUNT", "ENQUEUE", "MOVE", "PARK", "PURGE", "TAKE", "Script"]
+
+_PRELUDE = """
+local rec, index = KEYS[1], KEYS[2]
+local now, ttl, member = ARGV[7], ARGV[8], ARGV[9]
+-- Index the key by last_seen and keep it for its TTL.
+local function touch()
+  redis.call('ZADD', index, now, member)
+  redis.call('PEXPIRE', rec, ttl)
+end
+-- machine._record_of: a new record of what the delivery brings (ARGV 1-6).
+local function record_of(existed, state, attempts, first_seen, token, lease_expires)
+  if existed then redis.call('DEL', rec) end
+  local fields = {'state', state, 'fingerprint', ARGV[1], 'attempts', attempts,
+                  'first_seen', first_seen, 'last_seen', now, 'body', ARGV[2],
+                  'headers', ARGV[3], 'token', token, 'lease_expires', lease_expires}
+  for i, name in ipairs({'kind', 'company_id', 'verified_by'}) do
+    if ARGV[3 + i] ~= '' then fields[#fields + 1] = name; fields[#fields + 1] = ARGV[3 + i] end
+  end
+  redis.call('HSET', rec, unpack(fields))
+  touch()
+end
+-- machine._forgotten: absent, or last seen longer than retention ago (cutoff).
+local function forgotten(state, last_seen, cutoff)
+  return not state or tonumber(last_seen) < tonumber(cutoff)
+end
+-- machine._hand_over: IN_PROGRESS while a lease is alive, else PROCESSING under a new token.
+local function hand_over(state, attempts, token, lease_expires, expires)
+  attempts, lease_expires = tonumber(attempts), tonumber(lease_expires)
+  if state == 'processing' and lease_expires > tonumber(now) then
+    return {'in_progress', 0, attempts, tostring(lease_expires - tonumber(now))}
+  end
+  token, attempts = tonumber(token) + 1, attempts + 1
+  redis.call('HSET', rec, 'state', 'processing', 'attempts', attempts, 'last_seen', now,
+             'token', token, 'lease_expires', expires)
+  touch()
+  return {'claimed', token, attempts, '0'}
+end
+"""
+
+_CLAIM = """
+-- ARGV 10-13: lease_expires, cutoff (retention), force, index floor (2 x retention)
+local cur = redis.call('HMGET', rec, 'state', 'fingerprint', 'attempts', 'token',
+                       'lease_expires', 'last_seen')
+if forgotten(cur[1], cur[6], ARGV[11]) then
+  record_of(cur[1], 'processing', 1, now, 1, ARGV[10])
+  redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. ARGV[13])
+  return {'claimed', 1, 1, '0'}
+end
+if cur[2] ~= ARGV[1] then return {'conflict', 0, tonumber(cur[3]), '0'} end
+if cur[1] == 'done' and ARGV[12] ~= '1' then
+  redis.call('HSET', rec, 'last_seen', now)
+  touch()
+  return {'duplicate', 0, tonumber(cur[3]), '0'}
+end
+local answer = hand_over(cur[1], cur[3], cur[4], cur[5], ARGV[10])
+if answer[1] == 'claimed' then  -- what this delivery brings refreshes what was kept
+  if ARGV[2] ~= '' then redis.call('HSET', rec, 'body', ARGV[2]) end
+  if ARGV[3] ~= '' then redis.call('HSET', rec, 'headers', ARGV[3]) end
+  for i, name in ipairs({'kind', 'company_id', 'verified_by'}) do
+    local value = ARGV[3 + i]
+    if value ~= '' and value ~= '=' then redis.call('HSET', rec, name, value) end
+  end
+end
+return answer
+"""
+
+_ENQUEUE = """
+-- ARGV 10: cutoff (retention)
+local cur = redis.call('HMGET', rec, 'state', 'fingerprint', 'attempts', 'token', 'last_seen',
+                       'first_seen')
+local token, first_seen = 0, now
+if not forgotten(cur[1], cur[5], ARGV[10]) then
+  if cur[2] ~= ARGV[1] then return {'conflict', 0, tonumber(cur[3])} end
+  if cur[1] ~= 'failed' and cur[1] ~= 'parked' then return {'duplicate', 0, tonumber(cur[3])} end
+  token, first_seen = tonumber(cur[4]), cur[6]
+end
+record_of(cur[1], 'queued', 0, first_seen, token, now)
+return {'queued', token, 0}
+"""
+
+_TAKE = """
+-- ARGV 10: lease_expires (ARGV 1-6 unused)
+local cur = redis.call('HMGET', rec, 'state', 'attempts', 'token', 'lease_expires')
+if cur[1] ~= 'queued' and cur[1] ~= 'processing' then
+  return {'duplicate', 0, tonumber(cur[2] or '0'), '0'}
+end
+return hand_over(cur[1], cur[2], cur[3], cur[4], ARGV[10])
+"""
+
+_MOVE = """
+-- A record still PROCESSING under ARGV[10] gets state ARGV[11] and the changes: pairs of field
+-- and value from ARGV[12] on ('' deletes the field). Else nothing changes: fenced out.
+-- The TTL is the retention, or longer for a renewed lease or a deferred due time.
+local cur = redis.call('HMGET', rec, 'state', 'token')
+if cur[1] ~= 'processing' or tonumber(cur[2]) ~= tonumber(ARGV[10]) then return 0 end
+local set = {'state', ARGV[11]}
+for i = 12, #ARGV, 2 do
+  if ARGV[i + 1] == '' then
+    redis.call('HDEL', rec, ARGV[i])
+  else
+    set[#set + 1] = ARGV[i]
+    set[#set + 1] = ARGV[i + 1]
+    if ARGV[i] == 'last_seen' then redis.call('ZADD', index, ARGV[i + 1], member) end
+  end
+end
+redis.call('HSET', rec, unpack(set))
+redis.call('PEXPIRE', rec, ttl)
+return 1
+"""
+
+_PARK = """
+-- ARGV 10: reason (with its "=")
+local cur = redis.call('HMGET', rec, 'state', 'attempts')
+if not cur[1] then
+  record_of(false, 'parked', 1, now, 0, '0')
+  redis.call('HSET', rec, 'last_error', ARGV[10])
+elseif cur[1] == 'parked' or cur[1] == 'failed' then
+  redis.call('HSET', rec, 'state', 'parked', 'attempts', tonumber(cur[2]) + 1,
+             'last_seen', now, 'last_error', ARGV[10])
+  touch()
+else
+  redis.call('HSET', rec, 'last_seen', now)
+  touch()
+end
+return 1
+"""
+
+_PURGE = """
+-- KEYS: index; ARGV: cutoff, now, record key prefix, offset, batch.
+-- machine.purgeable: last seen before the cutoff (the index's range), and not a live lease.
+local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1],
+                           'LIMIT', ARGV[4], ARGV[5])
+local removed, kept = 0, 0
+for _, member in ipairs(members) do
+  local rec = ARGV[3] .. member
+  local cur = redis.call('HMGET', rec, 'state', 'lease_expires')
+  if cur[1] == 'processing' and tonumber(cur[2]) > tonumber(ARGV[2]) then
+    kept = kept + 1
+  else
+    if cur[1] then removed = removed + 1 end
+    redis.call('DEL', rec)
+    redis.call('ZREM', KEYS[1], member)
+  end
+end
+return {removed, #members, kept}
+"""
+
+_COUNT = """
+-- KEYS: index; ARGV: record key prefix. Counts by state on the server: one round trip.
+local counts = {}
+for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local state = redis.call('HGET', ARGV[1] .. member, 'state')
+  if state then counts[state] = (counts[state] or 0) + 1 end
+end
+local flat = {}
+for state, n in pairs(counts) do
+  flat[#flat + 1] = state
+  flat[#flat + 1] = n
+end
+return flat
+"""
+
+
+class Script(NamedTuple):
+    """A Lua script as EVALSHA names it; the source is sent only when the server lacks it."""
+
+    source: str
+    sha: str
+    numkeys: int
+
+
+def _script(source: str, numkeys: int) -> Script:
+    sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+    return Script(source, sha, numkeys)
+
+
+CLAIM = _script(_PRELUDE + _CLAIM, 2)
+ENQUEUE = _script(_PRELUDE + _ENQUEUE, 2)
+TAKE = _script(_PRELUDE + _TAKE, 2)
+MOVE = _script(_PRELUDE + _MOVE, 2)
+PARK = _script(_PRELUDE + _PARK, 2)
+PURGE = _script(_PURGE, 1)
+COUNT = _script(_COUNT, 1)
