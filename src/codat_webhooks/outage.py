@@ -60,6 +60,16 @@ class StoreOutage:
         if cause is not None:
             raise StoreError(f"store unavailable (waiting for it to answer): {cause}")
 
+    def ping(self) -> None:
+        """Ping the store, unless it is known to be down (then raise at once); a failed ping
+        starts an outage, as a failed delivery does."""
+        self.check()
+        try:
+            self.store.ping()
+        except StoreError as exc:
+            self.failed(exc)
+            raise
+
     def failed(self, cause: StoreError) -> None:
         """Answer for the store at once from now on, until a ping succeeds."""
         with self._lock:

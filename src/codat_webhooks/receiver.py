@@ -260,16 +260,10 @@ class Receiver:
         the receiver knows the store is down it answers 503 without pinging it again.
         """
         try:
-            self.outage.check()
-            self.store.ping()
+            self.outage.ping()
         except StoreError as exc:
-            if self.outage.down is None:
-                self.outage.failed(exc)
-            logger.warning(
-                "health check: store unavailable: %s",
-                exc,
-                extra=log_fields(outcome="unavailable", status=503),
-            )
+            fields = log_fields(outcome="unavailable", status=503)
+            logger.warning("health check: store unavailable: %s", exc, extra=fields)
             return replies.unhealthy(self.retry_after)
         return replies.HEALTHY
 
