@@ -110,9 +110,6 @@ class Performer:
     def take(self, key: str) -> tuple[Claim, Record | None]:
         return self.store.take_record(key, lease=self.lease)
 
-    def get(self, key: str) -> Record | None:
-        return self.store.get(key)
-
     def park(self, entry: Entry, reason: str) -> None:
         self.store.park(entry, reason=reason)
 

@@ -351,12 +351,7 @@ class Receiver:
             facts.error = exc
             return replies.unavailable(key, self.retry_after)
         if queued.status is ClaimStatus.DUPLICATE:  # queued, being processed or done: say which
-            try:
-                first = yield Ask("get", (key,))
-            except StoreError:  # still a duplicate: only the words are vaguer
-                first = None
-            state = None if first is None else first.state
-            return (yield from self._not_claimed(admitted, queued, facts, state))
+            return (yield from self._not_claimed(admitted, queued, facts, queued.state))
         if queued.status is not ClaimStatus.QUEUED:
             return (yield from self._not_claimed(admitted, queued, facts))
         try:

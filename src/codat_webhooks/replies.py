@@ -53,7 +53,7 @@ def queued(key: str) -> Reply:
     return Reply.build(202, Outcome.QUEUED, key, "queued")
 
 
-_FIRST_COPY = {
+_FIRST_COPY: dict[State | None, str] = {
     State.DONE: "already processed",
     State.QUEUED: "already received; queued",
     State.PROCESSING: "already received; being processed",
@@ -64,8 +64,8 @@ _FIRST_COPY = {
 
 def duplicate(key: str, first: State | None = State.DONE) -> Reply:
     """Received before: 200, so the sender stops; the detail says where the first copy is
-    (``first`` is its state, ``None`` if it could not be read)."""
-    detail = _FIRST_COPY.get(first, "already received") if first else "already received"
+    (``first`` is its state, ``None`` from a store that does not tell)."""
+    detail = _FIRST_COPY.get(first, "already received")
     return Reply.build(200, Outcome.DUPLICATE, key, detail)
 
 

@@ -105,7 +105,9 @@ local cur = redis.call('HMGET', rec, 'state', 'fingerprint', 'attempts', 'token'
 local token, first_seen = 0, now
 if not forgotten(cur[1], cur[5], ARGV[10]) then
   if cur[2] ~= ARGV[1] then return {'conflict', 0, tonumber(cur[3])} end
-  if cur[1] ~= 'failed' and cur[1] ~= 'parked' then return {'duplicate', 0, tonumber(cur[3])} end
+  if cur[1] ~= 'failed' and cur[1] ~= 'parked' then
+    return {'duplicate', 0, tonumber(cur[3]), '0', cur[1]}
+  end
   token, first_seen = tonumber(cur[4]), cur[6]
 end
 record_of(cur[1], 'queued', 0, first_seen, token, now)

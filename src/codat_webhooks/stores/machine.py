@@ -191,7 +191,7 @@ def enqueue(
         if record.fingerprint != entry.fingerprint:
             return Claim(ClaimStatus.CONFLICT, attempts=record.attempts), None
         if record.state not in (State.FAILED, State.PARKED):
-            return Claim(ClaimStatus.DUPLICATE, attempts=record.attempts), None
+            return Claim(ClaimStatus.DUPLICATE, attempts=record.attempts, state=record.state), None
         first_seen, token = record.first_seen, record.token
     # attempts 0: the worker's count starts again; the token is kept, so a stale worker of an
     # earlier round stays fenced out; a queued record's lease_expires is the time it is due.

@@ -183,6 +183,9 @@ class Claim(NamedTuple):
     """How many times the hooks have been started for this key, this one included."""
     retry_after: float = 0.0
     """For ``IN_PROGRESS``: seconds until the current lease runs out."""
+    state: State | None = None
+    """For a ``DUPLICATE`` from :meth:`Store.enqueue`: where the earlier copy is (queued,
+    processing or done), so the answer can say so without reading the record again."""
 
     @property
     def claimed(self) -> bool:

@@ -128,10 +128,12 @@ def _entry_fields(entry: Entry) -> tuple[object, ...]:
 
 
 def _claim_of(reply: list[Any]) -> Claim:
-    """A script's answer ``{status, token, attempts[, retry_after]}`` as a :class:`Claim`."""
+    """A script's answer ``{status, token, attempts[, retry_after[, state]]}`` as a
+    :class:`Claim`."""
     status, token, attempts, *rest = reply
     retry_after = float(rest[0]) if rest else 0.0
-    return Claim(ClaimStatus(status.decode()), int(token), int(attempts), retry_after)
+    state = State(rest[1].decode()) if len(rest) > 1 else None
+    return Claim(ClaimStatus(status.decode()), int(token), int(attempts), retry_after, state)
 
 
 def _field_value(value: float | str | None) -> str:
