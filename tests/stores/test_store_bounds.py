@@ -54,29 +54,37 @@ def silent_server() -> Iterator[int]:
     listener.close()
 
 
-def _raises_within(call: Callable[[], object], seconds: float) -> float:
+def _raises_within(call: Callable[[], object]) -> float:
     began = time.monotonic()
     with pytest.raises(StoreError):
         call()
     return time.monotonic() - began
 
 
-@pytest.mark.redis
-def test_a_redis_server_that_never_answers_is_a_store_error(silent_server: int) -> None:
+def _silent_redis(port: int) -> Store:
     from codat_webhooks.stores import RedisStore
 
-    store = RedisStore(f"redis://127.0.0.1:{silent_server}/0", timeout=BOUND)
-    waited = _raises_within(lambda: store.claim(Entry("k", "f"), lease=10), BOUND)
-    assert waited < BOUND * 10
-    store.close()
+    return RedisStore(f"redis://127.0.0.1:{port}/0", timeout=BOUND)
 
 
-@pytest.mark.postgres
-def test_a_postgres_server_that_never_answers_is_a_store_error(silent_server: int) -> None:
+def _silent_postgres(port: int) -> Store:
     from codat_webhooks.stores import PostgresStore
 
-    store = PostgresStore(f"host=127.0.0.1 port={silent_server} user=x dbname=x", timeout=BOUND)
-    waited = _raises_within(lambda: store.claim(Entry("k", "f"), lease=10), BOUND)
+    return PostgresStore(f"host=127.0.0.1 port={port} user=x dbname=x", timeout=BOUND)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(_silent_redis, id="redis", marks=pytest.mark.redis),
+        pytest.param(_silent_postgres, id="postgres", marks=pytest.mark.postgres),
+    ],
+)
+def test_a_server_that_never_answers_is_a_store_error(
+    silent_server: int, make: Callable[[int], Store]
+) -> None:
+    store = make(silent_server)
+    waited = _raises_within(lambda: store.claim(Entry("k", "f"), lease=10))
     assert waited < BOUND * 10
     store.close()
 
@@ -91,7 +99,7 @@ def test_a_row_locked_by_another_session_is_a_store_error(postgres_dsn: str) -> 
     store.claim(Entry("held", "f"), lease=0.001)  # expired at once: the next claim reads the row
     with psycopg.connect(postgres_dsn) as other, other.transaction():
         other.execute("SELECT key FROM t_locked WHERE key = 'held' FOR UPDATE")
-        waited = _raises_within(lambda: store.claim(Entry("held", "f"), lease=10), BOUND)
+        waited = _raises_within(lambda: store.claim(Entry("held", "f"), lease=10))
     assert waited < BOUND * 10
     record = store.get("held")
     assert record is not None
