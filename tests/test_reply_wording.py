@@ -13,6 +13,7 @@ from codat_webhooks import Receiver
 from codat_webhooks.stores import MemoryStore
 from codat_webhooks.testing import Recorder, sample_body
 from codat_webhooks.testing.samples import event_sample
+from tests.queues.test_queued_receiver import ListQueue
 
 AUTH = {"Authorization": "Bearer s3cret"}
 
@@ -54,30 +55,12 @@ def test_with_only_authorization_configured_the_message_is_unchanged(
     assert str(codat_recorder.calls_to("on_rejected")[0].error) == "missing Authorization header"
 
 
-class KeptQueue:
-    """Keeps the keys it is given: the test plays the worker."""
-
-    blocking = False
-
-    def __init__(self) -> None:
-        self.keys: list[str] = []
-
-    def bind(self, receiver: Receiver) -> None:
-        pass
-
-    def enqueue(self, key: str) -> None:
-        self.keys.append(key)
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.mark.parametrize("driver", ["sync", "async"])
 def test_copies_of_a_queued_key_say_where_the_first_copy_is(
     codat_make_receiver: Callable[..., Receiver], codat_store: MemoryStore, driver: str
 ) -> None:
     receiver = codat_make_receiver(
-        authorization=AUTH["Authorization"], signing_secrets=None, queue=KeptQueue()
+        authorization=AUTH["Authorization"], signing_secrets=None, queue=ListQueue()
     )
     body = sample_body("Sync Failed")
     key = json.loads(body)["AlertId"]

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.queues.test_queued_receiver import ListQueue
 
 from codat_webhooks import Receiver, RuleType, hookimpl
 from codat_webhooks.stores import State, Store
@@ -51,24 +52,6 @@ class LogRuns:
             os.write(fd, line)  # one short O_APPEND write: never interleaved
         finally:
             os.close(fd)
-
-
-class HeldKeys:
-    """A queue that only remembers keys: the children's worker runs take them from the store."""
-
-    blocking = False
-
-    def __init__(self) -> None:
-        self.keys: list[str] = []
-
-    def bind(self, receiver: Receiver) -> None:
-        pass
-
-    def enqueue(self, key: str) -> None:
-        self.keys.append(key)
-
-    def close(self) -> None:
-        pass
 
 
 class CountProblems(logging.Handler):
@@ -161,7 +144,7 @@ def test_children_forked_after_the_parent_used_the_store_share_nothing(
     durable_backend: str, make_store: Callable[..., Store], tmp_path: Path, worker_path: bool
 ) -> None:
     log = tmp_path / "runs.log"
-    queue = HeldKeys() if worker_path else None
+    queue = ListQueue() if worker_path else None
     store: Store = make_store(durable_backend)
     receiver = Receiver(
         insecure=True, store=store, plugins=[LogRuns(log)], load_entrypoints=False, queue=queue
