@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -29,10 +29,23 @@ class DownStore(MemoryStore):
         raise StoreError("connection refused to 10.0.0.7:6379 (password=hunter2)")
 
 
+_made: list[Receiver] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_receivers() -> Iterator[None]:
+    """A receiver whose store is down keeps an outage watcher pinging until it is closed."""
+    yield
+    while _made:
+        _made.pop().close()
+
+
 def receiver(store: MemoryStore | None = None) -> Receiver:
-    return Receiver(
+    made = Receiver(
         authorization="Bearer s3cret", store=store or MemoryStore(), load_entrypoints=False
     )
+    _made.append(made)
+    return made
 
 
 def rest(environ: object, start_response: Callable[..., object]) -> Any:

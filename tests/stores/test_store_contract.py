@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from codat_webhooks.errors import StoreError
 from codat_webhooks.stores import Claim, ClaimStatus, Entry, MemoryStore, Record, State, Store
 from codat_webhooks.stores.base import MAX_KEY_LENGTH, page_cursor
 
@@ -610,3 +611,19 @@ def test_the_queued_path_forgets_records_past_retention(store: Store, clock: Fak
     store.purge()
     assert store.get("old-2") is None
     assert [r.key for r in store.find()] == ["old-1"]
+
+
+# --- close ------------------------------------------------------------------------------------
+
+
+def test_a_closed_store_refuses_work_instead_of_reconnecting(store: Store) -> None:
+    """A closed PostgresStore used to open a new pool on the next call, which then retried a
+    stopped server in the background for the life of the process."""
+    if isinstance(store, MemoryStore):
+        pytest.skip("MemoryStore holds no connections to close")
+    claim(store)
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        claim(store, entry("alert-2"))
+    with pytest.raises(StoreError, match="closed"):
+        store.complete("alert-1", 1)

@@ -97,6 +97,7 @@ class PostgresStore(SQLStore):
         # Made on first use in each process: a child of gunicorn --preload or Celery's prefork
         # pool never writes on its parent's sockets (see codat_webhooks._forking).
         self._pool = PerProcess(opener)
+        self._closed = False
         self.table = table
         self._schema_ready = False
         self._sql = Statements(POSTGRES, table)
@@ -123,6 +124,8 @@ class PostgresStore(SQLStore):
     @property
     def pool(self) -> psycopg_pool.ConnectionPool:
         """This process's connection pool (opened on first use)."""
+        if self._closed:  # a closed store never reopens a pool that would retry in the background
+            raise StoreError("the store is closed")
         try:
             return self._pool.get()
         except psycopg.Error as exc:
@@ -184,6 +187,7 @@ class PostgresStore(SQLStore):
             return conn.execute(self._sql.purge, (cutoff, now)).rowcount
 
     def close(self) -> None:
+        self._closed = True
         pool = self._pool.take()
         if pool is not None and self._owns_pool:
             pool.close()

@@ -187,6 +187,7 @@ class RedisStore(Store):
         self._owns_client = isinstance(url_or_client, str)
         self._index = f"{prefix}index"
         self._local = threading.local()
+        self._closed = False
         start_over_in_children(self)
 
     def _forked(self) -> None:
@@ -218,6 +219,8 @@ class RedisStore(Store):
     def _connection(self) -> Any:
         pinned: _Pinned | None = getattr(self._local, "pinned", None)
         if pinned is None:
+            if self._closed:
+                raise StoreError("the store is closed")
             pool = self.client.connection_pool
             pinned = _Pinned(pool.get_connection())
             weakref.finalize(pinned, pool.release, pinned.connection)
@@ -337,6 +340,7 @@ class RedisStore(Store):
     def close(self) -> None:
         # Dropping the thread-local drops every thread's _Pinned at once (threads still running
         # included), and their finalizers give the connections back to the pool.
+        self._closed = True
         self._local = threading.local()
         if self._owns_client:
             self.client.close()
