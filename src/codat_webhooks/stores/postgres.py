@@ -24,6 +24,7 @@ from .._forking import PerProcess
 from ..errors import ConfigurationError, StoreError
 from .base import DEFAULT_RETENTION
 from .sql import POSTGRES, Execute, Row, SQLStore, Statements
+from .sql_marks import MarkStatements
 
 __all__ = ["PostgresStore"]
 
@@ -101,6 +102,7 @@ class PostgresStore(SQLStore):
         self.table = table
         self._schema_ready = False
         self._sql = Statements(POSTGRES, table)
+        self._marks_sql = MarkStatements(POSTGRES, table)
 
     def _open_pool(self, dsn: str, size: int) -> psycopg_pool.ConnectionPool:
         milliseconds = max(1, round(self.timeout * 1000))
@@ -149,6 +151,7 @@ class PostgresStore(SQLStore):
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.table,))
             conn.execute(self._sql.schema)
             conn.execute(f'ALTER TABLE "{self.table}" ADD COLUMN IF NOT EXISTS verified_by TEXT')
+            conn.execute(self._marks_sql.schema)
         self._schema_ready = True
 
     def create_schema(self) -> None:
@@ -184,6 +187,8 @@ class PostgresStore(SQLStore):
             # statement may take, still bounded.
             bound = f"{_PURGE_SECONDS}s"
             conn.execute("SELECT set_config('statement_timeout', %s, true)", (bound,))
+            for statement in self._marks_sql.purge:
+                conn.execute(statement, (cutoff,))
             return conn.execute(self._sql.purge, (cutoff, now)).rowcount
 
     def close(self) -> None:
