@@ -149,7 +149,7 @@ SCOPES: tuple[ScopeSpec, ...] = (
             _E.CONNECTION_DELETED,
         ),
         "the connection: company + `payload.connection.id`",
-        "generatedDate",
+        "`generatedDate`",
         _connection,
     ),
     ScopeSpec(
@@ -157,7 +157,7 @@ SCOPES: tuple[ScopeSpec, ...] = (
         "company.created, company.deleted",
         (_E.COMPANY_CREATED, _E.COMPANY_DELETED),
         "the company: `payload.id`",
-        "generatedDate",
+        "`generatedDate`",
         _company,
     ),
     ScopeSpec(
@@ -165,7 +165,7 @@ SCOPES: tuple[ScopeSpec, ...] = (
         "company.product.*",
         (_E.COMPANY_PRODUCT_ADDED, _E.COMPANY_PRODUCT_REMOVED),
         "company + product: `payload.id`, `payload.productId`",
-        "generatedDate",
+        "`generatedDate`",
         _company_product,
     ),
     ScopeSpec(
@@ -173,7 +173,7 @@ SCOPES: tuple[ScopeSpec, ...] = (
         "bankFeeds.sourceAccount.*",
         (_E.BANK_FEEDS_SOURCE_ACCOUNT_CONNECTED, _E.BANK_FEEDS_SOURCE_ACCOUNT_DISCONNECTED),
         "company + connection + source account: `companyId`, `connectionId`, `sourceAccount.id`",
-        "generatedDate",
+        "`generatedDate`",
         _source_account,
     ),
     ScopeSpec(
@@ -181,7 +181,7 @@ SCOPES: tuple[ScopeSpec, ...] = (
         "client.rateLimit.*",
         (_E.CLIENT_RATE_LIMIT_REACHED, _E.CLIENT_RATE_LIMIT_RESET),
         "the client (one per receiver: the payload names none)",
-        "generatedDate",
+        "`generatedDate`",
         _client,
     ),
     ScopeSpec(

@@ -30,7 +30,7 @@ from .base import DEFAULT_RETENTION
 from .sql import SQLITE, Execute, Row, SQLStore, Statements
 from .sql_marks import MarkStatements
 
-__all__ = ["DEFAULT_DB_PATH", "SQLiteStore"]
+__all__ = ["DEFAULT_DB_PATH", "SQLiteStore", "default_store"]
 
 DEFAULT_DB_PATH = "codat-webhooks.sqlite3"
 """The file a receiver (and the CLI) uses when no store is given: in the working directory."""
@@ -285,3 +285,9 @@ class SQLiteStore(SQLStore):
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
+
+
+def default_store(clock: Callable[[], float] = time.time) -> SQLiteStore:
+    """The store of a receiver built without one: ``codat-webhooks.sqlite3`` in the working
+    directory, created on the first delivery rather than when the receiver is built."""
+    return SQLiteStore(DEFAULT_DB_PATH, clock=clock, connect=False)
