@@ -175,3 +175,12 @@ def test_scope_text_round_trips(store: Store, scope: str) -> None:
     mark = store.high_water(scope)
     assert mark is not None
     assert mark.key == "a"
+
+
+def test_verdicts_reads_many_keys_at_once(store: Store) -> None:
+    claim_order(store, marked("new", 200.0))
+    for index in range(3):
+        claim_order(store, marked(f"old-{index}", 100.0 + index))
+    found = store.verdicts(["new", "old-0", "old-2", "unknown", "x" * 300])
+    assert sorted(found) == ["old-0", "old-2"]
+    assert all(verdict.stale and verdict.newer_key == "new" for verdict in found.values())

@@ -283,6 +283,16 @@ class Store(abc.ABC):
         """The kept verdict of ``key``, if it was stale or broke a status chain; else ``None``."""
         return None if key_problem(key) is not None else self._verdict(key)
 
+    def verdicts(self, keys: Sequence[str]) -> dict[str, Verdict]:
+        """The kept verdicts of those of ``keys`` that have one (for listings)."""
+        wanted = [key for key in keys if key_problem(key) is None]
+        return self._verdicts_of(wanted) if wanted else {}
+
+    def _verdicts_of(self, keys: Sequence[str]) -> dict[str, Verdict]:
+        """:meth:`verdicts`; backends that can read many in one round trip override this."""
+        found = {key: self._verdict(key) for key in keys}
+        return {key: verdict for key, verdict in found.items() if verdict is not None}
+
     def high_water(self, scope: str) -> HighWater | None:
         """The mark of ``scope``: the newest ``generatedDate`` received and its key."""
         return self._high_water(scope)

@@ -20,7 +20,7 @@ import math
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -335,6 +335,9 @@ class RedisStore(Store):
 
     def _verdict(self, key: str) -> Verdict | None:
         return self._marks.verdict(key)
+
+    def _verdicts_of(self, keys: Sequence[str]) -> dict[str, Verdict]:
+        return self._marks.verdicts(keys)
 
     def _high_water(self, scope: str) -> HighWater | None:
         return self._marks.high_water(scope)

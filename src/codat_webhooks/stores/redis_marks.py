@@ -10,6 +10,7 @@ itself. The claim and enqueue scripts of an entry with a mark (``lua.CLAIM_MARKE
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from . import lua, marks
@@ -104,6 +105,16 @@ class RedisMarks:
         with self.store._errors():
             fields = cast("dict[bytes, bytes]", self.store.client.hgetall(self._verdict_key(key)))
         return _verdict_of(fields) if fields else None
+
+    def verdicts(self, keys: Sequence[str]) -> dict[str, Verdict]:
+        with self.store._errors():
+            pipe = self.store.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.hgetall(self._verdict_key(key))
+            replies = pipe.execute()
+        return {
+            key: _verdict_of(fields) for key, fields in zip(keys, replies, strict=True) if fields
+        }
 
     def high_water(self, scope: str) -> HighWater | None:
         with self.store._errors():

@@ -348,6 +348,9 @@ class SQLStore(Store):
     def _verdict(self, key: str) -> Verdict | None:
         return sql_marks.verdict(self, key)
 
+    def _verdicts_of(self, keys: Sequence[str]) -> dict[str, Verdict]:
+        return sql_marks.verdicts(self, keys)
+
     def _high_water(self, scope: str) -> HighWater | None:
         return sql_marks.high_water(self, scope)
 

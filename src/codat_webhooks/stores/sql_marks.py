@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .records import Claim
     from .sql import Dialect, Execute, SQLStore
 
-__all__ = ["MarkStatements", "high_water", "judged", "recheck", "verdict"]
+__all__ = ["MarkStatements", "high_water", "judged", "recheck", "verdict", "verdicts"]
 
 _MARK_COLUMNS = "scope, at, key, status, gap, last_seen"
 _VERDICT_COLUMNS = "key, stale, newer_key, newer_at, gap, last_seen"
@@ -58,6 +58,8 @@ class MarkStatements:
             " gap = excluded.gap, last_seen = excluded.last_seen"
         )
         self.select_verdict = f"SELECT {_VERDICT_COLUMNS} FROM {v} WHERE key = {p}"  # noqa: S608
+        self.select_verdicts = f"SELECT {_VERDICT_COLUMNS} FROM {v} WHERE key IN "  # noqa: S608
+        """Followed by ``(p, p, ...)``: one placeholder per key."""
         self.upsert_verdict = (
             f"INSERT INTO {v} ({_VERDICT_COLUMNS}) VALUES ({six}) ON CONFLICT (key) DO UPDATE"  # noqa: S608
             " SET stale = excluded.stale, newer_key = excluded.newer_key,"
@@ -128,6 +130,18 @@ def recheck(store: SQLStore, key: str, mark: Mark) -> Verdict:
 def verdict(store: SQLStore, key: str) -> Verdict | None:
     rows = store._rows(store._marks_sql.select_verdict, (key,))
     return _verdict_from(rows[0]) if rows else None
+
+
+def verdicts(store: SQLStore, keys: Sequence[str]) -> dict[str, Verdict]:
+    """Many keys' verdicts in one query per 500 keys."""
+    found: dict[str, Verdict] = {}
+    mark = store._sql.dialect.mark
+    for start in range(0, len(keys), 500):
+        batch = keys[start : start + 500]
+        places = ", ".join(mark for _ in batch)
+        for row in store._rows(f"{store._marks_sql.select_verdicts}({places})", batch):
+            found[str(row[0])] = _verdict_from(row)
+    return found
 
 
 def high_water(store: SQLStore, scope: str) -> HighWater | None:
