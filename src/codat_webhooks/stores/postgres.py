@@ -30,6 +30,11 @@ __all__ = ["PostgresStore"]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,50}$")
 _PURGE_SECONDS = 300
+_COLUMN = "verified_by TEXT"
+_HAS_VERIFIED_BY = (
+    "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()"
+    " AND table_name = %s AND column_name = 'verified_by'"
+)
 
 
 def _bound_statements(conn: psycopg.Connection[Any], *, milliseconds: int) -> None:
@@ -150,7 +155,12 @@ class PostgresStore(SQLStore):
             # Two workers starting at once would race on CREATE TABLE IF NOT EXISTS.
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.table,))
             conn.execute(self._sql.schema)
-            conn.execute(f'ALTER TABLE "{self.table}" ADD COLUMN IF NOT EXISTS verified_by TEXT')
+            # ALTER takes the table's exclusive lock even when the column exists, and a worker
+            # that started first may be inside a claim: it would deadlock with it.
+            if not conn.execute(_HAS_VERIFIED_BY, (self.table,)).fetchone():
+                conn.execute(
+                    f'ALTER TABLE "{self.table}" ADD COLUMN IF NOT EXISTS verified_by TEXT'
+                )
             conn.execute(self._marks_sql.schema)
         self._schema_ready = True
 
