@@ -206,8 +206,8 @@ def test_gunicorn_two_workers_apply_the_newest_per_connection_each_key_once(
                 assert keys[extra][0] == connection
                 assert keys[extra][1] > float(at)  # skipped for a newer one, received first
         newest: dict[str, float] = {}
-        for connection, at in keys.values():
-            newest[connection] = max(newest.get(connection, 0.0), at)
+        for connection, generated in keys.values():
+            newest[connection] = max(newest.get(connection, 0.0), generated)
         assert state == newest
     # shuffled, six events a connection: some surely came after a newer one
     assert any(line[0] == "skipped" for line in lines)

@@ -165,7 +165,7 @@ def check(store: Store, events: list[Event], seen: list[Seen], prefix: str) -> N
         if not s.stale:
             event = by_key[s.key]
             applied[event.scope] = max(applied.get(event.scope, event.at), event.at)
-    newest = {}
+    newest: dict[int, float] = {}
     for event in events:
         newest[event.scope] = max(newest.get(event.scope, event.at), event.at)
     assert applied == newest
