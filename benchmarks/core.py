@@ -15,7 +15,9 @@ runs for each case and the ratio to the baseline measured in the same run:
   timed loop) and of the OpenTelemetry tracing plugin (SDK tracer provider, no exporter: the
   plugin's own work), each against the same core receiver measured alternately in this run.
   Target: each <= 10% of the core's time. For tracing, the SDK's own cost of the spans the
-  plugin writes is printed too: the floor under any tracing plugin.
+  plugin writes is printed too: the floor under any tracing plugin;
+* then a scoped event (``connection.*``) with and without the ordering guard (issue 24: read
+  the scope, judge and move its high-water mark with the claim). Target: <= 10% of a new alert.
 
 Target (shared PERFORMANCE.md): >= 40,000 new alerts/s here, and never slower after a change;
 the ratio to the bare baseline is printed so two trees can be compared in one run (the
@@ -40,7 +42,7 @@ from codat_webhooks.headers import Headers
 from codat_webhooks.models._parse import load_object
 from codat_webhooks.routing import route
 from codat_webhooks.stores import Entry, MemoryStore
-from codat_webhooks.testing import sample_body
+from codat_webhooks.testing import event_sample, sample_body
 
 
 class HandWrittenAlert(BaseModel):
@@ -145,6 +147,62 @@ def main() -> None:
         f"compare the x-baseline column with the previous tree's, run the same way"
     )
     print_plugin_costs(runs, headers, args.repeat)
+    print_ordering_cost(args.n, headers, args.repeat, 1e6 / new_rate)
+
+
+def scoped_events(n: int, connections: int = 200) -> list[bytes]:
+    """``connection.*`` events of ``connections`` connections, fresh keys, mostly newer than
+    the last of their connection (every eighth one older): each claim judges and moves a mark."""
+    ids = [str(uuid.uuid4()) for _ in range(connections)]
+    company = str(uuid.uuid4())
+    bodies = []
+    for i in range(n):
+        moment = 1_795_000_000 + i - (8 if i % 8 == 0 else 0)
+        generated = datetime.fromtimestamp(moment, timezone.utc).isoformat()
+        body = event_sample("connection.reconnected", company_id=company)
+        body["generatedDate"] = generated.replace("+00:00", "Z")
+        body["payload"]["connection"]["id"] = ids[i % connections]
+        bodies.append(json.dumps(body, separators=(",", ":")).encode())
+    return bodies
+
+
+def print_ordering_cost(n: int, headers: dict[str, str], repeat: int, alert: float) -> None:
+    """What the ordering guard (issue 24) adds to a scoped event: the same new ``connection.*``
+    events through the receiver with the guard, and with it switched off (no scope read, no
+    mark moved), in turns. Target: the guard costs <= 10% of a new alert."""
+    from codat_webhooks import admission
+
+    guarded, bare = float("inf"), float("inf")
+    real_mark_of = admission.mark_of
+    for turn in range(2 * repeat):
+        guard = turn % 2 == 0
+        admission.mark_of = real_mark_of if guard else (lambda payload: None)
+        receiver = Receiver(
+            authorization="Bearer bench",
+            store=MemoryStore(),
+            plugins=[NoOpHandlers()],
+            load_entrypoints=False,
+        )
+        bodies = scoped_events(n)
+        start = time.perf_counter()
+        for body in bodies:
+            reply = receiver.handle("POST", headers, body)
+            if reply.outcome != "processed":
+                raise SystemExit(f"unexpected reply {reply}")
+        micros = (time.perf_counter() - start) * 1e6 / len(bodies)
+        receiver.close()
+        if guard:
+            guarded = min(guarded, micros)
+        else:
+            bare = min(bare, micros)
+    admission.mark_of = real_mark_of
+    cost = guarded - bare
+    verdict = "met" if cost <= 0.10 * alert else "NOT met"
+    print(
+        f"\nscoped event (connection.*, new key, MemoryStore): {bare:.2f} -> {guarded:.2f} "
+        f"us with the ordering guard: {cost:+.2f} us, {100 * cost / alert:+.1f}% of a new alert "
+        f"({alert:.2f} us; target <= 10%: {verdict})"
+    )
 
 
 def observability_plugins() -> dict[str, Callable[[], object]]:

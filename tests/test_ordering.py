@@ -30,9 +30,11 @@ from codat_webhooks.testing import event_sample, legacy_sample
 from tests.queues.test_queued_receiver import ListQueue
 
 COMPANY = "8a210b68-6988-11ed-a1eb-0242ac120002"
+COMPANY_HEX = COMPANY.replace("-", "")
 RECONNECTED = "0b7b8b1e-6a51-4f5e-9a39-6c1f2f6c0a01"
 DISCONNECTED = "0b7b8b1e-6a51-4f5e-9a39-6c1f2f6c0a02"
 CONNECTION = "2e9d2c44-f675-40ba-8049-353bfcb5e171"
+CONNECTION_HEX = CONNECTION.replace("-", "")  # scopes spell UUIDs as 32 hex digits
 
 
 def connection_event(kind: EventType, generated: str, key: str | None = None) -> dict[str, Any]:
@@ -114,10 +116,10 @@ def test_connection_events_of_one_connection_share_a_scope_and_others_do_not() -
     connected = connection_event(EventType.CONNECTION_CONNECTED, "2026-11-24T10:00:00Z")
     deleted = connection_event(EventType.CONNECTION_DELETED, "2026-11-24T11:00:00Z")
     other = event_sample(EventType.CONNECTION_CONNECTED, company_id=COMPANY)
-    assert scope(connected) == scope(deleted) == f"connection:{COMPANY}:{CONNECTION}"
+    assert scope(connected) == scope(deleted) == f"connection:{COMPANY_HEX}:{CONNECTION_HEX}"
     assert scope(other) != scope(connected)
     product = event_sample(EventType.COMPANY_PRODUCT_ADDED, company_id=COMPANY)
-    assert scope(product) == f"company.product:{COMPANY}:lending"
+    assert scope(product) == f"company.product:{COMPANY_HEX}:lending"
     assert scope(event_sample(EventType.CLIENT_RATE_LIMIT_RESET)) == "client.rateLimit"
 
 
@@ -134,7 +136,7 @@ def test_the_legacy_chain_mark_carries_both_statuses() -> None:
     mark = mark_of(parse_alert(status_change("Linked", "Unlinked")))
     assert mark is not None
     assert (mark.at, mark.old_status, mark.new_status) == (None, "Linked", "Unlinked")
-    assert mark.scope == f"DataConnectionStatusChanged:{COMPANY}:{CONNECTION}"
+    assert mark.scope == f"DataConnectionStatusChanged:{COMPANY_HEX}:{CONNECTION_HEX}"
 
 
 def test_an_unknown_policy_is_a_configuration_error() -> None:

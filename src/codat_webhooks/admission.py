@@ -120,11 +120,14 @@ class Admission:
             key = key or key_from_body(obj) or f"sha256:{fingerprint}"
             routed = route(obj)
             entry = Entry(
-                key, fingerprint, body, tuple(redact(hdrs.raw)), routed.kind, routed.company_id
+                key,
+                fingerprint,
+                body,
+                tuple(redact(hdrs.raw)),
+                routed.kind,
+                routed.company_id,
+                mark=mark_of(routed.payload),
             )
-            mark = mark_of(routed.payload)
-            if mark is not None:
-                entry = entry._replace(mark=mark)
             if not entry.plain():  # rare: non-ASCII, NUL or a long key; refused, not cleaned
                 if (problem := key_problem(key)) is not None:
                     raise PayloadError(f"the delivery's ID is {problem}")

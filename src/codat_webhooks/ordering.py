@@ -24,11 +24,14 @@ came out of order). It is never skipped: only Codat's API can say what the statu
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, Literal, NamedTuple
 
 from .event_types import EventType
+from .models.events import EVENT_CLASSES
+from .models.legacy import ALERT_CLASSES
 from .rules import RuleType
 from .stores.marks import Mark, Verdict
 
@@ -92,49 +95,56 @@ class ScopeSpec(NamedTuple):
     """What the scope is, in words, for the docs."""
     ordered_by: str
     """``generatedDate``, or the legacy status chain."""
-    parts: Callable[[Any], tuple[object, ...] | None]
+    parts: Callable[[Any], tuple[str, ...] | None]
     """The identifiers of the scope, read from the typed payload (``None``: cannot tell)."""
 
 
-def _text(value: object) -> str:
+def _id(value: object) -> str:
+    """An identifier as scope text: a UUID as its 32 hex digits (quicker than ``str``)."""
+    if isinstance(value, uuid.UUID):
+        return value.hex
     return "" if value is None else str(value)
 
 
-def _connection(event: Any) -> tuple[object, ...] | None:
-    connection = event.payload.connection
+def _connection(event: Any) -> tuple[str, ...] | None:
+    payload = event.payload
+    connection = payload.connection
     if connection is None or connection.id is None:
         return None
-    return (event.company_id, connection.id)
+    reference = payload.reference_company
+    return (_id(reference.id if reference is not None else None), connection.id.hex)
 
 
-def _company(event: Any) -> tuple[object, ...] | None:
-    return None if event.company_id is None else (event.company_id,)
+def _company(event: Any) -> tuple[str, ...] | None:
+    company = event.company_id
+    return None if company is None else (company.hex,)
 
 
-def _company_product(event: Any) -> tuple[object, ...] | None:
-    product = event.payload.product_id
-    return None if event.company_id is None or not product else (event.company_id, product)
+def _company_product(event: Any) -> tuple[str, ...] | None:
+    company, product = event.company_id, event.payload.product_id
+    return None if company is None or not product else (company.hex, product)
 
 
-def _source_account(event: Any) -> tuple[object, ...] | None:
+def _source_account(event: Any) -> tuple[str, ...] | None:
     payload = event.payload
     account = payload.source_account
     if account is None or not account.id:
         return None
-    return (event.company_id, payload.connection_id, account.id)
+    return (_id(event.company_id), _id(payload.connection_id), account.id)
 
 
-def _client(event: Any) -> tuple[object, ...]:
+def _client(event: Any) -> tuple[str, ...]:
     # The payload names no client: one receiver serves one Codat client account.
     return ()
 
 
-def _data_connection(alert: Any) -> tuple[object, ...] | None:
+def _data_connection(alert: Any) -> tuple[str, ...] | None:
     connection = alert.data.data_connection_id or alert.data_connection_id
-    return None if connection is None else (alert.company_id, connection)
+    return None if connection is None else (_id(alert.company_id), connection.hex)
 
 
 _E, _R = EventType, RuleType
+_CHAIN = "status chain: `OldStatus` must be the last `NewStatus` (sets `gap`, never `stale`)"
 
 SCOPES: tuple[ScopeSpec, ...] = (
     ScopeSpec(
@@ -189,21 +199,31 @@ SCOPES: tuple[ScopeSpec, ...] = (
         "DataConnectionStatusChanged (legacy)",
         (_R.DATA_CONNECTION_STATUS_CHANGED,),
         "company + data connection: `CompanyId`, `Data.dataConnectionId`",
-        "status chain: `OldStatus` must be the last `NewStatus` (sets `gap`, never `stale`)",
+        _CHAIN,
         _data_connection,
     ),
 )
 """Every ordering scope. A type not listed here has no scope: its deliveries are never stale."""
 
-_BY_TYPE: dict[EventType | RuleType, ScopeSpec] = {
-    kind: spec for spec in SCOPES for kind in spec.types
-}
+
+def _by_model() -> dict[type, ScopeSpec]:
+    """Each scoped type's model class -> its scope. A model serves the types of one scope
+    only (checked here), so a payload's class finds its scope without reading its type."""
+    found: dict[type, ScopeSpec] = {}
+    for spec in SCOPES:
+        for kind in spec.types:
+            model = ALERT_CLASSES[kind] if isinstance(kind, RuleType) else EVENT_CLASSES[kind]
+            assert found.setdefault(model, spec) is spec, f"{model} serves two scopes"
+    return found
+
+
+_BY_MODEL = _by_model()
 _MAX_SCOPE = 200
 """Longer scope texts (or ones a store cannot hold) are kept as their SHA-256 instead."""
 
 
-def _scope_text(family: str, parts: tuple[object, ...]) -> str:
-    text = ":".join((family, *(_text(part) for part in parts)))
+def _scope_text(family: str, parts: tuple[str, ...]) -> str:
+    text = ":".join((family, *parts))
     if len(text) <= _MAX_SCOPE and text.isascii() and "\x00" not in text:
         return text
     return f"{family}:sha256:{hashlib.sha256(text.encode('utf-8', 'replace')).hexdigest()}"
@@ -215,15 +235,14 @@ def mark_of(payload: Any) -> Mark | None:
     ``None`` for a type without a scope, and for a scoped one that lacks what identifies or
     orders it (no connection ID, no ``generatedDate``): such a delivery is never stale.
     """
-    kind = getattr(payload, "kind", None)
-    spec = _BY_TYPE.get(kind) if kind is not None else None
+    spec = _BY_MODEL.get(type(payload))
     if spec is None:
         return None
     parts = spec.parts(payload)
     if parts is None:
         return None
     scope = _scope_text(spec.name, parts)
-    if isinstance(kind, RuleType):
+    if spec.ordered_by is _CHAIN:
         data = payload.data
         return Mark(scope, None, data.old_status, data.new_status)
     generated: datetime | None = payload.generated_date

@@ -119,8 +119,8 @@ class MemoryStore(Store):
 
     def _ordered(self, entry: Entry, claim: Claim, now: float) -> Claim:
         """Move the scope's mark if the key was handed over (:func:`.marks.judge`); lock held."""
-        mark = entry.mark
-        if mark is None or claim.status not in (ClaimStatus.CLAIMED, ClaimStatus.QUEUED):
+        mark, status = entry.mark, claim.status
+        if mark is None or (status is not ClaimStatus.CLAIMED and status is not ClaimStatus.QUEUED):
             return claim
         current = self._marks.get(mark.scope)
         verdict, moved = marks.judge(current, mark, entry.key, now=now, retention=self.retention)
@@ -128,7 +128,9 @@ class MemoryStore(Store):
             self._marks[mark.scope] = moved
         if verdict.notable:
             self._verdicts[entry.key] = (verdict, now)
-        return claim._replace(order=verdict)
+        return Claim(
+            claim.status, claim.token, claim.attempts, claim.retry_after, claim.state, verdict
+        )
 
     def _recheck(self, key: str, mark: marks.Mark) -> marks.Verdict:
         with self._lock:

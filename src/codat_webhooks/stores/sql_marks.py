@@ -93,7 +93,7 @@ def _verdict_from(row: Sequence[Any]) -> Verdict:
 
 def judged(store: SQLStore, execute: Execute, entry_key: str, mark: Mark, claim: Claim) -> Claim:
     """``claim`` with its ``order``, the scope's mark moved: inside the claim's transaction."""
-    if claim.status not in (ClaimStatus.CLAIMED, ClaimStatus.QUEUED):
+    if claim.status is not ClaimStatus.CLAIMED and claim.status is not ClaimStatus.QUEUED:
         return claim
     sql = store._marks_sql
     now = store._clock()
