@@ -10,6 +10,7 @@ Payload shapes follow Codat's event-types page (codat-docs
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -270,3 +271,27 @@ def test_queued_stale_at_enqueue_is_stale_on_the_worker_with_deliver() -> None:
         (RECONNECTED, False),
         (DISCONNECTED, True),
     ]
+
+
+def test_skip_works_the_same_on_the_async_path() -> None:
+    receiver, recorder = make("skip")
+    first = asyncio.run(receiver.handle_async("POST", {}, raw(REORDERED[0])))
+    assert first.outcome == "processed"
+    reply = asyncio.run(receiver.handle_async("POST", {}, raw(REORDERED[1])))
+    assert (reply.status, reply.outcome) == (200, "stale")
+    assert [d.key for _, d in recorder.stale] == [DISCONNECTED]
+
+
+def test_the_async_worker_rechecks_too() -> None:
+    queue = ListQueue()
+    receiver, recorder = make("skip", queue=queue)
+
+    async def run() -> list[str]:
+        for body in reversed(REORDERED):  # older first: both in order when accepted
+            await receiver.handle_async("POST", {}, raw(body))
+        newer = await receiver.process_queued_async(RECONNECTED)
+        older = await receiver.process_queued_async(DISCONNECTED)
+        return [newer.outcome, older.outcome]
+
+    assert asyncio.run(run()) == [Outcome.PROCESSED, Outcome.STALE]
+    assert [d.key for _, d in recorder.stale] == [DISCONNECTED]
