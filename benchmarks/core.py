@@ -27,6 +27,7 @@ earlier "<= 3x the baseline" target was withdrawn in issue 12).
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import json
 import time
@@ -167,41 +168,47 @@ def scoped_events(n: int, connections: int = 200) -> list[bytes]:
 
 
 def print_ordering_cost(n: int, headers: dict[str, str], repeat: int, alert: float) -> None:
-    """What the ordering guard (issue 24) adds to a scoped event: the same new ``connection.*``
-    events through the receiver with the guard, and with it switched off (no scope read, no
-    mark moved), in turns. Target: the guard costs <= 10% of a new alert."""
+    """What the ordering guard (issue 24) adds to a scoped event: the same kind of new
+    ``connection.*`` events through the receiver with the guard, and with it switched off (no
+    scope read, no mark moved), and new legacy alerts, each in short batches on a fresh receiver,
+    in turns, best batch kept (a long run's growing store makes the garbage collector's passes
+    dominate whatever allocates). Target: the guard costs <= 10% of a new alert."""
     from codat_webhooks import admission
 
-    guarded, bare = float("inf"), float("inf")
     real_mark_of = admission.mark_of
-    for turn in range(2 * repeat):
-        guard = turn % 2 == 0
-        admission.mark_of = real_mark_of if guard else (lambda payload: None)
-        receiver = Receiver(
-            authorization="Bearer bench",
-            store=MemoryStore(),
-            plugins=[NoOpHandlers()],
-            load_entrypoints=False,
-        )
-        bodies = scoped_events(n)
-        start = time.perf_counter()
-        for body in bodies:
-            reply = receiver.handle("POST", headers, body)
-            if reply.outcome != "processed":
-                raise SystemExit(f"unexpected reply {reply}")
-        micros = (time.perf_counter() - start) * 1e6 / len(bodies)
-        receiver.close()
-        if guard:
-            guarded = min(guarded, micros)
-        else:
-            bare = min(bare, micros)
-    admission.mark_of = real_mark_of
-    cost = guarded - bare
-    verdict = "met" if cost <= 0.10 * alert else "NOT met"
+    batch = min(n, 1000)
+    kinds = list(RuleType)
+    best = {"guard": float("inf"), "bare": float("inf"), "alert": float("inf")}
+    try:
+        for turn in range(max(10, 4 * repeat)):
+            for case in ("guard", "bare", "alert") if turn % 2 else ("alert", "bare", "guard"):
+                admission.mark_of = (lambda payload: None) if case == "bare" else real_mark_of
+                receiver = Receiver(
+                    authorization="Bearer bench",
+                    store=MemoryStore(),
+                    plugins=[NoOpHandlers()],
+                    load_entrypoints=False,
+                )
+                if case == "alert":
+                    bodies = [sample_body(kinds[i % len(kinds)]) for i in range(batch)]
+                else:
+                    bodies = scoped_events(batch)
+                gc.collect()
+                start = time.perf_counter()
+                for body in bodies:
+                    if receiver.handle("POST", headers, body).outcome != "processed":
+                        raise SystemExit("unexpected reply")
+                best[case] = min(best[case], (time.perf_counter() - start) * 1e6 / len(bodies))
+                receiver.close()
+    finally:
+        admission.mark_of = real_mark_of
+    cost = best["guard"] - best["bare"]
+    verdict = "met" if cost <= 0.10 * best["alert"] else "NOT met"
     print(
-        f"\nscoped event (connection.*, new key, MemoryStore): {bare:.2f} -> {guarded:.2f} "
-        f"us with the ordering guard: {cost:+.2f} us, {100 * cost / alert:+.1f}% of a new alert "
-        f"({alert:.2f} us; target <= 10%: {verdict})"
+        f"\nscoped event (connection.*, new key, MemoryStore, batches of {batch}): "
+        f"{best['bare']:.2f} -> {best['guard']:.2f} us with the ordering guard: {cost:+.2f} us, "
+        f"{100 * cost / best['alert']:+.1f}% of a new alert ({best['alert']:.2f} us in the same "
+        f"batches; {alert:.2f} us in the long run above; target <= 10%: {verdict})"
     )
 
 

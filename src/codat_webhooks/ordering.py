@@ -95,53 +95,66 @@ class ScopeSpec(NamedTuple):
     """What the scope is, in words, for the docs."""
     ordered_by: str
     """``generatedDate``, or the legacy status chain."""
-    parts: Callable[[Any], tuple[str, ...] | None]
-    """The identifiers of the scope, read from the typed payload (``None``: cannot tell)."""
+    scope: Callable[[Any], str | None]
+    """The scope's text (``name:id:id``), read from the typed payload (``None``: cannot tell).
+    UUIDs are written as their 32 hex digits; other identifiers as sent, unless a store could
+    not hold them (then the text's SHA-256)."""
 
 
 def _id(value: object) -> str:
     """An identifier as scope text: a UUID as its 32 hex digits (quicker than ``str``)."""
     if isinstance(value, uuid.UUID):
-        return value.hex
+        return f"{value.int:032x}"
     return "" if value is None else str(value)
 
 
-def _connection(event: Any) -> tuple[str, ...] | None:
+def _connection(event: Any) -> str | None:
+    # The hottest scope (every connection.* event): one function, no helper calls.
     payload = event.payload
     connection = payload.connection
     if connection is None or connection.id is None:
         return None
     reference = payload.reference_company
-    return (_id(reference.id if reference is not None else None), connection.id.hex)
+    company = reference.id if reference is not None else None
+    prefix = "connection::" if company is None else f"connection:{company.int:032x}:"
+    return f"{prefix}{connection.id.int:032x}"
 
 
-def _company(event: Any) -> tuple[str, ...] | None:
+def _company(event: Any) -> str | None:
     company = event.company_id
-    return None if company is None else (company.hex,)
+    return None if company is None else f"company:{company.int:032x}"
 
 
-def _company_product(event: Any) -> tuple[str, ...] | None:
+def _company_product(event: Any) -> str | None:
     company, product = event.company_id, event.payload.product_id
-    return None if company is None or not product else (company.hex, product)
+    if company is None or not product:
+        return None
+    return _checked(f"company.product:{company.int:032x}:{product}")
 
 
-def _source_account(event: Any) -> tuple[str, ...] | None:
+def _source_account(event: Any) -> str | None:
     payload = event.payload
     account = payload.source_account
     if account is None or not account.id:
         return None
-    return (_id(event.company_id), _id(payload.connection_id), account.id)
+    company, connection = _id(event.company_id), _id(payload.connection_id)
+    return _checked(f"bankFeeds.sourceAccount:{company}:{connection}:{account.id}")
 
 
-def _client(event: Any) -> tuple[str, ...]:
+def _client(event: Any) -> str:
     # The payload names no client: one receiver serves one Codat client account.
-    return ()
+    return "client.rateLimit"
 
 
-def _data_connection(alert: Any) -> tuple[str, ...] | None:
+def _data_connection(alert: Any) -> str | None:
     connection = alert.data.data_connection_id or alert.data_connection_id
-    return None if connection is None else (_id(alert.company_id), connection.hex)
+    if connection is None:
+        return None
+    return f"DataConnectionStatusChanged:{_id(alert.company_id)}:{connection.int:032x}"
 
+
+_MAX_SCOPE = 200
+"""Longer scope texts (or ones a store cannot hold) are kept as their SHA-256 instead."""
 
 _E, _R = EventType, RuleType
 _CHAIN = "status chain: `OldStatus` must be the last `NewStatus` (sets `gap`, never `stale`)"
@@ -218,14 +231,13 @@ def _by_model() -> dict[type, ScopeSpec]:
 
 
 _BY_MODEL = _by_model()
-_MAX_SCOPE = 200
-"""Longer scope texts (or ones a store cannot hold) are kept as their SHA-256 instead."""
 
 
-def _scope_text(family: str, parts: tuple[str, ...]) -> str:
-    text = ":".join((family, *parts))
+def _checked(text: str) -> str:
+    """``text`` if every store holds it as it is; else its family and SHA-256."""
     if len(text) <= _MAX_SCOPE and text.isascii() and "\x00" not in text:
         return text
+    family = text.split(":", 1)[0]
     return f"{family}:sha256:{hashlib.sha256(text.encode('utf-8', 'replace')).hexdigest()}"
 
 
@@ -238,10 +250,9 @@ def mark_of(payload: Any) -> Mark | None:
     spec = _BY_MODEL.get(type(payload))
     if spec is None:
         return None
-    parts = spec.parts(payload)
-    if parts is None:
+    scope = spec.scope(payload)
+    if scope is None:
         return None
-    scope = _scope_text(spec.name, parts)
     if spec.ordered_by is _CHAIN:
         data = payload.data
         return Mark(scope, None, data.old_status, data.new_status)
