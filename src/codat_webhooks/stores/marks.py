@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["FRESH", "HighWater", "Mark", "Verdict", "judge", "recheck"]
+__all__ = ["ADVANCES_WHERE", "FRESH", "HighWater", "Mark", "Verdict", "judge", "recheck"]
 
 
 class Mark(NamedTuple):
@@ -104,6 +104,13 @@ def judge(
     if mark.at == current.at:
         return FRESH, None
     return Verdict(True, current.key, current.at), None
+
+
+ADVANCES_WHERE = "excluded.at > {mark}.at OR {mark}.last_seen < {cutoff}"
+""":func:`judge`'s moves of a dated mark as a SQL condition, for an upsert that moves the mark
+in one statement (``{mark}``: the marks table, ``{cutoff}``: now minus retention). The mark
+moves (and the delivery is in order) when its ``generatedDate`` is newer, or the mark is past
+retention; in every other case the statement changes nothing and :func:`judge` is asked."""
 
 
 def recheck(current: HighWater | None, mark: Mark, key: str, kept: Verdict | None) -> Verdict:

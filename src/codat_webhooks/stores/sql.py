@@ -325,6 +325,10 @@ class SQLStore(Store):
 
     def _claim_marked(self, entry: Entry, mark: Mark, *, lease: float, force: bool) -> Claim:
         """A claim that moves its scope's mark in its own transaction (:mod:`.sql_marks`)."""
+        claim, fresh = machine.first_claim(entry, self._clock(), lease)
+        first = sql_marks.first_judged(self, entry.key, mark, claim, record_to_row(fresh))
+        if first is not None:
+            return first
         retention = self.retention
         return self._decide(
             entry.key,
@@ -336,6 +340,11 @@ class SQLStore(Store):
 
     def _enqueue_marked(self, entry: Entry, mark: Mark) -> Claim:
         retention = self.retention
+        claim, fresh = machine.enqueue(None, entry, now=self._clock(), retention=retention)
+        if fresh is not None:
+            first = sql_marks.first_judged(self, entry.key, mark, claim, record_to_row(fresh))
+            if first is not None:
+                return first
         return self._decide(
             entry.key,
             lambda record, now: machine.enqueue(record, entry, now=now, retention=retention),

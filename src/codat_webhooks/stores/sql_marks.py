@@ -16,14 +16,22 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import marks
-from .marks import HighWater, Mark, Verdict
+from .marks import FRESH, HighWater, Mark, Verdict
 from .records import ClaimStatus
 
 if TYPE_CHECKING:
     from .records import Claim
     from .sql import Dialect, Execute, SQLStore
 
-__all__ = ["MarkStatements", "high_water", "judged", "recheck", "verdict", "verdicts"]
+__all__ = [
+    "MarkStatements",
+    "first_judged",
+    "high_water",
+    "judged",
+    "recheck",
+    "verdict",
+    "verdicts",
+]
 
 _MARK_COLUMNS = "scope, at, key, status, gap, last_seen"
 _VERDICT_COLUMNS = "key, stale, newer_key, newer_at, gap, last_seen"
@@ -52,6 +60,15 @@ class MarkStatements:
             f"INSERT INTO {m} ({_MARK_COLUMNS}) VALUES ({six})"  # noqa: S608
             " ON CONFLICT (scope) DO NOTHING"
         )
+        advances = marks.ADVANCES_WHERE.format(mark=m, cutoff=p)
+        self.advance_mark = (
+            f"INSERT INTO {m} ({_MARK_COLUMNS}) VALUES ({six}) ON CONFLICT (scope) DO UPDATE"  # noqa: S608
+            " SET at = excluded.at, key = excluded.key, status = excluded.status,"
+            f" gap = excluded.gap, last_seen = excluded.last_seen WHERE {advances}"
+            " RETURNING scope"
+        )
+        """A dated mark moved in one statement when :data:`~.marks.ADVANCES_WHERE` holds: the
+        common case (a newer event) costs no read; a row back means it moved."""
         self.upsert_mark = (
             f"INSERT INTO {m} ({_MARK_COLUMNS}) VALUES ({six}) ON CONFLICT (scope) DO UPDATE"  # noqa: S608
             " SET at = excluded.at, key = excluded.key, status = excluded.status,"
@@ -91,12 +108,27 @@ def _verdict_from(row: Sequence[Any]) -> Verdict:
     return Verdict(bool(stale), newer_key, at, bool(gap))
 
 
+def first_judged(
+    store: SQLStore, entry_key: str, mark: Mark, claim: Claim, row: Sequence[object]
+) -> Claim | None:
+    """A key never seen (the common case): its first record (``row``) inserted only if absent
+    and its mark judged, in one transaction; ``None`` if the key exists (the caller decides)."""
+    with store._locked() as execute:
+        if execute(store._sql.insert_new, row).rowcount != 1:
+            return None
+        return judged(store, execute, entry_key, mark, claim)
+
+
 def judged(store: SQLStore, execute: Execute, entry_key: str, mark: Mark, claim: Claim) -> Claim:
     """``claim`` with its ``order``, the scope's mark moved: inside the claim's transaction."""
     if claim.status is not ClaimStatus.CLAIMED and claim.status is not ClaimStatus.QUEUED:
         return claim
     sql = store._marks_sql
     now = store._clock()
+    if mark.at is not None and store._returning:
+        row = (mark.scope, mark.at, entry_key, None, 0, now, now - store.retention)
+        if execute(sql.advance_mark, row).fetchall():
+            return claim._replace(order=FRESH)  # newer (or first): moved, in order
     for _ in range(_ATTEMPTS):
         rows = execute(sql.select_mark_locked, (mark.scope,)).fetchall()
         current = _mark_from(rows[0]) if rows else None
