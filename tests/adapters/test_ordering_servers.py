@@ -37,6 +37,8 @@ from .servers import free_port, gunicorn, python_path, running
 pytestmark = pytest.mark.slow
 
 APP = """
+import os
+
 from codat_webhooks import Receiver, hookimpl
 from codat_webhooks.queues import LocalQueue
 from codat_webhooks.stores import SQLiteStore
