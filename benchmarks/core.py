@@ -180,7 +180,7 @@ def print_ordering_cost(n: int, headers: dict[str, str], repeat: int, alert: flo
     kinds = list(RuleType)
     best = {"guard": float("inf"), "bare": float("inf"), "alert": float("inf")}
     try:
-        for turn in range(max(10, 4 * repeat)):
+        for turn in range(4 * repeat):
             for case in ("guard", "bare", "alert") if turn % 2 else ("alert", "bare", "guard"):
                 admission.mark_of = (lambda payload: None) if case == "bare" else real_mark_of
                 receiver = Receiver(
