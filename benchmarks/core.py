@@ -175,14 +175,15 @@ def print_ordering_cost(n: int, headers: dict[str, str], repeat: int, alert: flo
     dominate whatever allocates). Target: the guard costs <= 10% of a new alert."""
     from codat_webhooks import admission
 
-    real_mark_of = admission.mark_of
+    names = vars(admission)  # where the receiver's admission finds mark_of
+    real_mark_of = names["mark_of"]
     batch = min(n, 1000)
     kinds = list(RuleType)
     best = {"guard": float("inf"), "bare": float("inf"), "alert": float("inf")}
     try:
         for turn in range(4 * repeat):
             for case in ("guard", "bare", "alert") if turn % 2 else ("alert", "bare", "guard"):
-                admission.mark_of = (lambda payload: None) if case == "bare" else real_mark_of
+                names["mark_of"] = (lambda payload: None) if case == "bare" else real_mark_of
                 receiver = Receiver(
                     authorization="Bearer bench",
                     store=MemoryStore(),
@@ -201,7 +202,7 @@ def print_ordering_cost(n: int, headers: dict[str, str], repeat: int, alert: flo
                 best[case] = min(best[case], (time.perf_counter() - start) * 1e6 / len(bodies))
                 receiver.close()
     finally:
-        admission.mark_of = real_mark_of
+        names["mark_of"] = real_mark_of
     cost = best["guard"] - best["bare"]
     verdict = "met" if cost <= 0.10 * best["alert"] else "NOT met"
     print(
