@@ -342,6 +342,20 @@ def migration_table() -> str:
     return "\n".join(rows)
 
 
+# --- ordering -------------------------------------------------------------------------------
+
+
+def ordering_scopes() -> str:
+    """The ordering scopes of :data:`codat_webhooks.ordering.SCOPES`, one row per family."""
+    from codat_webhooks.ordering import SCOPES
+
+    rows = ["| types | scope | ordered by | scope text |", "|---|---|---|---|"]
+    for spec in SCOPES:
+        types = ", ".join(code(kind.value) for kind in spec.types)
+        rows.append(f"| {types} | {spec.identity} | {spec.ordered_by} | `{spec.name}:...` |")
+    return "\n".join(rows)
+
+
 # --- changelog --------------------------------------------------------------------------------
 
 
@@ -371,6 +385,7 @@ GENERATORS: dict[str, Callable[..., str]] = {
     "changelog": changelog,
     "include": include,
     "migration-table": migration_table,
+    "ordering-scopes": ordering_scopes,
 }
 
 

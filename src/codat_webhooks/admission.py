@@ -27,6 +27,7 @@ from .delivery import Delivery
 from .errors import CodatWebhookError, MethodNotAllowedError, PayloadError, PayloadTooLargeError
 from .headers import HeaderInput, Headers, redact
 from .models._parse import load_object
+from .ordering import IN_ORDER, Order, mark_of
 from .routing import Route, describe, key_from_body, route
 from .stores.base import Entry, key_problem
 from .verify import Authenticator, message_id
@@ -58,7 +59,7 @@ class Admitted:
     route: Route
     entry: Entry
 
-    def delivery(self, attempt: int = 0) -> Delivery:
+    def delivery(self, attempt: int = 0, order: Order = IN_ORDER) -> Delivery:
         """What hooks see, with how many times hooks have started for this key."""
         return Delivery(
             self.entry.key,
@@ -68,6 +69,7 @@ class Admitted:
             self.verified_by,
             attempt,
             self.method,
+            *order,
         )
 
 
@@ -118,7 +120,13 @@ class Admission:
             key = key or key_from_body(obj) or f"sha256:{fingerprint}"
             routed = route(obj)
             entry = Entry(
-                key, fingerprint, body, tuple(redact(hdrs.raw)), routed.kind, routed.company_id
+                key,
+                fingerprint,
+                body,
+                tuple(redact(hdrs.raw)),
+                routed.kind,
+                routed.company_id,
+                mark=mark_of(routed.payload),
             )
             if not entry.plain():  # rare: non-ASCII, NUL or a long key; refused, not cleaned
                 if (problem := key_problem(key)) is not None:

@@ -5,6 +5,9 @@ neither a store nor hooks: :func:`construct_event` proves the delivery came from
 into the same typed model a hook would receive. What it cannot do is remember: without a store
 there is no deduplication, so Codat's retries (up to ~28 hours of them) and manual replays reach
 the caller again, and handling them once is the caller's job (key on :func:`delivery_key`).
+Nor can it know whether an event is *stale* (older than one already received for the same
+scope, see :mod:`codat_webhooks.ordering`): that needs the high-water marks a store keeps.
+Compare ``generatedDate`` in your own storage, or use a :class:`~codat_webhooks.Receiver`.
 """
 
 from __future__ import annotations
@@ -40,6 +43,10 @@ def construct_event(
     :raises VerificationError: the delivery is not proven to come from Codat (answer 401).
     :raises PayloadError: the body is not an alert or event (answer 400 or 422, see
         ``error.status_hint``).
+
+    With no store there is no ordering either: nothing here says whether the event is stale
+    (older than one already received for its scope); :func:`~codat_webhooks.ordering.mark_of`
+    gives its scope and ``generatedDate`` to compare in your own storage.
     """
     if not isinstance(body, bytes | bytearray):  # a decoded str may already differ from the bytes
         raise TypeError(f"body must be the raw bytes received, not {type(body).__name__}")

@@ -5,10 +5,13 @@ from __future__ import annotations
 import functools
 from datetime import datetime
 from json.encoder import encode_basestring_ascii
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from .headers import Headers
 from .outcomes import Outcome  # re-exported: older code imports it from here
+
+if TYPE_CHECKING:
+    from .ordering import Newer
 
 __all__ = ["Delivery", "Outcome", "Reply"]
 
@@ -21,6 +24,11 @@ class Delivery(NamedTuple):
     derived. ``verified_by`` names the credential that matched, never its value. ``attempt``
     counts how many times hooks have started for this key, this run included (0 when hooks do
     not run).
+
+    ``stale``, ``newer`` and ``gap`` place it in its ordering scope (:mod:`.ordering`): a
+    stale delivery is older than an event of the same scope received before it, which
+    ``newer`` names (key and ``generatedDate``); ``gap`` marks a legacy
+    ``DataConnectionStatusChanged`` whose ``OldStatus`` is not the last ``NewStatus`` seen.
     """
 
     key: str | None
@@ -30,6 +38,9 @@ class Delivery(NamedTuple):
     verified_by: str | None = None
     attempt: int = 0
     method: str = "POST"
+    stale: bool = False
+    newer: Newer | None = None
+    gap: bool = False
 
 
 def _json_str(text: str | None) -> str:

@@ -8,8 +8,17 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .stores.base import Record, State
+from .stores.marks import Verdict
 
-__all__ = ["format_time", "parse_time", "pretty_body", "queue_json", "record_json"]
+__all__ = [
+    "format_time",
+    "order_json",
+    "order_label",
+    "parse_time",
+    "pretty_body",
+    "queue_json",
+    "record_json",
+]
 
 
 def format_time(timestamp: float) -> str:
@@ -80,3 +89,21 @@ def pretty_body(body: bytes) -> str:
         return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
     except ValueError:
         return body.decode("utf-8", "replace")
+
+
+def order_json(verdict: Verdict | None) -> dict[str, Any]:
+    """Where a delivery stood in its ordering scope (:mod:`codat_webhooks.ordering`):
+    ``stale`` (and the ``newer`` event received first), and ``gap`` in a legacy status chain."""
+    if verdict is None:
+        return {"stale": False, "gap": False, "newer": None}
+    newer = None
+    if verdict.newer_key is not None and verdict.newer_at is not None:
+        newer = {"key": verdict.newer_key, "generated_date": format_time(verdict.newer_at)}
+    return {"stale": verdict.stale, "gap": verdict.gap, "newer": newer}
+
+
+def order_label(verdict: Verdict | None) -> str:
+    """``stale``, ``gap``, both, or nothing: the ORDER column and the console's mark."""
+    if verdict is None:
+        return ""
+    return ", ".join(name for name, on in (("stale", verdict.stale), ("gap", verdict.gap)) if on)

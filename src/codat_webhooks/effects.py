@@ -20,6 +20,7 @@ from .leases import LeaseKeeper
 from .observe import Facts
 from .outage import StoreOutage
 from .stores.base import Claim, Entry, Record, Store
+from .stores.marks import Mark, Verdict
 
 if TYPE_CHECKING:
     from .queues.base import Queue
@@ -109,6 +110,9 @@ class Performer:
 
     def take(self, key: str) -> tuple[Claim, Record | None]:
         return self.store.take_record(key, lease=self.lease)
+
+    def recheck(self, key: str, mark: Mark) -> Verdict:
+        return self.store.recheck(key, mark)
 
     def park(self, entry: Entry, reason: str) -> None:
         self.store.park(entry, reason=reason)

@@ -44,3 +44,6 @@ class Outcome(TextEnum):
     """The receiver or its store is set up in a way that cannot work."""
     ERROR = "error"
     """Any other failure of this library."""
+    STALE = "stale"
+    """Older than an event of the same scope already received, and ``Receiver(stale="skip")``:
+    ``on_stale`` ran instead of the rule's hooks; answered 200 so Codat stops sending it."""

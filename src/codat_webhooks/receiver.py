@@ -47,7 +47,9 @@ from .outage import StoreOutage
 from .outcomes import Outcome
 from .queues.base import RetryPolicy, Work
 from .routing import key_from_body, route
+from .stale import StalePolicy, checked_policy, order_of, ordered, skip
 from .stores.base import CODAT_RETRY_WINDOW, Claim, ClaimStatus, State, Store, conflict_key
+from .stores.sqlite import default_store
 from .verify import Authenticator, Credentials, SecretCredentials, message_id
 
 if TYPE_CHECKING:
@@ -61,14 +63,6 @@ logger = logging.getLogger("codat_webhooks.receiver")
 
 _Pipeline: TypeAlias = Generator[Effect, Any, Reply]
 _F = TypeVar("_F", Reply, Work)
-
-
-def default_store(clock: Clock = system_clock) -> Store:
-    """The store of a receiver built without one: ``codat-webhooks.sqlite3`` in the working
-    directory, created on the first delivery rather than when the receiver is built."""
-    from .stores.sqlite import DEFAULT_DB_PATH, SQLiteStore
-
-    return SQLiteStore(DEFAULT_DB_PATH, clock=clock, connect=False)
 
 
 class Receiver:
@@ -115,6 +109,7 @@ class Receiver:
         :meth:`process_queued`.
     :param retries: how a worker retries a key whose hook raised
         (:class:`~codat_webhooks.queues.RetryPolicy`); then the key is ``failed``.
+    :param stale: what a stale delivery runs, ``"deliver"`` or ``"skip"`` (:mod:`.ordering`).
     :raises ConfigurationError: no credentials without ``insecure``, both an ``authenticator``
         and credentials, a non-positive ``max_body_bytes`` or ``lease``, a negative
         ``completion_retry``, or a plugin
@@ -140,6 +135,7 @@ class Receiver:
         retries: RetryPolicy = RetryPolicy(),  # noqa: B008 - an immutable NamedTuple
         authenticator: Authenticator | None = None,
         dispatcher: Dispatcher | None = None,
+        stale: StalePolicy = "deliver",
     ) -> None:
         if max_body_bytes <= 0:
             raise ConfigurationError("max_body_bytes must be positive")
@@ -175,6 +171,7 @@ class Receiver:
         self.lease = float(lease)
         self.retry_after = retry_after
         self.retries = retries.validate()
+        self.stale = checked_policy(stale)
         self.lease_keeper = LeaseKeeper(
             self.store, self.lease, clock=clock, completion_retry=float(completion_retry)
         )
@@ -327,7 +324,9 @@ class Receiver:
             return (yield from self._not_claimed(admitted, claim, facts))
 
         routed = admitted.route
-        delivery = facts.delivery = admitted.delivery(claim.attempts)
+        delivery = facts.delivery = admitted.delivery(claim.attempts, order_of(claim.order))
+        if delivery.stale and self.stale == "skip" and not force:
+            return (yield from skip(self._complete, claim, routed, delivery, replies.stale(key)))
         kwargs = {"delivery": delivery, routed.argument: routed.payload}
         try:
             yield Hooks(routed.hooks, kwargs, key, claim.token)
@@ -443,7 +442,10 @@ class Receiver:
                 extra=log_fields(key, outcome="unavailable"),
             )
             return Work(key, Outcome.UNAVAILABLE, float(self.retry_after))
-        facts.delivery = delivery
+        facts.delivery = delivery = yield from ordered(delivery, routed.payload)
+        if delivery.stale and self.stale == "skip":
+            final = Work(key, Outcome.STALE)
+            return (yield from skip(self._complete, claim, routed, delivery, final))
         kwargs = {"delivery": delivery, routed.argument: routed.payload}
         try:
             yield Hooks(routed.hooks, kwargs, key, claim.token)

@@ -38,7 +38,7 @@ __all__ = [
 
 REPLAYABLE = (State.FAILED, State.PARKED)
 """The states a replay picks up by default: a hook raised, or the body was invalid."""
-SUCCEEDED = (Outcome.PROCESSED, Outcome.QUEUED, "skipped")
+SUCCEEDED = (Outcome.PROCESSED, Outcome.QUEUED, "skipped", Outcome.STALE)
 """Replay outcomes that are not failures: with a queue, the receiver's workers run the hooks."""
 _DROPPED = frozenset(name for names in SIGNATURE_HEADER_SETS for name in names)
 _BUILTIN_NAMES = frozenset(BUILTIN_PLUGINS)
@@ -122,6 +122,7 @@ def replaying_receiver(
         dispatcher=receiver.dispatcher if manager is None else Dispatcher(manager),
         lease=receiver.lease,
         clock=receiver.clock,
+        stale=receiver.stale,
     )
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "processed",
     "queued",
     "rejected",
+    "stale",
     "unavailable",
     "unhealthy",
 ]
@@ -51,6 +52,11 @@ def processed(key: str) -> Reply:
 
 def queued(key: str) -> Reply:
     return Reply.build(202, Outcome.QUEUED, key, "queued")
+
+
+def stale(key: str) -> Reply:
+    """Older than what the scope already had, and skipped: 200, so the sender stops."""
+    return Reply.build(200, Outcome.STALE, key, "stale; a newer event was received first")
 
 
 _FIRST_COPY: dict[State | None, str] = {

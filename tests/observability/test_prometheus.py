@@ -421,3 +421,17 @@ def test_multiprocess_mode_feeds_prometheus_clients_own_histograms(
     assert isinstance(shared.duration, ObservedHistogram)
     assert isinstance(shared.hook_duration, ObservedHistogram)
     assert isinstance(shared.hook_duration.histogram, Histogram)
+
+
+def test_stale_deliveries_are_counted_under_their_own_outcome(
+    metrics: PrometheusMetrics, registry: CollectorRegistry
+) -> None:
+    from tests.test_ordering import REORDERED, raw
+
+    receiver = make(metrics, stale="skip")
+    assert [receiver.handle("POST", AUTH, raw(body)).outcome for body in REORDERED] == [
+        "processed",
+        "stale",
+    ]
+    labels = {"outcome": "stale", "status": "200", "type": "connection.disconnected"}
+    assert registry.get_sample_value("codat_webhooks_deliveries_total", labels) == 1

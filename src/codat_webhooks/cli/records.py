@@ -13,9 +13,10 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..describe import pretty_body, queue_json, record_json
+from ..describe import order_json, order_label, pretty_body, queue_json, record_json
 from ..rules import RuleType
 from ..stores.base import CODAT_RETRY_WINDOW, Record, State, Store
+from ..stores.marks import Verdict
 from ._app import add_app_flag, load_app, store_for
 from ._common import (
     EXIT_OK,
@@ -42,8 +43,10 @@ ERROR_WIDTH = 60
 
 
 EVENTS = """List the deliveries in the store, newest first: when each was last seen, its state,
-how many times its hooks ran, its type, company, key and last error. Filter by state, type,
-company and time; ``--follow`` keeps printing deliveries as they arrive or change.
+how many times its hooks ran, its type, company, key and last error, and ORDER: ``stale`` (older
+than an event of its scope received before it) or ``gap`` (a legacy status change that breaks
+the chain). Filter by state, type, company and time, or ``--stale``; ``--follow`` keeps printing
+deliveries as they arrive or change.
 """
 
 SHOW = """Print one delivery: its record, the sender's headers (credentials redacted) and its body,
@@ -70,6 +73,11 @@ def add_parsers(subparsers: Any) -> None:
         "--type", metavar="TYPE", help="only this rule or event type (any spelling)"
     )
     events.add_argument("--company", metavar="ID", help="only this CompanyId")
+    events.add_argument(
+        "--stale",
+        action="store_true",
+        help="only deliveries older than an event of their scope received before them",
+    )
     events.add_argument(
         "--since", type=parse_since, metavar="WHEN", help="seen since a duration ago (2h) or a date"
     )
@@ -165,10 +173,10 @@ def find_records(store: Store, args: argparse.Namespace) -> list[Record]:
         batch *= 4
 
 
-_HEADER = ("LAST SEEN", "STATE", "TRIES", "TYPE", "COMPANY", "KEY", "ERROR")
+_HEADER = ("LAST SEEN", "STATE", "TRIES", "TYPE", "COMPANY", "KEY", "ERROR", "ORDER")
 
 
-def _row(record: Record) -> tuple[str, ...]:
+def _row(record: Record, verdict: Verdict | None = None) -> tuple[str, ...]:
     return (
         format_time(record.last_seen),
         record.state.value,
@@ -177,19 +185,35 @@ def _row(record: Record) -> tuple[str, ...]:
         record.company_id or "-",
         record.key,
         cut(record.last_error or "", ERROR_WIDTH),
+        order_label(verdict),
     )
+
+
+def ordered_records(store: Store, args: argparse.Namespace) -> list[tuple[Record, Verdict | None]]:
+    """:func:`find_records` with each record's ordering verdict; only stale ones with
+    ``--stale`` (few, so the listing is filtered after the query, then cut to ``--limit``)."""
+    if not args.stale:
+        records = find_records(store, args)
+        verdicts = store.verdicts([record.key for record in records])
+        return [(record, verdicts.get(record.key)) for record in records]
+    records = find_records(store, argparse.Namespace(**{**vars(args), "limit": None}))
+    verdicts = store.verdicts([record.key for record in records])
+    stale: list[tuple[Record, Verdict | None]] = [
+        (r, verdicts[r.key]) for r in records if r.key in verdicts and verdicts[r.key].stale
+    ]
+    return stale[: args.limit] if args.limit is not None else stale
 
 
 def run_events(args: argparse.Namespace) -> int:
     with _with_store(args) as store:
         if args.follow:
             return _follow(store, args)
-        records = find_records(store, args)
+        records = ordered_records(store, args)
     if args.json:
-        for record in records:
-            emit(record_json(record))
+        for record, verdict in records:
+            emit(record_json(record) | order_json(verdict))
         return EXIT_OK
-    _print_table(_HEADER, [_row(r) for r in records])
+    _print_table(_HEADER, [_row(r, verdict) for r, verdict in records])
     print(plural(len(records), "delivery", ["deliveries"]))
     return EXIT_OK
 
@@ -219,11 +243,14 @@ def _follow(store: Store, args: argparse.Namespace) -> int:
                 version = (record.state, record.attempts, record.last_seen, record.last_error)
                 if printed.get(record.key) == version or not _wanted(record, args):
                     continue
+                verdict = store.verdict(record.key)
+                if args.stale and not (verdict and verdict.stale):
+                    continue
                 printed[record.key] = version
                 if args.json:
-                    emit(record_json(record))
+                    emit(record_json(record) | order_json(verdict))
                 else:
-                    print(_follow_line(_row(record)), flush=True)
+                    print(_follow_line(_row(record, verdict)), flush=True)
             time.sleep(FOLLOW_INTERVAL)
     except KeyboardInterrupt:
         return EXIT_OK
@@ -261,12 +288,13 @@ def run_show(args: argparse.Namespace) -> int:
     with store_for(args, app, create=False) as store:
         record = store.get(args.key)
         conflicts = store.conflicts(args.key) if record is not None else []
+        verdict = store.verdict(args.key) if record is not None else None
     if record is None:
         raise CommandError(f"no delivery with key {args.key!r} in {store!r}")
     stale_after = getattr(app.receiver.queue, "stale_after", None) if app is not None else None
     waiting = queue_json(record, stale_after, time.time())
     if args.json:
-        shown = record_json(record, with_body=True)
+        shown = record_json(record, with_body=True) | order_json(verdict)
         shown["conflicts"] = [record_json(other) for other in conflicts]
         if waiting is not None:
             shown["queue"] = waiting
@@ -274,6 +302,7 @@ def run_show(args: argparse.Namespace) -> int:
         return EXIT_OK
     for name, value in record_json(record).items():
         print(f"{name + ':':<12}{'-' if value is None else value}")
+    print(f"{'order:':<12}{_order_line(verdict)}")
     if waiting is not None:
         print(f"{'due:':<12}{waiting['due']} (when a worker should take it)")
         print(f"{'sweep:':<12}{_sweep_line(waiting)}")
@@ -287,6 +316,22 @@ def run_show(args: argparse.Namespace) -> int:
         for other in conflicts:
             print(f"  {format_time(other.last_seen)}  {other.key}")
     return EXIT_OK
+
+
+def _order_line(verdict: Verdict | None) -> str:
+    """Where the delivery stood in its ordering scope, in words."""
+    if verdict is None or not (verdict.stale or verdict.gap):
+        return "in order (or no ordering scope)"
+    parts = []
+    if verdict.stale:
+        newer = order_json(verdict)["newer"]
+        named = (
+            f": {newer['key']} (generated {newer['generated_date']}) came first" if newer else ""
+        )
+        parts.append(f"stale{named}")
+    if verdict.gap:
+        parts.append("gap: its OldStatus is not the last NewStatus received")
+    return "; ".join(parts)
 
 
 def _sweep_line(waiting: dict[str, Any]) -> str:

@@ -62,7 +62,10 @@ def add_parser(subparsers: Any) -> None:
         "--state", action="append", choices=_REPLAYABLE, help="every delivery in this state"
     )
     parser.add_argument(
-        "--force", action="store_true", help="re-run deliveries that were already processed"
+        "--force",
+        action="store_true",
+        help="re-run deliveries that were already processed, and run the hooks of stale ones"
+        " an app with stale='skip' would skip",
     )
     parser.add_argument(
         "--dry-run",

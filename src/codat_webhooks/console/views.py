@@ -19,7 +19,7 @@ from werkzeug.routing import MapAdapter
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
-from ..describe import parse_time, pretty_body, record_json
+from ..describe import order_json, parse_time, pretty_body, record_json
 from ..headers import redact
 from ..receiver import Receiver
 from ..replaying import REPLAYABLE, SUCCEEDED, handler_plan, replay_record
@@ -74,10 +74,11 @@ class Views:
         if more:
             next_page = _query([*kept, ("page", _encode_cursor(page_cursor(rows[-1])))])
         counts = self._store.counts()
+        verdicts = self._store.verdicts([record.key for record in rows])
         return self._page(
             "deliveries.html",
             csrf=csrf,
-            rows=[record_json(record) for record in rows],
+            rows=[record_json(r) | order_json(verdicts.get(r.key)) for r in rows],
             counts=[(state.value, counts[state], state in _ALARMING) for state in State],
             states=STATES,
             chosen=set(states),
@@ -102,7 +103,7 @@ class Views:
             "delivery.html",
             notice.pop("status", 200),
             csrf=csrf,
-            record=record_json(record),
+            record=record_json(record) | order_json(self._store.verdict(key)),
             headers=list(redact(record.headers)),
             body=pretty_body(record.body),
             plan=plan,

@@ -220,6 +220,17 @@ def on_handler_error(
     """
 
 
+@hookspec
+def on_stale(payload: Alert | Event, delivery: Delivery) -> None:
+    """A stale delivery, with ``Receiver(stale="skip")``: its rule hooks did not run.
+
+    ``delivery.newer`` names the newer event of the same scope that was received first (its
+    key and ``generatedDate``); ``payload`` is the alert or event. The key is recorded as done
+    with outcome ``stale`` and Codat is answered 200. The place to note that an update was
+    superseded; there is nothing to apply. Errors here are logged and ignored.
+    """
+
+
 # --- Every answer: observation only ----------------------------------------------------------
 
 

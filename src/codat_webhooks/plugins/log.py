@@ -35,6 +35,7 @@ _LEVELS = {
     Outcome.RETRY: _WARNING,
     Outcome.FAILED: _ERROR,
     Outcome.UNAVAILABLE: _ERROR,
+    Outcome.STALE: _INFO,
 }
 _WORKER_LEVELS = {**_LEVELS, Outcome.DUPLICATE: _DEBUG, Outcome.IN_PROGRESS: _DEBUG}
 """A worker finding nothing to run, or a key held by another worker, is routine."""
@@ -47,6 +48,7 @@ _MESSAGES = {
     Outcome.RETRY: "hook failed for %s %r (attempt %d), will retry: %s",
     Outcome.FAILED: "hook failed for %s %r (attempt %d)",
     Outcome.UNAVAILABLE: "could not reach the store or queue for %s %r: %s",
+    Outcome.STALE: "stale %s %r skipped: a newer event of its scope came first",
 }
 
 
@@ -81,7 +83,7 @@ class LogPlugin:
             log.log(level, _MESSAGES[outcome], shown, kind, millis, attempt, extra=extra)
         elif outcome == Outcome.QUEUED:
             log.log(level, _MESSAGES[outcome], shown, kind, millis, extra=extra)
-        elif outcome in (Outcome.DUPLICATE, Outcome.IN_PROGRESS):
+        elif outcome in (Outcome.DUPLICATE, Outcome.IN_PROGRESS, Outcome.STALE):
             log.log(level, _MESSAGES[outcome], shown, kind, extra=extra)
         elif outcome == Outcome.RETRY:
             log.log(level, _MESSAGES[outcome], shown, kind, attempt, error, extra=extra)

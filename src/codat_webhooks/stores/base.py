@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from . import machine
+from .marks import HighWater, Mark, Verdict
 from .records import (
     CODAT_RETRY_WINDOW,
     CONFLICT_MARK,
@@ -268,6 +269,42 @@ class Store(abc.ABC):
     def _purge_cutoff(self, now: float, older_than: float | None) -> float:
         """The ``last_seen`` before which :meth:`purge` deletes a record."""
         return now - (self.retention if older_than is None else older_than)
+
+    # --- ordering: high-water marks per scope (see .marks) ------------------------------------
+    # A claim or enqueue of an entry with a ``mark`` moves its scope's mark atomically and
+    # answers ``Claim.order``; these read what was decided, for workers, the CLI and tests.
+
+    def recheck(self, key: str, mark: Mark) -> Verdict:
+        """A queued key's verdict when a worker takes it (:func:`.marks.recheck`): stale too
+        if a newer event of its scope arrived while it waited, which is then kept."""
+        return self._recheck(key, mark)
+
+    def verdict(self, key: str) -> Verdict | None:
+        """The kept verdict of ``key``, if it was stale or broke a status chain; else ``None``."""
+        return None if key_problem(key) is not None else self._verdict(key)
+
+    def verdicts(self, keys: Sequence[str]) -> dict[str, Verdict]:
+        """The kept verdicts of those of ``keys`` that have one (for listings)."""
+        wanted = [key for key in keys if key_problem(key) is None]
+        return self._verdicts_of(wanted) if wanted else {}
+
+    def _verdicts_of(self, keys: Sequence[str]) -> dict[str, Verdict]:
+        """:meth:`verdicts`; backends that can read many in one round trip override this."""
+        found = {key: self._verdict(key) for key in keys}
+        return {key: verdict for key, verdict in found.items() if verdict is not None}
+
+    def high_water(self, scope: str) -> HighWater | None:
+        """The mark of ``scope``: the newest ``generatedDate`` received and its key."""
+        return self._high_water(scope)
+
+    def _recheck(self, key: str, mark: Mark) -> Verdict:
+        raise NotImplementedError(f"{type(self).__name__} keeps no ordering marks")
+
+    def _verdict(self, key: str) -> Verdict | None:
+        raise NotImplementedError(f"{type(self).__name__} keeps no ordering marks")
+
+    def _high_water(self, scope: str) -> HighWater | None:
+        raise NotImplementedError(f"{type(self).__name__} keeps no ordering marks")
 
     def close(self) -> None:  # noqa: B027 - optional for stores that hold nothing
         """Release connections; the store must not be used afterwards."""

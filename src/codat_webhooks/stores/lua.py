@@ -31,7 +31,19 @@ from __future__ import annotations
 import hashlib
 from typing import NamedTuple
 
-__all__ = ["CLAIM", "COUNT", "ENQUEUE", "MOVE", "PARK", "PURGE", "TAKE", "Script"]
+__all__ = [
+    "CLAIM",
+    "CLAIM_MARKED",
+    "COUNT",
+    "ENQUEUE",
+    "ENQUEUE_MARKED",
+    "MOVE",
+    "PARK",
+    "PURGE",
+    "PURGE_MARKS",
+    "TAKE",
+    "Script",
+]
 
 _PRELUDE = """
 local rec, index = KEYS[1], KEYS[2]
@@ -217,3 +229,74 @@ MOVE = _script(_PRELUDE + _MOVE, 2)
 PARK = _script(_PRELUDE + _PARK, 2)
 PURGE = _script(_PURGE, 1)
 COUNT = _script(_COUNT, 1)
+
+
+# --- ordering marks (see marks.py): a claim or enqueue that also moves its scope's mark -------
+
+_JUDGE = """
+-- marks.judge. KEYS 3-5: the scope's mark, this key's verdict, the marks' last_seen index.
+-- The last four ARGV: the mark's at ('' for a status chain), old and new status ('' none),
+-- and the retention cutoff. Returns {stale, newer_key, newer_at, gap}.
+local function judge()
+  local n = #ARGV
+  local at, old, new, cutoff = ARGV[n - 3], ARGV[n - 2], ARGV[n - 1], ARGV[n]
+  local mk, vk, marks = KEYS[3], KEYS[4], KEYS[5]
+  local cur = redis.call('HMGET', mk, 'at', 'key', 'status', 'gap', 'last_seen')
+  local write, stale, newer_key, newer_at, gap = false, 0, '', '', 0
+  if not cur[1] or tonumber(cur[5]) < tonumber(cutoff) then
+    write = true
+  elseif cur[2] == member then
+    gap = tonumber(cur[4])
+  elseif at == '' then
+    if old ~= '' and cur[3] and old ~= cur[3] then gap = 1 end
+    write = true
+  elseif tonumber(at) > tonumber(cur[1]) then
+    write = true
+  elseif tonumber(at) < tonumber(cur[1]) then
+    stale, newer_key, newer_at = 1, cur[2], cur[1]
+  end
+  if write then
+    redis.call('DEL', mk)
+    redis.call('HSET', mk, 'at', at == '' and '0' or at, 'key', member, 'gap', gap,
+               'last_seen', now)
+    if new ~= '' then redis.call('HSET', mk, 'status', new) end
+    redis.call('PEXPIRE', mk, ttl)
+    redis.call('ZADD', marks, now, mk)
+  end
+  if stale == 1 or gap == 1 then
+    redis.call('HSET', vk, 'stale', stale, 'newer_key', newer_key, 'newer_at', newer_at,
+               'gap', gap, 'last_seen', now)
+    redis.call('PEXPIRE', vk, ttl)
+    redis.call('ZADD', marks, now, vk)
+  end
+  return {stale, newer_key, newer_at, gap}
+end
+"""
+
+_THEN_JUDGE = """
+end
+local answer = decide()
+if answer[1] == 'claimed' or answer[1] == 'queued' then return {answer, judge()} end
+return {answer}
+"""
+
+_PURGE_MARKS = """
+-- KEYS: the marks' index; ARGV: cutoff. Marks and verdicts last written before it go.
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1], 'LIMIT', 0, 500)
+for _, key in ipairs(gone) do
+  redis.call('DEL', key)
+  redis.call('ZREM', KEYS[1], key)
+end
+return #gone
+"""
+
+
+def _marked(body: str) -> Script:
+    """``body`` (a script of the machine) as a function, then the mark judged if it handed
+    the key over: both in one script, so atomic together."""
+    return _script(_PRELUDE + _JUDGE + "local function decide()\n" + body + _THEN_JUDGE, 5)
+
+
+CLAIM_MARKED = _marked(_CLAIM)
+ENQUEUE_MARKED = _marked(_ENQUEUE)
+PURGE_MARKS = _script(_PURGE_MARKS, 1)

@@ -19,8 +19,9 @@ import time
 from collections.abc import Callable
 
 from .._forking import start_over_in_children
-from . import machine
+from . import machine, marks
 from .base import DEFAULT_RETENTION, Claim, Entry, Record, RecordQuery, State, Store, newest_first
+from .records import ClaimStatus
 
 __all__ = ["MemoryStore"]
 
@@ -43,6 +44,8 @@ class MemoryStore(Store):
         super().__init__(retention=retention, clock=clock)
         self._lock = threading.Lock()
         self._records: dict[str, Record] = {}
+        self._marks: dict[str, marks.HighWater] = {}
+        self._verdicts: dict[str, tuple[marks.Verdict, float]] = {}
         self._sweep_every = self.retention / _SWEEPS_PER_RETENTION
         self._next_sweep = clock() + self._sweep_every
         start_over_in_children(self)
@@ -68,19 +71,20 @@ class MemoryStore(Store):
         with self._lock:
             now = self._now_swept()
             record = self._records.get(entry.key)
-            return self._keep(
+            claim = self._keep(
                 entry.key,
                 machine.claim(
                     record, entry, now=now, lease=lease, force=force, retention=self.retention
                 ),
             )
+            return self._ordered(entry, claim, now)
 
     def _enqueue(self, entry: Entry) -> Claim:
         with self._lock:
             now = self._now_swept()
             record = self._records.get(entry.key)
             decided = machine.enqueue(record, entry, now=now, retention=self.retention)
-            return self._keep(entry.key, decided)
+            return self._ordered(entry, self._keep(entry.key, decided), now)
 
     def _take(self, key: str, *, lease: float) -> Claim:
         with self._lock:
@@ -113,6 +117,41 @@ class MemoryStore(Store):
         matches.sort(key=newest_first, reverse=True)
         return matches[: query.limit]
 
+    def _ordered(self, entry: Entry, claim: Claim, now: float) -> Claim:
+        """Move the scope's mark if the key was handed over (:func:`.marks.judge`); lock held."""
+        mark, status = entry.mark, claim.status
+        if mark is None or (status is not ClaimStatus.CLAIMED and status is not ClaimStatus.QUEUED):
+            return claim
+        current = self._marks.get(mark.scope)
+        verdict, moved = marks.judge(current, mark, entry.key, now=now, retention=self.retention)
+        if moved is not None:
+            self._marks[mark.scope] = moved
+        if verdict.notable:
+            self._verdicts[entry.key] = (verdict, now)
+        return Claim(
+            claim.status, claim.token, claim.attempts, claim.retry_after, claim.state, verdict
+        )
+
+    def _recheck(self, key: str, mark: marks.Mark) -> marks.Verdict:
+        with self._lock:
+            now = self._clock()
+            kept = self._verdicts.get(key)
+            verdict = marks.recheck(
+                self._marks.get(mark.scope), mark, key, None if kept is None else kept[0]
+            )
+            if verdict.notable and (kept is None or kept[0] != verdict):
+                self._verdicts[key] = (verdict, now)
+            return verdict
+
+    def _verdict(self, key: str) -> marks.Verdict | None:
+        with self._lock:
+            kept = self._verdicts.get(key)
+        return None if kept is None else kept[0]
+
+    def _high_water(self, scope: str) -> marks.HighWater | None:
+        with self._lock:
+            return self._marks.get(scope)
+
     def ping(self) -> None:
         """Always answers: the records live in this process."""
 
@@ -140,4 +179,12 @@ class MemoryStore(Store):
         ]
         for key in doomed:
             del self._records[key]
+        self._evict_marks(cutoff)
         return len(doomed)
+
+    def _evict_marks(self, cutoff: float) -> None:
+        """Marks and verdicts last written before ``cutoff`` go with the records; lock held."""
+        for scope in [s for s, m in self._marks.items() if m.last_seen < cutoff]:
+            del self._marks[scope]
+        for key in [k for k, (_, seen) in self._verdicts.items() if seen < cutoff]:
+            del self._verdicts[key]

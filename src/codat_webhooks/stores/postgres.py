@@ -24,11 +24,17 @@ from .._forking import PerProcess
 from ..errors import ConfigurationError, StoreError
 from .base import DEFAULT_RETENTION
 from .sql import POSTGRES, Execute, Row, SQLStore, Statements
+from .sql_marks import MarkStatements
 
 __all__ = ["PostgresStore"]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,50}$")
 _PURGE_SECONDS = 300
+_COLUMN = "verified_by TEXT"
+_HAS_VERIFIED_BY = (
+    "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()"
+    " AND table_name = %s AND column_name = 'verified_by'"
+)
 
 
 def _bound_statements(conn: psycopg.Connection[Any], *, milliseconds: int) -> None:
@@ -101,6 +107,7 @@ class PostgresStore(SQLStore):
         self.table = table
         self._schema_ready = False
         self._sql = Statements(POSTGRES, table)
+        self._marks_sql = MarkStatements(POSTGRES, table)
 
     def _open_pool(self, dsn: str, size: int) -> psycopg_pool.ConnectionPool:
         milliseconds = max(1, round(self.timeout * 1000))
@@ -148,7 +155,13 @@ class PostgresStore(SQLStore):
             # Two workers starting at once would race on CREATE TABLE IF NOT EXISTS.
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.table,))
             conn.execute(self._sql.schema)
-            conn.execute(f'ALTER TABLE "{self.table}" ADD COLUMN IF NOT EXISTS verified_by TEXT')
+            # ALTER takes the table's exclusive lock even when the column exists, and a worker
+            # that started first may be inside a claim: it would deadlock with it.
+            if not conn.execute(_HAS_VERIFIED_BY, (self.table,)).fetchone():
+                conn.execute(
+                    f'ALTER TABLE "{self.table}" ADD COLUMN IF NOT EXISTS verified_by TEXT'
+                )
+            conn.execute(self._marks_sql.schema)
         self._schema_ready = True
 
     def create_schema(self) -> None:
@@ -184,6 +197,8 @@ class PostgresStore(SQLStore):
             # statement may take, still bounded.
             bound = f"{_PURGE_SECONDS}s"
             conn.execute("SELECT set_config('statement_timeout', %s, true)", (bound,))
+            for statement in self._marks_sql.purge:
+                conn.execute(statement, (cutoff,))
             return conn.execute(self._sql.purge, (cutoff, now)).rowcount
 
     def close(self) -> None:

@@ -14,6 +14,7 @@ from typing import NamedTuple
 from pydantic_core import PydanticSerializationError, to_json
 
 from ..text_enum import TextEnum
+from .marks import Mark, Verdict
 
 __all__ = [
     "CODAT_RETRY_WINDOW",
@@ -151,6 +152,9 @@ class Entry(NamedTuple):
     verified_by: str | None = None
     """The name of the credential that authenticated the delivery (never its value); kept
     with a queued record, so the worker's ``delivery.verified_by`` is what the request had."""
+    mark: Mark | None = None
+    """What the delivery tells its ordering scope (:mod:`.marks`); a claim or enqueue that
+    hands the key over moves the scope's high-water mark with it, and answers ``order``."""
 
     def plain(self) -> bool:
         """Whether every store keeps this entry as it is: a short key, and ASCII without NUL
@@ -186,6 +190,8 @@ class Claim(NamedTuple):
     state: State | None = None
     """For a ``DUPLICATE`` from :meth:`Store.enqueue`: where the earlier copy is (queued,
     processing or done), so the answer can say so without reading the record again."""
+    order: Verdict | None = None
+    """For an entry with a ``mark``, when ``CLAIMED`` or ``QUEUED``: its place in its scope."""
 
     @property
     def claimed(self) -> bool:

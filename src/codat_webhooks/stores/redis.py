@@ -20,7 +20,7 @@ import math
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -44,7 +44,9 @@ from .base import (
     newest_first,
 )
 from .machine import Move
+from .marks import HighWater, Mark, Verdict
 from .records import decode_headers, encode_headers
+from .redis_marks import RedisMarks
 
 __all__ = ["RedisStore"]
 
@@ -186,6 +188,7 @@ class RedisStore(Store):
         self.prefix = prefix
         self._owns_client = isinstance(url_or_client, str)
         self._index = f"{prefix}index"
+        self._marks = RedisMarks(self)
         self._local = threading.local()
         self._closed = False
         start_over_in_children(self)
@@ -257,7 +260,20 @@ class RedisStore(Store):
         args = (repr(now + lease), repr(now - self.retention), "1" if force else "0")
         floor = repr(now - 2 * self.retention)  # index members this old are long expired
         ttl = self._ttl_ms(lease)
+        if entry.mark is not None:
+            return self._run_marked(lua.CLAIM_MARKED, entry, ttl, *args, floor)
         return _claim_of(self._run(lua.CLAIM, entry.key, entry, ttl, *args, floor))
+
+    def _run_marked(self, script: lua.Script, entry: Entry, ttl_ms: int, *args: object) -> Claim:
+        """:meth:`_run` of a claim or enqueue that also moves the entry's scope's mark, in the
+        same script (:mod:`.redis_marks`); answers the claim with its ``order``."""
+        assert entry.mark is not None
+        now = self._clock()
+        keys = (self._rec(entry.key), self._index, *self._marks.keys(entry.key, entry.mark))
+        tail = self._marks.arguments(entry.mark, now)
+        fields = _entry_fields(entry)
+        reply = self._eval(script, *keys, *fields, repr(now), ttl_ms, entry.key, *args, *tail)
+        return self._marks.answer(_claim_of(reply[0]), reply)
 
     def _move(self, key: str, token: int, change: Move) -> bool:
         changes = change.changes
@@ -270,6 +286,8 @@ class RedisStore(Store):
 
     def _enqueue(self, entry: Entry) -> Claim:
         cutoff = repr(self._clock() - self.retention)
+        if entry.mark is not None:
+            return self._run_marked(lua.ENQUEUE_MARKED, entry, self._ttl_ms(0), cutoff)
         return _claim_of(self._run(lua.ENQUEUE, entry.key, entry, self._ttl_ms(0), cutoff))
 
     def _take(self, key: str, *, lease: float) -> Claim:
@@ -312,6 +330,18 @@ class RedisStore(Store):
         found.sort(key=newest_first, reverse=True)
         return found[: query.limit]
 
+    def _recheck(self, key: str, mark: Mark) -> Verdict:
+        return self._marks.recheck(key, mark)
+
+    def _verdict(self, key: str) -> Verdict | None:
+        return self._marks.verdict(key)
+
+    def _verdicts_of(self, keys: Sequence[str]) -> dict[str, Verdict]:
+        return self._marks.verdicts(keys)
+
+    def _high_water(self, scope: str) -> HighWater | None:
+        return self._marks.high_water(scope)
+
     def ping(self) -> None:
         with self._errors():
             self.client.ping()
@@ -328,6 +358,7 @@ class RedisStore(Store):
     def purge(self, *, older_than: float | None = None) -> int:
         now = self._clock()
         cutoff = self._purge_cutoff(now, older_than)
+        self._marks.purge(cutoff)
         removed = kept = 0
         while True:
             args = (repr(cutoff), repr(now), f"{self.prefix}d:", kept, _BATCH)

@@ -24,8 +24,9 @@ from contextlib import AbstractContextManager
 from typing import Any, NamedTuple, TypeVar
 
 from ..errors import StoreError
-from . import machine
+from . import machine, sql_marks
 from .base import Claim, ClaimStatus, Entry, Store
+from .marks import HighWater, Mark, Verdict
 from .records import Record, RecordQuery, State, decode_headers, encode_headers
 
 __all__ = [
@@ -246,6 +247,8 @@ class SQLStore(Store):
     """
 
     _sql: Statements
+    _marks_sql: sql_marks.MarkStatements
+    """The ordering tables' statements (:mod:`.sql_marks`)."""
     _returning: bool = True
     """Whether ``UPDATE ... RETURNING`` works (SQLite before 3.35 has none)."""
 
@@ -265,11 +268,13 @@ class SQLStore(Store):
         self,
         key: str,
         plan: Callable[[Record | None, float], tuple[Answer, Record | None]],
+        also: Callable[[Execute, Answer], Answer] | None = None,
     ) -> tuple[Answer, Record | None]:
         """Read ``key``'s row under the lock, decide with ``plan`` and write what it decided.
 
         An absent row cannot be locked, so its record is inserted only if still absent; if
         another writer inserted it meanwhile, the decision is made again on that row.
+        ``also`` runs after a write, in the same transaction (the ordering marks do).
         """
         for _ in range(_ATTEMPTS):
             with self._locked() as execute:
@@ -279,9 +284,9 @@ class SQLStore(Store):
                     return answer, None
                 if rows:
                     execute(self._sql.upsert, record_to_row(decided))
-                    return answer, decided
+                    return (answer if also is None else also(execute, answer)), decided
                 if execute(self._sql.insert_new, record_to_row(decided)).rowcount == 1:
-                    return answer, decided
+                    return (answer if also is None else also(execute, answer)), decided
         raise StoreError(f"could not decide on {key!r}: the row kept changing")
 
     def _insert_new(self, record: Record) -> bool:
@@ -291,6 +296,8 @@ class SQLStore(Store):
     # --- the protocol ------------------------------------------------------------------------
 
     def _claim(self, entry: Entry, *, lease: float, force: bool) -> Claim:
+        if entry.mark is not None:
+            return self._claim_marked(entry, entry.mark, lease=lease, force=force)
         # Most deliveries carry a key never seen: one INSERT, which exactly one of two racing
         # writers wins; the other (and any key already known) reads, decides and writes.
         claim, fresh = machine.first_claim(entry, self._clock(), lease)
@@ -305,6 +312,8 @@ class SQLStore(Store):
         )[0]
 
     def _enqueue(self, entry: Entry) -> Claim:
+        if entry.mark is not None:
+            return self._enqueue_marked(entry, entry.mark)
         retention = self.retention
         claim, fresh = machine.enqueue(None, entry, now=self._clock(), retention=retention)
         if fresh is not None and self._insert_new(fresh):
@@ -313,6 +322,51 @@ class SQLStore(Store):
             entry.key,
             lambda record, now: machine.enqueue(record, entry, now=now, retention=retention),
         )[0]
+
+    def _claim_marked(self, entry: Entry, mark: Mark, *, lease: float, force: bool) -> Claim:
+        """A claim that moves its scope's mark in its own transaction (:mod:`.sql_marks`)."""
+        claim, fresh = machine.first_claim(entry, self._clock(), lease)
+        first = sql_marks.first_judged(self, entry.key, mark, claim, record_to_row(fresh))
+        if first is not None:
+            return first
+        retention = self.retention
+        return self._decide(
+            entry.key,
+            lambda record, now: machine.claim(
+                record, entry, now=now, lease=lease, force=force, retention=retention
+            ),
+            lambda execute, claim: sql_marks.judged(self, execute, entry.key, mark, claim),
+        )[0]
+
+    def _enqueue_marked(self, entry: Entry, mark: Mark) -> Claim:
+        retention = self.retention
+        claim, fresh = machine.enqueue(None, entry, now=self._clock(), retention=retention)
+        if fresh is not None:
+            first = sql_marks.first_judged(self, entry.key, mark, claim, record_to_row(fresh))
+            if first is not None:
+                return first
+        return self._decide(
+            entry.key,
+            lambda record, now: machine.enqueue(record, entry, now=now, retention=retention),
+            lambda execute, claim: sql_marks.judged(self, execute, entry.key, mark, claim),
+        )[0]
+
+    def _recheck(self, key: str, mark: Mark) -> Verdict:
+        return sql_marks.recheck(self, key, mark)
+
+    def _verdict(self, key: str) -> Verdict | None:
+        return sql_marks.verdict(self, key)
+
+    def _verdicts_of(self, keys: Sequence[str]) -> dict[str, Verdict]:
+        return sql_marks.verdicts(self, keys)
+
+    def _high_water(self, scope: str) -> HighWater | None:
+        return sql_marks.high_water(self, scope)
+
+    def _purge_marks(self, cutoff: float) -> None:
+        """Marks and verdicts last written before ``cutoff`` go with the records."""
+        for statement in self._marks_sql.purge:
+            self._count(statement, (cutoff,))
 
     def _take(self, key: str, *, lease: float) -> Claim:
         return self._take_record(key, lease=lease)[0]
@@ -354,4 +408,5 @@ class SQLStore(Store):
 
     def purge(self, *, older_than: float | None = None) -> int:
         now = self._clock()
+        self._purge_marks(self._purge_cutoff(now, older_than))
         return self._count(self._sql.purge, (self._purge_cutoff(now, older_than), now))

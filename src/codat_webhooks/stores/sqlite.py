@@ -28,13 +28,15 @@ from .._forking import leave_to_parent, start_over_in_children
 from ..errors import ConfigurationError, StoreError
 from .base import DEFAULT_RETENTION
 from .sql import SQLITE, Execute, Row, SQLStore, Statements
+from .sql_marks import MarkStatements
 
-__all__ = ["DEFAULT_DB_PATH", "SQLiteStore"]
+__all__ = ["DEFAULT_DB_PATH", "SQLiteStore", "default_store"]
 
 DEFAULT_DB_PATH = "codat-webhooks.sqlite3"
 """The file a receiver (and the CLI) uses when no store is given: in the working directory."""
 
 _SQL = Statements(SQLITE, "deliveries")
+_MARKS = MarkStatements(SQLITE, "deliveries")
 _HAS_RETURNING = sqlite3.sqlite_version_info >= (3, 35)
 
 
@@ -106,6 +108,7 @@ class SQLiteStore(SQLStore):
 
     blocking = True
     _sql = _SQL
+    _marks_sql = _MARKS
     _returning = _HAS_RETURNING
 
     def __init__(
@@ -159,6 +162,7 @@ class SQLiteStore(SQLStore):
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
             conn.executescript(f"{_SQL.schema};\n{_SQL.due_index}")
+            conn.executescript(_MARKS.schema)
             _add_missing_columns(conn)
             # From here on a busy database is waited for by _run, not by SQLite (see there).
             conn.execute("PRAGMA busy_timeout=0")
@@ -281,3 +285,9 @@ class SQLiteStore(SQLStore):
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
+
+
+def default_store(clock: Callable[[], float] = time.time) -> SQLiteStore:
+    """The store of a receiver built without one: ``codat-webhooks.sqlite3`` in the working
+    directory, created on the first delivery rather than when the receiver is built."""
+    return SQLiteStore(DEFAULT_DB_PATH, clock=clock, connect=False)
