@@ -48,6 +48,7 @@ def test_table_hookspecs_and_models_agree() -> None:
         "on_rejected",
         "on_handler_error",
         "on_outcome",
+        "on_stale",
     }
     assert rule_hooks == {kind.hook for kind in RuleType}
 

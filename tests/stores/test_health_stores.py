@@ -61,6 +61,18 @@ def test_sqlite_healthy_then_its_file_removed(tmp_path: Path) -> None:
     receiver.close()
 
 
+def test_a_store_created_on_first_use_is_ready_before_the_first_delivery(tmp_path: Path) -> None:
+    """The default store makes its file on first use; a readiness probe must not wait for a
+    delivery (none is routed to an instance that is not ready)."""
+    path = tmp_path / "codat-webhooks.sqlite3"
+    receiver = receiving(SQLiteStore(path, connect=False))
+    assert not path.exists()
+    status, body = probe(receiver)
+    assert (status, json.loads(body)) == (200, {"status": "ok"})
+    assert path.exists()
+    receiver.close()
+
+
 def test_sqlite_in_a_directory_that_is_gone(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "gone" / "deliveries.sqlite3", connect=False)
     receiver = receiving(store)

@@ -133,6 +133,7 @@ class SQLiteStore(SQLStore):
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
         self._closed = False
+        self._opened = False  # the file has been opened (by this process or its parent)
         start_over_in_children(self)
         if connect:
             with self._errors():
@@ -170,6 +171,7 @@ class SQLiteStore(SQLStore):
             conn.close()
             raise
         self._local.conn = conn
+        self._opened = True
         with self._all_lock:
             self._all.append(conn)
         return conn
@@ -269,11 +271,13 @@ class SQLiteStore(SQLStore):
         """The file is still there and the write lock can be taken (then let go at once).
 
         A connection keeps working on a file deleted under it, writing to nothing anyone will
-        read again, so the path is checked first.
+        read again, so the path is checked first, once the file has been opened. Before that
+        (the default store is created on first use) the ping creates it: a readiness probe
+        must pass before the first delivery can arrive.
         """
-        if not self.path.exists():
+        if self._opened and not self.path.exists():
             raise StoreError(f"SQLite store {self.path}: the database file is gone")
-        with self._write():
+        with self._errors(), self._write():
             pass
 
     def close(self) -> None:
