@@ -95,21 +95,23 @@ def _record_of(
     lease_expires: float,
 ) -> Record:
     """A record of everything ``entry`` brings, last seen ``now``, with no error yet."""
+    # In Record's field order: called with keywords, a NamedTuple first builds a dict of them
+    # (6k of the 270k instructions of a new delivery, measured in issue 23).
     return Record(
-        key=entry.key,
-        state=state,
-        fingerprint=entry.fingerprint,
-        attempts=attempts,
-        first_seen=first_seen,
-        last_seen=now,
-        kind=entry.kind,
-        company_id=entry.company_id,
-        body=entry.body,
-        headers=entry.headers,
-        last_error=None,
-        token=token,
-        lease_expires=lease_expires,
-        verified_by=entry.verified_by,
+        entry.key,
+        state,
+        entry.fingerprint,
+        attempts,
+        first_seen,
+        now,  # last_seen
+        entry.kind,
+        entry.company_id,
+        entry.body,
+        entry.headers,
+        None,  # last_error
+        token,
+        lease_expires,
+        entry.verified_by,
     )
 
 
@@ -252,7 +254,10 @@ def move(record: Record | None, token: int, change: Move) -> Record | None:
     """``record`` after ``change``, or ``None`` if ``token`` no longer holds it (fenced out)."""
     if record is None or record.token != token or record.state is not State.PROCESSING:
         return None
-    return record._replace(state=change.state, **change.changes)
+    # Each field from the move, else the record's own: _replace without first merging the
+    # changes into keyword arguments (4k of a new delivery's 270k instructions, issue 23).
+    changed = {"state": change.state, **change.changes}
+    return Record._make(map(changed.get, Record._fields, record))
 
 
 # --- park ------------------------------------------------------------------------------------
