@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from . import replies
 from .admission import ALLOWED_METHODS, Admission, Admitted, Rejection, TooLarge
+from .attempts import abandoned_by_sender, asked, ended
 from .clock import Clock, system_clock, utc_now
 from .delivery import Delivery, Reply
 from .effects import (
@@ -40,6 +41,7 @@ from .errors import ConfigurationError, ConflictError, PayloadError, StoreError
 from .headers import HeaderInput, Headers
 from .hooks.dispatch import Dispatcher
 from .hooks.manager import make_plugin_manager
+from .horizon import CODAT_ATTEMPTS
 from .leases import LeaseKeeper
 from .models._parse import load_object
 from .observe import Facts, log_fields
@@ -48,6 +50,7 @@ from .outcomes import Outcome
 from .queues.base import RetryPolicy, Work
 from .routing import key_from_body, route
 from .stores.base import CODAT_RETRY_WINDOW, Claim, ClaimStatus, State, Store, conflict_key
+from .stores.history import HistoryEntry
 from .verify import Authenticator, Credentials, SecretCredentials, message_id
 
 if TYPE_CHECKING:
@@ -317,9 +320,9 @@ class Receiver:
         facts.admitted(admitted.entry)
         if self.queue is not None and not force:
             return (yield from self._accept(admitted, facts))
-        key = admitted.entry.key
+        key, by = admitted.entry.key, admitted.verified_by
         try:
-            claim = yield Ask("claim", (admitted.entry, force))
+            claim = yield Ask("claim", (admitted.entry, force, asked(self.clock, by)))
         except StoreError as exc:
             facts.error = exc
             return replies.unavailable(key, self.retry_after)
@@ -336,9 +339,13 @@ class Receiver:
             # ``alert`` is the contract's name; ``payload`` says it may be an event as well.
             failure = {"payload": routed.payload, "alert": routed.payload, "error": exc}
             yield Notify("on_handler_error", {"delivery": delivery, **failure})
-            yield from self._release(key, claim.token, exc)
+            attempt = ended(self.clock, facts.started, 503, Outcome.FAILED, by, exc)
+            yield from self._release(key, claim.token, exc, attempt)
+            if claim.attempts == CODAT_ATTEMPTS:
+                abandoned_by_sender(facts, key, claim.attempts)
             return replies.failed(key, self.retry_after)
-        yield from self._complete(key, claim.token)
+        attempt = ended(self.clock, facts.started, 200, Outcome.PROCESSED, by)
+        yield from self._complete(key, claim.token, attempt)
         return replies.processed(key)
 
     def _accept(self, admitted: Admitted, facts: Facts) -> _Pipeline:
@@ -346,7 +353,7 @@ class Receiver:
         key = admitted.entry.key
         entry = admitted.entry._replace(verified_by=admitted.verified_by)  # for the worker
         try:
-            queued = yield Ask("enqueue", (entry,))
+            queued = yield Ask("enqueue", (entry, asked(self.clock, entry.verified_by)))
         except StoreError as exc:
             facts.error = exc
             return replies.unavailable(key, self.retry_after)
@@ -389,7 +396,15 @@ class Receiver:
         if park is not None:
             facts.admitted(park)  # authenticated: its type and company may be reported
             try:
-                yield Ask("park", (park, error.reason))
+                attempt = ended(
+                    self.clock,
+                    facts.started,
+                    error.status_hint,
+                    error.outcome,
+                    park.verified_by,
+                    error.reason,
+                )
+                yield Ask("park", (park, error.reason, attempt))
             except StoreError as exc:
                 facts.error = exc
                 return replies.unavailable(key or park.key, self.retry_after)
@@ -419,6 +434,7 @@ class Receiver:
         if record is None or record.token != claim.token:  # purged or taken over meanwhile
             return Work(key, Outcome.DUPLICATE)
         facts.kind, facts.company_id = record.kind, record.company_id
+        by = record.verified_by
         received_at = datetime.fromtimestamp(record.first_seen, timezone.utc)
         headers = Headers(record.headers)
         delivery = Delivery(
@@ -429,7 +445,8 @@ class Receiver:
             routed = route(obj)
         except PayloadError as exc:  # it parsed when accepted: the stored body was altered
             facts.error = exc
-            yield from self._release(key, claim.token, exc)
+            attempt = ended(self.clock, facts.started, None, Outcome.FAILED, by, exc)
+            yield from self._release(key, claim.token, exc, attempt)
             return Work(key, Outcome.FAILED)
         carried = message_id(headers) or key_from_body(obj) or f"sha256:{record.fingerprint}"
         if record.key != key or carried != key:
@@ -451,22 +468,27 @@ class Receiver:
             facts.error = exc
             delay = self.retries.delay(claim.attempts)
             if delay is not None:
-                yield from self._defer(key, claim.token, exc, delay)
+                attempt = ended(self.clock, facts.started, None, Outcome.RETRY, by, exc)
+                yield from self._defer(key, claim.token, exc, delay, attempt)
                 return Work(key, Outcome.FAILED, delay)
             failure = {"payload": routed.payload, "alert": routed.payload, "error": exc}
             yield Notify("on_handler_error", {"delivery": delivery, **failure})
-            yield from self._release(key, claim.token, exc)
+            attempt = ended(self.clock, facts.started, None, Outcome.FAILED, by, exc)
+            yield from self._release(key, claim.token, exc, attempt)
             return Work(key, Outcome.FAILED)
-        yield from self._complete(key, claim.token)
+        attempt = ended(self.clock, facts.started, None, Outcome.PROCESSED, by)
+        yield from self._complete(key, claim.token, attempt)
         return Work(key, Outcome.PROCESSED)
 
     # --- after the hooks: what the store must record ------------------------------------------
 
-    def _complete(self, key: str, token: int) -> Generator[Effect, Any, None]:
+    def _complete(
+        self, key: str, token: int, attempt: HistoryEntry | None = None
+    ) -> Generator[Effect, Any, None]:
         # The hooks ran: answering 200 is right even if recording that fails, because a retry
         # would run them again. The claim is kept and completed in the background instead.
         try:
-            if not (yield Ask("complete", (key, token))):
+            if not (yield Ask("complete", (key, token, attempt))):
                 logger.warning(
                     "%s completed after its lease was taken over", key, extra=log_fields(key)
                 )
@@ -475,19 +497,26 @@ class Receiver:
             logger.error(message, key, exc, extra=log_fields(key))
             yield CompleteLater(key, token)
 
-    def _release(self, key: str, token: int, exc: BaseException) -> Generator[Effect, Any, None]:
+    def _release(
+        self, key: str, token: int, exc: BaseException, attempt: HistoryEntry | None = None
+    ) -> Generator[Effect, Any, None]:
         try:
-            yield Ask("release", (key, token, f"{type(exc).__name__}: {exc}"))
+            yield Ask("release", (key, token, f"{type(exc).__name__}: {exc}", attempt))
         except StoreError as store_exc:
             message = "could not release %s (%s); its lease will expire"
             logger.error(message, key, store_exc, extra=log_fields(key))
 
     def _defer(
-        self, key: str, token: int, exc: BaseException, delay: float
+        self,
+        key: str,
+        token: int,
+        exc: BaseException,
+        delay: float,
+        attempt: HistoryEntry | None = None,
     ) -> Generator[Effect, Any, None]:
         error = f"{type(exc).__name__}: {exc}"
         try:
-            yield Ask("defer", (key, token, self.clock() + delay, error))
+            yield Ask("defer", (key, token, self.clock() + delay, error, attempt))
         except StoreError as store_exc:
             message = "could not defer %s (%s); its lease will expire"
             logger.error(message, key, store_exc, extra=log_fields(key))

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from .._forking import start_over_in_children
 from . import machine
 from .base import DEFAULT_RETENTION, Claim, Entry, Record, RecordQuery, State, Store, newest_first
+from .history import HISTORY_LIMIT, History, HistoryEntry, answered
 
 __all__ = ["MemoryStore"]
 
@@ -43,6 +44,8 @@ class MemoryStore(Store):
         super().__init__(retention=retention, clock=clock)
         self._lock = threading.Lock()
         self._records: dict[str, Record] = {}
+        self._histories: dict[str, list[HistoryEntry]] = {}
+        self._dropped: dict[str, int] = {}
         self._sweep_every = self.retention / _SWEEPS_PER_RETENTION
         self._next_sweep = clock() + self._sweep_every
         start_over_in_children(self)
@@ -64,23 +67,44 @@ class MemoryStore(Store):
             self._records[key] = record
         return claim
 
-    def _claim(self, entry: Entry, *, lease: float, force: bool) -> Claim:
+    def _note(self, key: str, entry: HistoryEntry | None) -> None:
+        """Append ``entry`` to ``key``'s history, dropping the oldest past the limit; lock held."""
+        if entry is None:
+            return
+        kept = self._histories.get(key)
+        if kept is None:
+            self._histories[key] = [entry]
+            return
+        kept.append(entry)
+        if len(kept) > HISTORY_LIMIT:
+            del kept[0]
+            self._dropped[key] = self._dropped.get(key, 0) + 1
+
+    def _claim(
+        self, entry: Entry, *, lease: float, force: bool, attempt: HistoryEntry | None = None
+    ) -> Claim:
         with self._lock:
             now = self._now_swept()
             record = self._records.get(entry.key)
-            return self._keep(
+            claim = self._keep(
                 entry.key,
                 machine.claim(
                     record, entry, now=now, lease=lease, force=force, retention=self.retention
                 ),
             )
+            if attempt is not None:
+                self._note(entry.key, answered(attempt, claim.status))
+            return claim
 
-    def _enqueue(self, entry: Entry) -> Claim:
+    def _enqueue(self, entry: Entry, *, attempt: HistoryEntry | None = None) -> Claim:
         with self._lock:
             now = self._now_swept()
             record = self._records.get(entry.key)
             decided = machine.enqueue(record, entry, now=now, retention=self.retention)
-            return self._keep(entry.key, decided)
+            claim = self._keep(entry.key, decided)
+            if attempt is not None:
+                self._note(entry.key, answered(attempt, claim.status))
+            return claim
 
     def _take(self, key: str, *, lease: float) -> Claim:
         with self._lock:
@@ -94,17 +118,23 @@ class MemoryStore(Store):
             if moved is None:
                 return False
             self._records[key] = moved
+            self._note(key, change.attempt)
             return True
 
-    def _park(self, entry: Entry, *, reason: str) -> None:
+    def _park(self, entry: Entry, *, reason: str, attempt: HistoryEntry | None = None) -> None:
         with self._lock:
             now = self._now_swept()
             record = self._records.get(entry.key)
             self._records[entry.key] = machine.park(record, entry, now=now, reason=reason)
+            self._note(entry.key, attempt)
 
     def _get(self, key: str) -> Record | None:
         with self._lock:
             return self._records.get(key)
+
+    def _history(self, key: str) -> History:
+        with self._lock:
+            return History(list(self._histories.get(key, ())), self._dropped.get(key, 0))
 
     def _find(self, query: RecordQuery) -> list[Record]:
         with self._lock:
@@ -140,4 +170,6 @@ class MemoryStore(Store):
         ]
         for key in doomed:
             del self._records[key]
+            self._histories.pop(key, None)
+            self._dropped.pop(key, None)
         return len(doomed)

@@ -149,6 +149,7 @@ class PostgresStore(SQLStore):
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.table,))
             conn.execute(self._sql.schema)
             conn.execute(f'ALTER TABLE "{self.table}" ADD COLUMN IF NOT EXISTS verified_by TEXT')
+            conn.execute(self._history_sql.schema)
         self._schema_ready = True
 
     def create_schema(self) -> None:
@@ -184,6 +185,7 @@ class PostgresStore(SQLStore):
             # statement may take, still bounded.
             bound = f"{_PURGE_SECONDS}s"
             conn.execute("SELECT set_config('statement_timeout', %s, true)", (bound,))
+            conn.execute(self._history_sql.purge, (cutoff, now))  # with their records
             return conn.execute(self._sql.purge, (cutoff, now)).rowcount
 
     def close(self) -> None:

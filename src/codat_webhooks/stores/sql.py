@@ -24,8 +24,9 @@ from contextlib import AbstractContextManager
 from typing import Any, NamedTuple, TypeVar
 
 from ..errors import StoreError
-from . import machine
+from . import machine, sql_history
 from .base import Claim, ClaimStatus, Entry, Store
+from .history import History, HistoryEntry, answered
 from .records import Record, RecordQuery, State, decode_headers, encode_headers
 
 __all__ = [
@@ -121,6 +122,7 @@ class Statements:
         where = machine.PURGE_WHERE.format(cutoff=p, now=p)
         self.purge = f"DELETE FROM {t} WHERE {where}"  # noqa: S608
         self._table = t
+        self.table_name = table
         self._moves: dict[tuple[str, ...], str] = {}
 
     def move(self, change: machine.Move) -> str:
@@ -265,8 +267,10 @@ class SQLStore(Store):
         self,
         key: str,
         plan: Callable[[Record | None, float], tuple[Answer, Record | None]],
+        noted: Callable[[Answer], HistoryEntry | None] | None = None,
     ) -> tuple[Answer, Record | None]:
-        """Read ``key``'s row under the lock, decide with ``plan`` and write what it decided.
+        """Read ``key``'s row under the lock, decide with ``plan`` and write what it decided,
+        with the history entry ``noted`` makes of the answer, if any.
 
         An absent row cannot be locked, so its record is inserted only if still absent; if
         another writer inserted it meanwhile, the decision is made again on that row.
@@ -275,14 +279,35 @@ class SQLStore(Store):
             with self._locked() as execute:
                 rows = execute(self._sql.select_locked, (key,)).fetchall()
                 answer, decided = plan(record_from_row(rows[0]) if rows else None, self._clock())
+                note = None if noted is None else noted(answer)
                 if decided is None:
+                    if note is not None and rows:
+                        self._note(execute, key, note)
                     return answer, None
                 if rows:
                     execute(self._sql.upsert, record_to_row(decided))
+                    if note is not None:
+                        self._note(execute, key, note)
                     return answer, decided
                 if execute(self._sql.insert_new, record_to_row(decided)).rowcount == 1:
+                    if note is not None:
+                        self._note(execute, key, note)
                     return answer, decided
         raise StoreError(f"could not decide on {key!r}: the row kept changing")
+
+    # --- the history table beside the records (see .history and .sql_history) ---------------
+
+    @property
+    def _history_sql(self) -> sql_history.HistoryStatements:
+        dialect = self._sql.dialect
+        return sql_history.statements(dialect.mark, dialect.real, self._sql.table_name)
+
+    def _note(self, execute: Execute, key: str, entry: HistoryEntry) -> None:
+        """Append ``entry`` to ``key``'s history in the caller's transaction."""
+        sql_history.append(execute, self._history_sql, key, entry, self._returning)
+
+    def _history(self, key: str) -> History:
+        return sql_history.history_from_rows(self._rows(self._history_sql.select, (key,)))
 
     def _insert_new(self, record: Record) -> bool:
         """Write a first record in one statement, no read: ``False`` if the key exists."""
@@ -290,7 +315,9 @@ class SQLStore(Store):
 
     # --- the protocol ------------------------------------------------------------------------
 
-    def _claim(self, entry: Entry, *, lease: float, force: bool) -> Claim:
+    def _claim(
+        self, entry: Entry, *, lease: float, force: bool, attempt: HistoryEntry | None = None
+    ) -> Claim:
         # Most deliveries carry a key never seen: one INSERT, which exactly one of two racing
         # writers wins; the other (and any key already known) reads, decides and writes.
         claim, fresh = machine.first_claim(entry, self._clock(), lease)
@@ -302,16 +329,24 @@ class SQLStore(Store):
             lambda record, now: machine.claim(
                 record, entry, now=now, lease=lease, force=force, retention=retention
             ),
+            None if attempt is None else (lambda claim: answered(attempt, claim.status)),
         )[0]
 
-    def _enqueue(self, entry: Entry) -> Claim:
+    def _enqueue(self, entry: Entry, *, attempt: HistoryEntry | None = None) -> Claim:
         retention = self.retention
         claim, fresh = machine.enqueue(None, entry, now=self._clock(), retention=retention)
-        if fresh is not None and self._insert_new(fresh):
+        note = answered(attempt, claim.status)
+        if fresh is not None and note is None and self._insert_new(fresh):
             return claim
+        if fresh is not None and note is not None:
+            with self._locked() as execute:  # the first record and its first entry together
+                if execute(self._sql.insert_new, record_to_row(fresh)).rowcount == 1:
+                    self._note(execute, entry.key, note)
+                    return claim
         return self._decide(
             entry.key,
             lambda record, now: machine.enqueue(record, entry, now=now, retention=retention),
+            None if attempt is None else (lambda claim: answered(attempt, claim.status)),
         )[0]
 
     def _take(self, key: str, *, lease: float) -> Claim:
@@ -328,12 +363,19 @@ class SQLStore(Store):
         return self._decide(key, lambda record, now: machine.take(record, now=now, lease=lease))
 
     def _move(self, key: str, token: int, change: machine.Move) -> bool:
-        return self._count(self._sql.move(change), move_params(key, token, change)) == 1
+        if change.attempt is None:
+            return self._count(self._sql.move(change), move_params(key, token, change)) == 1
+        with self._locked() as execute:  # the move and its history entry in one transaction
+            moved = execute(self._sql.move(change), move_params(key, token, change)).rowcount
+            if moved == 1:
+                self._note(execute, key, change.attempt)
+            return bool(moved == 1)
 
-    def _park(self, entry: Entry, *, reason: str) -> None:
+    def _park(self, entry: Entry, *, reason: str, attempt: HistoryEntry | None = None) -> None:
         self._decide(
             entry.key,
             lambda record, now: (None, machine.park(record, entry, now=now, reason=reason)),
+            None if attempt is None else (lambda _: attempt),
         )
 
     def _get(self, key: str) -> Record | None:
@@ -354,4 +396,7 @@ class SQLStore(Store):
 
     def purge(self, *, older_than: float | None = None) -> int:
         now = self._clock()
-        return self._count(self._sql.purge, (self._purge_cutoff(now, older_than), now))
+        params = (self._purge_cutoff(now, older_than), now)
+        with self._locked() as execute:  # a record and its history go together
+            execute(self._history_sql.purge, params)
+            return int(execute(self._sql.purge, params).rowcount)
