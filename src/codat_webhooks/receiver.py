@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from . import replies
 from .admission import ALLOWED_METHODS, Admission, Admitted, Rejection, TooLarge
-from .attempts import abandoned_by_sender, asked, ended
+from .attempts import asked, ended
 from .clock import Clock, system_clock, utc_now
 from .delivery import Delivery, Reply
 from .effects import (
@@ -341,8 +341,8 @@ class Receiver:
             yield Notify("on_handler_error", {"delivery": delivery, **failure})
             attempt = ended(self.clock, facts.started, 503, Outcome.FAILED, by, exc)
             yield from self._release(key, claim.token, exc, attempt)
-            if claim.attempts == CODAT_ATTEMPTS:
-                abandoned_by_sender(facts, key, claim.attempts)
+            # Codat's last attempt failed: on_outcome (and the log) hear ``abandoned``, once.
+            facts.abandoned = claim.attempts == CODAT_ATTEMPTS
             return replies.failed(key, self.retry_after)
         attempt = ended(self.clock, facts.started, 200, Outcome.PROCESSED, by)
         yield from self._complete(key, claim.token, attempt)

@@ -6,9 +6,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
+from tests.queues.test_queued_receiver import ListQueue
 
+from codat_webhooks import Receiver, RuleType, hookimpl
+from codat_webhooks.queues import RetryPolicy
 from codat_webhooks.stores import ClaimStatus, Entry, State, Store
-from codat_webhooks.stores.history import HISTORY_LIMIT, HistoryEntry
+from codat_webhooks.stores.history import HISTORY_LIMIT, HistoryEntry, process_name
+from codat_webhooks.testing import sample_body
 
 if TYPE_CHECKING:
     from conftest import FakeClock
@@ -159,3 +163,90 @@ def test_texts_come_back_as_stored(store: Store, clock: FakeClock, text: str) ->
     record = store.get("alert-1")
     assert record is not None
     assert kept.error == kept.verified_by == kept.process == record.last_error
+
+
+# --- written by a real receiver -------------------------------------------------------------
+
+
+class Flaky:
+    """Raises until told the downstream API is back."""
+
+    def __init__(self) -> None:
+        self.down = True
+
+    @hookimpl
+    def on_alert(self) -> None:
+        if self.down:
+            raise RuntimeError("downstream API is down")
+
+
+def test_a_receiver_records_each_answer_it_gives(store: Store, clock: FakeClock) -> None:
+    hook = Flaky()
+    receiver = Receiver(
+        authorization={"portal": "Bearer s3cret"},
+        store=store,
+        plugins=[hook],
+        load_entrypoints=False,
+        clock=clock,
+    )
+    headers = {"Authorization": "Bearer s3cret"}
+    body = sample_body(RuleType.DATASET_DATA_CHANGED)
+    assert receiver.handle("POST", headers, body).status == 503
+    hook.down = False
+    clock.advance(5)
+    key = receiver.handle("POST", headers, body).key
+    assert key is not None
+    clock.advance(300)
+    assert receiver.handle("POST", headers, body).outcome == "duplicate"
+    altered = body.replace(b"}", b' , "x": 1}', 1)
+    assert receiver.handle("POST", headers, altered).outcome == "conflict"
+    kept = store.history(key)
+    assert [(e.status, e.outcome) for e in kept] == [
+        (503, "failed"),
+        (200, "processed"),
+        (200, "duplicate"),
+        (422, "conflict"),
+    ]
+    assert kept[0].error == "RuntimeError: downstream API is down"
+    assert {e.verified_by for e in kept} == {"portal"}
+    assert [e.at for e in kept] == [clock.now - 305, clock.now - 300, clock.now, clock.now]
+    assert kept[0].duration_ms is not None
+    assert kept[0].duration_ms >= 0
+    assert kept[0].process == process_name()
+    # the other body is parked under a key of its own, with its own entry
+    (parked,) = store.conflicts(key)
+    assert [(e.status, e.outcome) for e in store.history(parked.key)] == [(422, "conflict")]
+
+
+def test_queued_dispatch_records_the_202_and_each_worker_run(
+    store: Store, clock: FakeClock
+) -> None:
+    hook = Flaky()
+    queue = ListQueue()
+    receiver = Receiver(
+        insecure=True,
+        store=store,
+        plugins=[hook],
+        load_entrypoints=False,
+        clock=clock,
+        queue=queue,
+        retries=RetryPolicy(attempts=2, first=1.0, jitter=0.0),
+    )
+    body = sample_body(RuleType.DATASET_DATA_CHANGED)
+    assert receiver.handle("POST", {}, body).status == 202
+    (key,) = queue.keys
+    assert receiver.process_queued(key).retry_in == 1.0
+    clock.advance(1)
+    assert receiver.process_queued(key).outcome == "failed"
+    assert receiver.handle("POST", {}, body).status == 202  # a failed key is queued again
+    hook.down = False
+    assert receiver.process_queued(key).outcome == "processed"
+    assert receiver.handle("POST", {}, body).outcome == "duplicate"
+    assert [(e.status, e.outcome) for e in store.history(key)] == [
+        (202, "queued"),
+        (None, "retry"),
+        (None, "failed"),
+        (202, "queued"),
+        (None, "processed"),
+        (200, "duplicate"),
+    ]

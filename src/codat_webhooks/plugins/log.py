@@ -34,6 +34,7 @@ _LEVELS = {
     Outcome.METHOD_NOT_ALLOWED: _WARNING,
     Outcome.RETRY: _WARNING,
     Outcome.FAILED: _ERROR,
+    Outcome.ABANDONED: _ERROR,
     Outcome.UNAVAILABLE: _ERROR,
 }
 _WORKER_LEVELS = {**_LEVELS, Outcome.DUPLICATE: _DEBUG, Outcome.IN_PROGRESS: _DEBUG}
@@ -47,6 +48,8 @@ _MESSAGES = {
     Outcome.RETRY: "hook failed for %s %r (attempt %d), will retry: %s",
     Outcome.FAILED: "hook failed for %s %r (attempt %d)",
     Outcome.UNAVAILABLE: "could not reach the store or queue for %s %r: %s",
+    Outcome.ABANDONED: "hook failed for %s %r on Codat's last attempt (attempt %d): only a"
+    " replay will run it now: codat-webhooks replay %s",
 }
 
 
@@ -87,6 +90,9 @@ class LogPlugin:
             log.log(level, _MESSAGES[outcome], shown, kind, attempt, error, extra=extra)
         elif outcome == Outcome.FAILED:
             log.log(level, _MESSAGES[outcome], shown, kind, attempt, exc_info=error, extra=extra)
+        elif outcome == Outcome.ABANDONED:
+            message = _MESSAGES[outcome]
+            log.log(level, message, shown, kind, attempt, shown, exc_info=error, extra=extra)
         elif outcome == Outcome.UNAVAILABLE:
             log.log(level, _MESSAGES[outcome], shown, kind, _describe(error), extra=extra)
         else:  # a rejection, with the precise reason the sender never sees
