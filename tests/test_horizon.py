@@ -3,11 +3,16 @@ of it on the test clock until Codat gives up, then replayed."""
 
 from __future__ import annotations
 
+import json
 import logging
+import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from codat_webhooks import Receiver, RuleType, hookimpl
+from codat_webhooks.cli import main
 from codat_webhooks.horizon import (
     CODAT_ATTEMPTS,
     CODAT_GIVES_UP_AFTER,
@@ -18,7 +23,7 @@ from codat_webhooks.horizon import (
 from codat_webhooks.outcomes import Outcome
 from codat_webhooks.queues import RetryPolicy
 from codat_webhooks.replaying import replay_record
-from codat_webhooks.stores import MemoryStore, Record, State
+from codat_webhooks.stores import Record, SQLiteStore, State
 from codat_webhooks.stores.history import History, HistoryEntry
 from codat_webhooks.testing import FakeClock, RetrySchedule, deliver_with_retries, sample_body
 
@@ -115,11 +120,20 @@ class Fixed:
         self.ran += 1
 
 
+def status(db: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[dict[str, Any]]]:
+    capsys.readouterr()
+    code = main(["status", "--db", str(db), "--json"])
+    findings: list[dict[str, Any]] = json.loads(capsys.readouterr().out)["findings"]
+    return code, findings
+
+
 def test_a_key_through_codats_whole_schedule_is_abandoned_once_then_done_after_replay(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    clock = FakeClock(START)
-    store = MemoryStore(clock=clock)
+    start = time.time() - CODAT_GIVES_UP_AFTER - 3600  # so the schedule ends an hour ago
+    clock = FakeClock(start)
+    db = tmp_path / "deliveries.sqlite3"
+    store = SQLiteStore(db, clock=clock)
     outcomes = Outcomes()
     receiver = Receiver(
         insecure=True, store=store, plugins=[Down(), outcomes], load_entrypoints=False, clock=clock
@@ -132,7 +146,7 @@ def test_a_key_through_codats_whole_schedule_is_abandoned_once_then_done_after_r
     assert key is not None
     kept = store.kept_history(key)
     assert [entry.outcome for entry in kept.entries] == ["failed"] * CODAT_ATTEMPTS
-    assert [entry.at - START for entry in kept.entries] == [
+    assert [entry.at - start for entry in kept.entries] == [
         sum(CODAT_SCHEDULE[: n + 1]) for n in range(CODAT_ATTEMPTS)
     ]
     stored = store.get(key)
@@ -145,12 +159,20 @@ def test_a_key_through_codats_whole_schedule_is_abandoned_once_then_done_after_r
     assert len(last_words) == 1
     assert f"codat-webhooks replay {key}" in last_words[0].getMessage()
     assert attempts[-1].reply.outcome == "failed"
+    # `status` lists it first, with the command to run, and exits 1: a person must act.
+    code, findings = status(db, capsys)
+    assert code == 1
+    first = findings[0]
+    assert first["severity"] == "action"
+    assert "abandoned by the sender" in first["what"]
+    assert first["keys"] == [key]
+    assert first["do"].endswith(f"codat-webhooks replay {key}")
     # The fix is deployed; the replay runs it and the key is done.
     fixed = Fixed()
     replayer = Receiver(
         insecure=True, store=store, plugins=[fixed, outcomes], load_entrypoints=False, clock=clock
     )
-    clock.advance(3600)
+    clock.advance(1800)
     assert replay_record(replayer, stored).outcome == "processed"
     assert fixed.ran == 1
     after = store.get(key)
@@ -158,3 +180,10 @@ def test_a_key_through_codats_whole_schedule_is_abandoned_once_then_done_after_r
     assert after.state is State.DONE
     assert not sender_horizon(after, store.kept_history(key), clock()).abandoned
     assert store.history(key)[-1].outcome == "processed"
+    code, findings = status(db, capsys)
+    assert code == 0
+    assert {finding["severity"] for finding in findings} <= {"info", "warning"}
+    assert any(finding["what"].startswith("last successful delivery") for finding in findings)
+    store.close()
+    receiver.close()
+    replayer.close()

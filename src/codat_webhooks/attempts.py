@@ -14,7 +14,7 @@ import time
 from .clock import Clock
 from .stores.history import HistoryEntry, process_name
 
-__all__ = ["asked", "ended"]
+__all__ = ["asked", "ended", "unauthorized"]
 
 
 def asked(clock: Clock, verified_by: str | None) -> HistoryEntry:
@@ -38,3 +38,8 @@ def ended(
         error = f"{type(error).__name__}: {error}"
     duration_ms = round((time.perf_counter() - started) * 1000, 3)
     return HistoryEntry(clock(), status, outcome, duration_ms, error, verified_by, process_name())
+
+
+def unauthorized(clock: Clock, reason: str) -> HistoryEntry:
+    """The entry noting a 401 answer (see :data:`~.stores.history.UNAUTHORIZED_KEY`)."""
+    return HistoryEntry(clock(), 401, "unauthorized", None, reason, None, process_name())

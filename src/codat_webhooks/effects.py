@@ -114,6 +114,9 @@ class Performer:
     def park(self, entry: Entry, reason: str, attempt: HistoryEntry | None = None) -> None:
         self.store.park(entry, reason=reason, attempt=attempt)
 
+    def note(self, key: str, entry: HistoryEntry) -> None:
+        self.store.note(key, entry)
+
     def complete(self, key: str, token: int, attempt: HistoryEntry | None = None) -> bool:
         return self.store.complete(key, token, attempt=attempt)
 

@@ -15,6 +15,7 @@ pipeline learns them (:class:`~.observe.Facts`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from collections.abc import Callable, Generator, Sequence
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from . import replies
 from .admission import ALLOWED_METHODS, Admission, Admitted, Rejection, TooLarge
-from .attempts import asked, ended
+from .attempts import asked, ended, unauthorized
 from .clock import Clock, system_clock, utc_now
 from .delivery import Delivery, Reply
 from .effects import (
@@ -50,7 +51,7 @@ from .outcomes import Outcome
 from .queues.base import RetryPolicy, Work
 from .routing import key_from_body, route
 from .stores.base import CODAT_RETRY_WINDOW, Claim, ClaimStatus, State, Store, conflict_key
-from .stores.history import HistoryEntry
+from .stores.history import UNAUTHORIZED_KEY, HistoryEntry
 from .verify import Authenticator, Credentials, SecretCredentials, message_id
 
 if TYPE_CHECKING:
@@ -185,6 +186,7 @@ class Receiver:
         self.outage = StoreOutage(self.store)
         """Whether the store is down: while it is, deliveries are answered 503 at once."""
         self.queue = queue
+        self._unauthorized_noted = 0.0
         self._performer = Performer(
             self.store, self.dispatcher, self.lease_keeper, self.outage, queue, self.lease
         )
@@ -413,7 +415,19 @@ class Receiver:
             yield Notify("on_rejected", {"delivery": delivery, "error": error})
         if error.status_hint == 503:  # our failure, not the delivery's
             logger.error("could not check %s: %s", key, error.reason, extra=log_fields(key))
+        if error.status_hint == 401:
+            yield from self._note_unauthorized(error.reason)
         return replies.rejected(error, key, self.retry_after)
+
+    def _note_unauthorized(self, reason: str) -> Generator[Effect, Any, None]:
+        """Note a 401 for ``codat-webhooks status`` (at most one a second per receiver, so a
+        flood of unauthenticated requests costs the store little)."""
+        now = self.clock()
+        if now - self._unauthorized_noted < 1.0:
+            return
+        self._unauthorized_noted = now
+        with contextlib.suppress(StoreError):  # the answer is 401 whatever the store says
+            yield Ask("note", (UNAUTHORIZED_KEY, unauthorized(self.clock, reason)))
 
     # --- the story of a queued key on a worker -----------------------------------------------
 

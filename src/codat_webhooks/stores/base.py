@@ -145,6 +145,12 @@ class Store(abc.ABC):
         """The record for ``key``, or ``None``."""
         return None if key_problem(key) is not None else self._get(key)
 
+    def note(self, key: str, entry: HistoryEntry) -> None:
+        """Append ``entry`` to ``key``'s history alone, with no record: for answers that store
+        nothing, such as 401s (see :data:`.history.UNAUTHORIZED_KEY`)."""
+        if key_problem(key) is None:
+            self._note_only(key, cleaned(entry))
+
     def history(self, key: str) -> list[HistoryEntry]:
         """Every answer given and worker run made for ``key`` that is kept, oldest first."""
         return self.kept_history(key).entries
@@ -240,6 +246,9 @@ class Store(abc.ABC):
     def _take(self, key: str, *, lease: float) -> Claim:
         """Perform :func:`machine.take` atomically."""
         raise NotImplementedError(f"{type(self).__name__} does not support queued dispatch")
+
+    def _note_only(self, key: str, entry: HistoryEntry) -> None:  # noqa: B027 - optional
+        """:meth:`note` for this backend; one that keeps no history ignores it."""
 
     def _history(self, key: str) -> History:
         """:meth:`kept_history` for this backend; one that keeps none has none."""

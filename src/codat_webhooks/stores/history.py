@@ -34,6 +34,7 @@ from .records import ClaimStatus, storable_text
 __all__ = [
     "ANSWERS",
     "HISTORY_LIMIT",
+    "UNAUTHORIZED_KEY",
     "History",
     "HistoryEntry",
     "answered",
@@ -41,6 +42,10 @@ __all__ = [
     "encode_entry",
     "process_name",
 ]
+
+UNAUTHORIZED_KEY = "~unauthorized"
+"""The history (with no record) where the receiver notes its 401 answers: a request it could
+not authenticate is never stored, but the share of them is how a rotated secret shows."""
 
 HISTORY_LIMIT = 50
 """Entries kept per key: Codat's 8 attempts, a queue's retries and a few manual replays."""

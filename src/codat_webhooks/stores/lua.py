@@ -34,7 +34,7 @@ from typing import NamedTuple
 
 from .history import ANSWERS, HISTORY_LIMIT
 
-__all__ = ["CLAIM", "COUNT", "ENQUEUE", "MOVE", "PARK", "PURGE", "TAKE", "Script"]
+__all__ = ["CLAIM", "COUNT", "ENQUEUE", "MOVE", "NOTE", "PARK", "PURGE", "TAKE", "Script"]
 
 _PRELUDE = """
 local rec, index = KEYS[1], KEYS[2]
@@ -264,5 +264,7 @@ ENQUEUE = _script(_PRELUDE + _HISTORY + _ENQUEUE, 3)
 TAKE = _script(_PRELUDE + _HISTORY + _TAKE, 3)
 MOVE = _script(_PRELUDE + _HISTORY + _MOVE, 3)
 PARK = _script(_PRELUDE + _HISTORY + _PARK, 3)
+NOTE = _script(_PRELUDE + _HISTORY + "note(nil)\nreturn 1\n", 3)
+"""An entry alone, with no record (``Store.note``)."""
 PURGE = _script(_PURGE, 1)
 COUNT = _script(_COUNT, 1)

@@ -132,6 +132,10 @@ class MemoryStore(Store):
         with self._lock:
             return self._records.get(key)
 
+    def _note_only(self, key: str, entry: HistoryEntry) -> None:
+        with self._lock:
+            self._note(key, entry)
+
     def _history(self, key: str) -> History:
         with self._lock:
             return History(list(self._histories.get(key, ())), self._dropped.get(key, 0))

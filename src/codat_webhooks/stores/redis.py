@@ -316,6 +316,9 @@ class RedisStore(Store):
     def _hist(self, key: str) -> str:
         return f"{self.prefix}h:{key}"
 
+    def _note_only(self, key: str, entry: HistoryEntry) -> None:
+        self._run(lua.NOTE, key, None, self._ttl_ms(0), history=_history_text(entry))
+
     def _history(self, key: str) -> History:
         with self._errors():
             texts = cast("list[bytes]", self.client.lrange(self._hist(key), 0, -1))

@@ -306,6 +306,10 @@ class SQLStore(Store):
         """Append ``entry`` to ``key``'s history in the caller's transaction."""
         sql_history.append(execute, self._history_sql, key, entry, self._returning)
 
+    def _note_only(self, key: str, entry: HistoryEntry) -> None:
+        with self._locked() as execute:
+            self._note(execute, key, entry)
+
     def _history(self, key: str) -> History:
         return sql_history.history_from_rows(self._rows(self._history_sql.select, (key,)))
 
