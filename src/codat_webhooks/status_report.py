@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from .describe import format_time
+from .describe import ago, format_time
 from .horizon import CODAT_DISABLES_AFTER, Horizon, sender_horizon
 from .queues.base import RetryPolicy
 from .stores.base import Record, State, Store
@@ -58,18 +58,6 @@ class KeyReport(NamedTuple):
     record: Record
     history: list[HistoryEntry]
     horizon: Horizon
-
-
-def ago(seconds: float) -> str:
-    """A duration as people say it: ``40 s``, ``12 min``, ``3.5 h``, ``2.1 days``."""
-    seconds = max(0.0, seconds)
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 48 * _HOUR:
-        return f"{seconds / _HOUR:.1f} h"
-    return f"{seconds / _DAY:.1f} days"
 
 
 def key_reports(

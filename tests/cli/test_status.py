@@ -129,3 +129,42 @@ def test_an_empty_store_is_fine_and_a_missing_one_is_a_configuration_error(
     assert [f["severity"] for f in found] == ["info"] * 3
     assert "Codat Portal" in found[-1]["do"]
     assert main(["status", "--db", str(tmp_path / "missing.sqlite3")]) == 2
+
+
+def test_show_prints_the_history_and_the_horizon(
+    setup: tuple[Path, FakeClock, Receiver], capsys: pytest.CaptureFixture[str]
+) -> None:
+    db, clock, receiver = setup
+    clock.advance(7200 - 20)
+    body = sample_body(RuleType.DATA_SYNC_COMPLETED)
+    key = receiver.handle("POST", AUTH, body).key
+    assert key is not None
+    clock.advance(5)
+    receiver.handle("POST", AUTH, body)
+    capsys.readouterr()
+    assert main(["show", key, "--db", str(db), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    first, second = shown["history"]
+    assert set(first) >= {"at", "status", "outcome", "duration_ms", "error"}
+    assert (first["status"], first["outcome"]) == (503, "failed")
+    assert first["error"] == "RuntimeError: ledger API answered 502"
+    assert first["at"].endswith("Z")
+    assert time.strptime(second["at"], "%Y-%m-%dT%H:%M:%SZ")
+    next_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock.now + 300))
+    assert shown["sender"] == {
+        "attempts_seen": 2,
+        "attempts_left": 6,
+        "next_attempt_after": next_at,
+        "abandoned": False,
+        "by": "codat",
+    }
+    assert main(["show", key, "--db", str(db)]) == 0
+    text = capsys.readouterr().out
+    assert f"sender:     Codat's next attempt in about 5 min (after {next_at}); 6 left" in text
+    assert "503  failed" in text
+    assert main(["events", "--db", str(db)]) == 0
+    table = capsys.readouterr().out
+    assert f"6 left, next {next_at}" in table
+    assert main(["events", "--db", str(db), "--json"]) == 0
+    (event,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert event["sender"]["attempts_left"] == 6

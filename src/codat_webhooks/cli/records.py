@@ -13,8 +13,10 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..describe import pretty_body, queue_json, record_json
+from ..describe import history_json, pretty_body, queue_json, record_json, sender_json
+from ..queues.base import RetryPolicy
 from ..rules import RuleType
+from ..status_report import key_reports
 from ..stores.base import CODAT_RETRY_WINDOW, Record, State, Store
 from ._app import add_app_flag, load_app, store_for
 from ._common import (
@@ -31,6 +33,7 @@ from ._common import (
     plural,
     positive_int,
 )
+from ._history import print_history, with_sender
 
 __all__ = ["add_parsers", "record_json", "type_matches"]
 
@@ -122,7 +125,8 @@ def type_matches(kind: str | None, wanted: str) -> bool:
 
 
 def _with_store(args: argparse.Namespace) -> Store:
-    return store_for(args, load_app(args), create=False)
+    args.loaded_app = load_app(args)
+    return store_for(args, args.loaded_app, create=False)
 
 
 def _rule_filter(wanted: str | None) -> tuple[str | None, bool]:
@@ -180,16 +184,31 @@ def _row(record: Record) -> tuple[str, ...]:
     )
 
 
+def app_retries(args: argparse.Namespace) -> RetryPolicy | None:
+    """The ``--app`` receiver's retry policy (the horizon of queued keys), if loaded."""
+    app = getattr(args, "loaded_app", None)
+    return app.receiver.retries if app is not None else None
+
+
 def run_events(args: argparse.Namespace) -> int:
     with _with_store(args) as store:
         if args.follow:
             return _follow(store, args)
         records = find_records(store, args)
+        senders = with_sender(store, records, app_retries(args))
     if args.json:
         for record in records:
-            emit(record_json(record))
+            shown = record_json(record)
+            if record.key in senders:
+                shown["sender"] = senders[record.key]["sender"]
+            emit(shown)
         return EXIT_OK
-    _print_table(_HEADER, [_row(r) for r in records])
+    header = (*_HEADER[:-1], "SENDER", _HEADER[-1])  # ERROR stays last: it is cut
+    rows = [_row(r) for r in records]
+    lines = [senders.get(r.key, {}).get("sender_line", "-") for r in records]
+    _print_table(
+        header, [(*row[:-1], line, row[-1]) for row, line in zip(rows, lines, strict=True)]
+    )
     print(plural(len(records), "delivery", ["deliveries"]))
     return EXIT_OK
 
@@ -261,8 +280,11 @@ def run_show(args: argparse.Namespace) -> int:
     with store_for(args, app, create=False) as store:
         record = store.get(args.key)
         conflicts = store.conflicts(args.key) if record is not None else []
+        retries = app.receiver.retries if app is not None else None
+        reports = key_reports(store, [record], time.time(), retries) if record else []
     if record is None:
         raise CommandError(f"no delivery with key {args.key!r} in {store!r}")
+    (report,) = reports
     stale_after = getattr(app.receiver.queue, "stale_after", None) if app is not None else None
     waiting = queue_json(record, stale_after, time.time())
     if args.json:
@@ -270,6 +292,8 @@ def run_show(args: argparse.Namespace) -> int:
         shown["conflicts"] = [record_json(other) for other in conflicts]
         if waiting is not None:
             shown["queue"] = waiting
+        shown["history"] = history_json(report.history)
+        shown["sender"] = sender_json(report.horizon)
         print(json.dumps(shown))
         return EXIT_OK
     for name, value in record_json(record).items():
@@ -277,6 +301,7 @@ def run_show(args: argparse.Namespace) -> int:
     if waiting is not None:
         print(f"{'due:':<12}{waiting['due']} (when a worker should take it)")
         print(f"{'sweep:':<12}{_sweep_line(waiting)}")
+    print_history(report, time.time())
     print("\nheaders (credentials redacted):")
     for name, value in record.headers:
         print(f"  {name}: {value}")
