@@ -58,6 +58,8 @@ class KeyReport(NamedTuple):
     record: Record
     history: list[HistoryEntry]
     horizon: Horizon
+    dropped: int = 0
+    """Older entries no longer kept (see :class:`~.stores.history.History`)."""
 
 
 def key_reports(
@@ -67,7 +69,8 @@ def key_reports(
     reports = []
     for record in records:
         kept = store.kept_history(record.key)
-        reports.append(KeyReport(record, kept.entries, sender_horizon(record, kept, now, retries)))
+        horizon = sender_horizon(record, kept, now, retries)
+        reports.append(KeyReport(record, kept.entries, horizon, kept.dropped))
     return reports
 
 
@@ -77,12 +80,13 @@ def status_report(
     now: float | None = None,
     retries: RetryPolicy | None = None,
     app: str | None = None,
+    scan: int = SCAN,
 ) -> list[Finding]:
     """The findings for ``store`` at ``now``, most urgent first. ``app`` is the ``--app``
-    value the commands it suggests should carry."""
+    value the commands it suggests should carry; ``scan`` bounds the records read."""
     now = time.time() if now is None else now
-    recent = store.find(since=now - _DAY, limit=SCAN)
-    unfinished = store.find(states=(State.FAILED, State.PARKED), limit=SCAN)
+    recent = store.find(since=now - _DAY, limit=scan)
+    unfinished = store.find(states=(State.FAILED, State.PARKED), limit=scan)
     records = {record.key: record for record in [*recent, *unfinished]}
     reports = key_reports(store, records.values(), now, retries)
     unauthorized = store.history(UNAUTHORIZED_KEY)

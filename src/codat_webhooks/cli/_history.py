@@ -16,9 +16,10 @@ __all__ = ["print_history", "with_sender"]
 
 def print_history(report: KeyReport, now: float) -> None:
     """The attempts, oldest first, then what the sender will still do."""
-    record, entries, horizon = report
+    record, entries, horizon, dropped = report
     print(f"{'sender:':<12}{horizon_line(horizon, record.state, now)}")
-    print("\nhistory (oldest first):" if entries else "\nhistory: none kept")
+    older = f"; {dropped} older not kept" if dropped else ""
+    print(f"\nhistory (oldest first{older}):" if entries else "\nhistory: none kept")
     for entry in entries:
         status = "-" if entry.status is None else str(entry.status)
         took = "" if entry.duration_ms is None else f"{entry.duration_ms:.1f} ms"
