@@ -50,6 +50,12 @@ hand-over of ``take``, :data:`PURGE_WHERE`); Redis runs Lua scripts that make th
 decisions atomically. ``tests/stores/test_store_machine.py`` drives every backend through
 random sequences of operations and checks each answers, and stores, what MemoryStore does.
 
+History: a transition may carry a :class:`~.history.HistoryEntry` (a :class:`Move`'s
+``attempt``, the ``attempt`` of claim, enqueue and park), which the backend appends to the
+key's history in the same operation; which entry a claim or enqueue appends follows from its
+answer, decided once in :func:`.history.answered` (and its table in the Lua scripts). The
+decisions above never read the history: it records them.
+
 What a store writes passes through :class:`~codat_webhooks.stores.Store`'s public methods
 first: keys are guarded (:func:`~codat_webhooks.stores.base.key_problem`), entries and
 every error or reason text cleaned (:func:`~codat_webhooks.stores.base.storable_text`), so a
