@@ -9,6 +9,7 @@ hooks are in it), which is what Codat's 15-second deadline is measured against.
 
 from __future__ import annotations
 
+import os
 import time
 
 from .clock import Clock
@@ -17,9 +18,20 @@ from .stores.history import HistoryEntry, process_name
 __all__ = ["asked", "ended", "unauthorized"]
 
 
-def asked(clock: Clock, verified_by: str | None) -> HistoryEntry:
-    """The template for a claim or enqueue: when, by which credential, in which process."""
-    return HistoryEntry(clock(), None, "", None, None, verified_by, process_name())
+_TEMPLATES: dict[str | None, HistoryEntry] = {}
+"""One template per credential name: the store dates the answer, so it is never rebuilt."""
+os.register_at_fork(after_in_child=_TEMPLATES.clear)  # a child is another process
+
+
+def asked(verified_by: str | None) -> HistoryEntry:
+    """The template for a claim or enqueue: which credential, which process (the store fills
+    in the time and the answer; see :func:`~.stores.history.answered`)."""
+    template = _TEMPLATES.get(verified_by)
+    if template is None:
+        template = HistoryEntry(0.0, None, "", None, None, verified_by, process_name())
+        if len(_TEMPLATES) < 64:  # names come from the configuration: a handful
+            _TEMPLATES[verified_by] = template
+    return template
 
 
 def ended(
@@ -34,9 +46,9 @@ def ended(
 
     ``started`` is the ``time.perf_counter()`` reading when the delivery arrived.
     """
-    if isinstance(error, BaseException):
+    if error is not None and not isinstance(error, str):
         error = f"{type(error).__name__}: {error}"
-    duration_ms = round((time.perf_counter() - started) * 1000, 3)
+    duration_ms = (time.perf_counter() - started) * 1000.0
     return HistoryEntry(clock(), status, outcome, duration_ms, error, verified_by, process_name())
 
 

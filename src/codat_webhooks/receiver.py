@@ -324,7 +324,7 @@ class Receiver:
             return (yield from self._accept(admitted, facts))
         key, by = admitted.entry.key, admitted.verified_by
         try:
-            claim = yield Ask("claim", (admitted.entry, force, asked(self.clock, by)))
+            claim = yield Ask("claim", (admitted.entry, force, asked(by)))
         except StoreError as exc:
             facts.error = exc
             return replies.unavailable(key, self.retry_after)
@@ -355,7 +355,7 @@ class Receiver:
         key = admitted.entry.key
         entry = admitted.entry._replace(verified_by=admitted.verified_by)  # for the worker
         try:
-            queued = yield Ask("enqueue", (entry, asked(self.clock, entry.verified_by)))
+            queued = yield Ask("enqueue", (entry, asked(entry.verified_by)))
         except StoreError as exc:
             facts.error = exc
             return replies.unavailable(key, self.retry_after)

@@ -3,7 +3,9 @@ state change they describe, bounded, and purged with the record."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import threading
+import time
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from tests.queues.test_queued_receiver import ListQueue
@@ -250,3 +252,36 @@ def test_queued_dispatch_records_the_202_and_each_worker_run(
         (None, "processed"),
         (200, "duplicate"),
     ]
+
+
+@pytest.mark.postgres
+def test_postgres_complete_numbers_its_entry_after_an_answer_noted_meanwhile(
+    make_store: Any, postgres_dsn: str, clock: FakeClock
+) -> None:
+    """The complete's single statement waits for the row an in-progress answer holds, and its
+    snapshot predates that answer's entry: it must still append after it, not fail."""
+    import psycopg
+
+    store = make_store("postgres", clock=clock)
+    claimed = store.claim(entry(), lease=LEASE)
+    table = store.table
+    with psycopg.connect(postgres_dsn) as other:
+        lock = f'SELECT 1 FROM "{table}" WHERE key = %s FOR UPDATE'  # noqa: S608 - test table
+        other.execute(lock, ("alert-1",))
+        done: list[bool] = []
+        finishing = threading.Thread(
+            target=lambda: done.append(
+                store.complete("alert-1", claimed.token, attempt=ended(clock.now, 200, "processed"))
+            )
+        )
+        finishing.start()
+        time.sleep(0.3)  # the complete is now waiting for the row
+        noted = (
+            f'INSERT INTO "{table}_history" (key, seq, at, status, outcome) VALUES'  # noqa: S608
+            " (%s, 1, %s, 503, 'in_progress')"
+        )
+        other.execute(noted, ("alert-1", clock.now))
+        other.commit()
+        finishing.join(timeout=10)
+    assert done == [True]
+    assert answers(store) == [(503, "in_progress"), (200, "processed")]

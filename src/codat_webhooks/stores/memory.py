@@ -44,7 +44,8 @@ class MemoryStore(Store):
         super().__init__(retention=retention, clock=clock)
         self._lock = threading.Lock()
         self._records: dict[str, Record] = {}
-        self._histories: dict[str, list[HistoryEntry]] = {}
+        self._histories: dict[str, HistoryEntry | list[HistoryEntry]] = {}
+        """A key's one entry, or its list once it has two (most keys have one: done at once)."""
         self._dropped: dict[str, int] = {}
         self._sweep_every = self.retention / _SWEEPS_PER_RETENTION
         self._next_sweep = clock() + self._sweep_every
@@ -73,7 +74,10 @@ class MemoryStore(Store):
             return
         kept = self._histories.get(key)
         if kept is None:
-            self._histories[key] = [entry]
+            self._histories[key] = entry
+            return
+        if not isinstance(kept, list):
+            self._histories[key] = [kept, entry]
             return
         kept.append(entry)
         if len(kept) > HISTORY_LIMIT:
@@ -93,7 +97,7 @@ class MemoryStore(Store):
                 ),
             )
             if attempt is not None:
-                self._note(entry.key, answered(attempt, claim.status))
+                self._note(entry.key, answered(attempt, claim.status, now))
             return claim
 
     def _enqueue(self, entry: Entry, *, attempt: HistoryEntry | None = None) -> Claim:
@@ -103,7 +107,7 @@ class MemoryStore(Store):
             decided = machine.enqueue(record, entry, now=now, retention=self.retention)
             claim = self._keep(entry.key, decided)
             if attempt is not None:
-                self._note(entry.key, answered(attempt, claim.status))
+                self._note(entry.key, answered(attempt, claim.status, now))
             return claim
 
     def _take(self, key: str, *, lease: float) -> Claim:
@@ -138,7 +142,11 @@ class MemoryStore(Store):
 
     def _history(self, key: str) -> History:
         with self._lock:
-            return History(list(self._histories.get(key, ())), self._dropped.get(key, 0))
+            kept = self._histories.get(key)
+            dropped = self._dropped.get(key, 0)
+        if kept is None:
+            return History([], dropped)
+        return History(list(kept) if isinstance(kept, list) else [kept], dropped)
 
     def _find(self, query: RecordQuery) -> list[Record]:
         with self._lock:

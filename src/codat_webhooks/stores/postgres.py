@@ -68,6 +68,7 @@ class PostgresStore(SQLStore):
     """
 
     blocking = True
+    _update_in_with = True
 
     def __init__(
         self,
@@ -172,6 +173,9 @@ class PostgresStore(SQLStore):
     def _locked(self) -> Iterator[Execute]:
         with self._conn() as conn, conn.transaction():
             yield conn.execute
+
+    def _numbered_meanwhile(self, exc: StoreError) -> bool:
+        return isinstance(exc.__cause__, psycopg.errors.UniqueViolation)
 
     def ping(self) -> None:
         with self._conn() as conn:

@@ -280,7 +280,7 @@ class RedisStore(Store):
         args = (repr(now + lease), repr(now - self.retention), "1" if force else "0")
         floor = repr(now - 2 * self.retention)  # index members this old are long expired
         ttl = self._ttl_ms(lease)
-        history = _history_text(attempt, template=True)
+        history = _history_text(attempt and attempt._replace(at=now), template=True)
         return _claim_of(self._run(lua.CLAIM, entry.key, entry, ttl, *args, floor, history=history))
 
     def _move(self, key: str, token: int, change: Move) -> bool:
@@ -294,8 +294,9 @@ class RedisStore(Store):
         return bool(self._run(lua.MOVE, key, None, ttl, *args, history=history))
 
     def _enqueue(self, entry: Entry, *, attempt: HistoryEntry | None = None) -> Claim:
-        cutoff = repr(self._clock() - self.retention)
-        history = _history_text(attempt, template=True)
+        now = self._clock()
+        cutoff = repr(now - self.retention)
+        history = _history_text(attempt and attempt._replace(at=now), template=True)
         return _claim_of(
             self._run(lua.ENQUEUE, entry.key, entry, self._ttl_ms(0), cutoff, history=history)
         )

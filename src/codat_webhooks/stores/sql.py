@@ -26,7 +26,7 @@ from typing import Any, NamedTuple, TypeVar
 from ..errors import StoreError
 from . import machine, sql_history
 from .base import Claim, ClaimStatus, Entry, Store
-from .history import History, HistoryEntry, answered
+from .history import HISTORY_LIMIT, History, HistoryEntry, answered
 from .records import Record, RecordQuery, State, decode_headers, encode_headers
 
 __all__ = [
@@ -250,6 +250,9 @@ class SQLStore(Store):
     _sql: Statements
     _returning: bool = True
     """Whether ``UPDATE ... RETURNING`` works (SQLite before 3.35 has none)."""
+    _update_in_with: bool = False
+    """Whether an UPDATE may sit in a ``WITH`` (PostgreSQL), so a move and its history entry
+    are one statement (see :meth:`.sql_history.HistoryStatements.moved_and_appended`)."""
 
     @abc.abstractmethod
     def _rows(self, statement: str, params: Sequence[object] = ()) -> list[Row]:
@@ -267,7 +270,7 @@ class SQLStore(Store):
         self,
         key: str,
         plan: Callable[[Record | None, float], tuple[Answer, Record | None]],
-        noted: Callable[[Answer], HistoryEntry | None] | None = None,
+        noted: Callable[[Answer, float], HistoryEntry | None] | None = None,
     ) -> tuple[Answer, Record | None]:
         """Read ``key``'s row under the lock, decide with ``plan`` and write what it decided,
         with the history entry ``noted`` makes of the answer, if any.
@@ -278,8 +281,9 @@ class SQLStore(Store):
         for _ in range(_ATTEMPTS):
             with self._locked() as execute:
                 rows = execute(self._sql.select_locked, (key,)).fetchall()
-                answer, decided = plan(record_from_row(rows[0]) if rows else None, self._clock())
-                note = None if noted is None else noted(answer)
+                now = self._clock()
+                answer, decided = plan(record_from_row(rows[0]) if rows else None, now)
+                note = None if noted is None else noted(answer, now)
                 if decided is None:
                     if note is not None and rows:
                         self._note(execute, key, note)
@@ -333,13 +337,14 @@ class SQLStore(Store):
             lambda record, now: machine.claim(
                 record, entry, now=now, lease=lease, force=force, retention=retention
             ),
-            None if attempt is None else (lambda claim: answered(attempt, claim.status)),
+            None if attempt is None else (lambda claim, now: answered(attempt, claim.status, now)),
         )[0]
 
     def _enqueue(self, entry: Entry, *, attempt: HistoryEntry | None = None) -> Claim:
         retention = self.retention
-        claim, fresh = machine.enqueue(None, entry, now=self._clock(), retention=retention)
-        note = answered(attempt, claim.status)
+        now = self._clock()
+        claim, fresh = machine.enqueue(None, entry, now=now, retention=retention)
+        note = answered(attempt, claim.status, now)
         if fresh is not None and note is None and self._insert_new(fresh):
             return claim
         if fresh is not None and note is not None:
@@ -350,7 +355,7 @@ class SQLStore(Store):
         return self._decide(
             entry.key,
             lambda record, now: machine.enqueue(record, entry, now=now, retention=retention),
-            None if attempt is None else (lambda claim: answered(attempt, claim.status)),
+            None if attempt is None else (lambda claim, now: answered(attempt, claim.status, now)),
         )[0]
 
     def _take(self, key: str, *, lease: float) -> Claim:
@@ -369,17 +374,39 @@ class SQLStore(Store):
     def _move(self, key: str, token: int, change: machine.Move) -> bool:
         if change.attempt is None:
             return self._count(self._sql.move(change), move_params(key, token, change)) == 1
+        if self._update_in_with:
+            try:
+                return self._moved_and_appended(key, token, change, change.attempt)
+            except StoreError as exc:
+                if not self._numbered_meanwhile(exc):
+                    raise
+            # An answer noted while this statement waited for the row took the entry's number
+            # (the statement's snapshot is older): do it again in two statements.
         with self._locked() as execute:  # the move and its history entry in one transaction
             moved = execute(self._sql.move(change), move_params(key, token, change)).rowcount
             if moved == 1:
                 self._note(execute, key, change.attempt)
             return bool(moved == 1)
 
+    def _moved_and_appended(
+        self, key: str, token: int, change: machine.Move, attempt: HistoryEntry
+    ) -> bool:
+        statement = self._history_sql.moved_and_appended(self._sql.move(change))
+        rows = self._rows(statement, (*move_params(key, token, change), *attempt))
+        seq = int(rows[0][0]) if rows else 0  # type: ignore[call-overload]
+        if seq > HISTORY_LIMIT:  # trimmed apart: a crash here leaves one entry too many
+            self._count(self._history_sql.trim, (key, seq - HISTORY_LIMIT))
+        return bool(rows)
+
+    def _numbered_meanwhile(self, exc: StoreError) -> bool:
+        """Whether ``exc`` is a history entry's number taken by a concurrent writer."""
+        return False
+
     def _park(self, entry: Entry, *, reason: str, attempt: HistoryEntry | None = None) -> None:
         self._decide(
             entry.key,
             lambda record, now: (None, machine.park(record, entry, now=now, reason=reason)),
-            None if attempt is None else (lambda _: attempt),
+            None if attempt is None else (lambda _, __: attempt),
         )
 
     def _get(self, key: str) -> Record | None:

@@ -51,6 +51,24 @@ class HistoryStatements:
         self.select = f"SELECT seq, {', '.join(_COLUMNS)} FROM {h} WHERE key = {p} ORDER BY seq"  # noqa: S608
         where = PURGE_WHERE.format(cutoff=p, now=p)
         self.purge = f"DELETE FROM {h} WHERE key IN (SELECT key FROM {t} WHERE {where})"  # noqa: S608
+        self._h, self._values = h, values
+        self._moved: dict[str, str] = {}
+
+    def moved_and_appended(self, move: str) -> str:
+        """``move`` (a fenced UPDATE) and the append of its entry as one statement, for a
+        database whose UPDATE may sit in a ``WITH`` (PostgreSQL): no transaction to open, and
+        one round trip. Returns the entry's number, or no row if the move was fenced out.
+        Parameters: the move's, then the entry's fields."""
+        statement = self._moved.get(move)
+        if statement is None:
+            h = self._h
+            statement = self._moved[move] = (
+                f"WITH moved AS ({move} RETURNING key) INSERT INTO {h}"  # noqa: S608
+                f" (key, seq, {', '.join(_COLUMNS)}) SELECT moved.key,"
+                f" COALESCE((SELECT MAX(seq) FROM {h} WHERE key = moved.key), 0) + 1,"
+                f" {self._values} FROM moved RETURNING seq"
+            )
+        return statement
 
 
 _CACHE: dict[tuple[str, str, str], HistoryStatements] = {}
