@@ -343,8 +343,9 @@ class Receiver:
             yield Notify("on_handler_error", {"delivery": delivery, **failure})
             attempt = ended(self.clock, facts.started, 503, Outcome.FAILED, by, exc)
             yield from self._release(key, claim.token, exc, attempt)
-            # Codat's last attempt failed: on_outcome (and the log) hear ``abandoned``, once.
-            facts.abandoned = claim.attempts == CODAT_ATTEMPTS
+            # Codat's last attempt failed: on_outcome (and the log) hear ``abandoned``, once
+            # (a replay, forced or not, is ours, not Codat's).
+            facts.abandoned = claim.attempts == CODAT_ATTEMPTS and not force
             return replies.failed(key, self.retry_after)
         attempt = ended(self.clock, facts.started, 200, Outcome.PROCESSED, by)
         yield from self._complete(key, claim.token, attempt)

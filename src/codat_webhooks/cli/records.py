@@ -203,12 +203,13 @@ def run_events(args: argparse.Namespace) -> int:
                 shown["sender"] = senders[record.key]["sender"]
             emit(shown)
         return EXIT_OK
-    header = (*_HEADER[:-1], "SENDER", _HEADER[-1])  # ERROR stays last: it is cut
     rows = [_row(r) for r in records]
-    lines = [senders.get(r.key, {}).get("sender_line", "-") for r in records]
-    _print_table(
-        header, [(*row[:-1], line, row[-1]) for row, line in zip(rows, lines, strict=True)]
-    )
+    if senders:  # what the sender will still do, for deliveries not done; ERROR stays last
+        lines = [senders.get(r.key, {}).get("sender_line", "-") for r in records]
+        rows = [(*row[:-1], line, row[-1]) for row, line in zip(rows, lines, strict=True)]
+        _print_table((*_HEADER[:-1], "SENDER", _HEADER[-1]), rows)
+    else:
+        _print_table(_HEADER, rows)
     print(plural(len(records), "delivery", ["deliveries"]))
     return EXIT_OK
 
