@@ -285,3 +285,16 @@ def test_postgres_complete_numbers_its_entry_after_an_answer_noted_meanwhile(
         finishing.join(timeout=10)
     assert done == [True]
     assert answers(store) == [(503, "in_progress"), (200, "processed")]
+
+
+def test_a_history_without_a_record_for_answers_that_store_nothing(
+    store: Store, clock: FakeClock
+) -> None:
+    for n in range(HISTORY_LIMIT + 2):
+        store.note("~unauthorized", ended(clock.now + n, 401, "unauthorized", "no credential"))
+    kept = store.kept_history("~unauthorized")
+    assert (len(kept.entries), kept.dropped) == (HISTORY_LIMIT, 2)
+    assert kept.entries[-1] == ended(
+        clock.now + HISTORY_LIMIT + 1, 401, "unauthorized", "no credential"
+    )
+    assert store.get("~unauthorized") is None
