@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ def findings(db: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[di
 
 
 @pytest.fixture
-def setup(tmp_path: Path) -> tuple[Path, FakeClock, Receiver]:
+def setup(tmp_path: Path) -> Iterator[tuple[Path, FakeClock, Receiver]]:
     clock = FakeClock(time.time() - 7200)
     db = tmp_path / "d.sqlite3"
     receiver = Receiver(
