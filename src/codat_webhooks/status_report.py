@@ -42,6 +42,8 @@ SCAN = 500
 """Records read per look (the newest): enough for a status, bounded for a large store."""
 
 _HOUR, _DAY = 3600.0, 86400.0
+_A_WHILE = 600.0
+"""Failures over less than this are a blip, not an endpoint on its way to being disabled."""
 
 
 class Finding(NamedTuple):
@@ -147,7 +149,7 @@ def _disable_risk(
         if not _failure(entry):
             break
         streak.append(entry)
-    if len(streak) < 3 or (len(streak) < len(answers) and streak[0].at - streak[-1].at < 600):
+    if len(streak) < 3 or streak[0].at - streak[-1].at < _A_WHILE:
         return []
     since = streak[-1].at
     disabled_at = since + CODAT_DISABLES_AFTER

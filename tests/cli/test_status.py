@@ -169,3 +169,17 @@ def test_show_prints_the_history_and_the_horizon(
     assert main(["events", "--db", str(db), "--json"]) == 0
     (event,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert event["sender"]["attempts_left"] == 6
+
+
+def test_a_few_failures_in_a_minute_are_not_an_endpoint_being_disabled(
+    setup: tuple[Path, FakeClock, Receiver], capsys: pytest.CaptureFixture[str]
+) -> None:
+    db, clock, receiver = setup
+    clock.advance(7200 - 120)
+    for _ in range(3):
+        receiver.handle("POST", AUTH, sample_body(RuleType.DATASET_DATA_CHANGED))
+        clock.advance(5)
+    code, found = findings(db, capsys)
+    assert code == 0
+    assert not [f for f in found if "5 days" in f["what"]]
+    assert len([f for f in found if f["keys"]]) == 3  # each failing, with attempts left
