@@ -298,3 +298,12 @@ def test_a_history_without_a_record_for_answers_that_store_nothing(
         clock.now + HISTORY_LIMIT + 1, 401, "unauthorized", "no credential"
     )
     assert store.get("~unauthorized") is None
+
+
+def test_a_template_is_cleaned_when_an_answer_is_made_of_it(store: Store, clock: FakeClock) -> None:
+    claimed = store.claim(entry(), lease=LEASE)
+    store.complete("alert-1", claimed.token)
+    odd = HistoryEntry(0.0, None, "", None, None, "cred\x00\ud800", "host:1")
+    assert store.claim(entry(), lease=LEASE, attempt=odd).status is ClaimStatus.DUPLICATE
+    (kept,) = store.history("alert-1")
+    assert (kept.at, kept.verified_by) == (clock.now, "cred\ufffd\ufffd")

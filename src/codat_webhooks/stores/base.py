@@ -111,7 +111,8 @@ class Store(abc.ABC):
         """
         if attempt is None:
             return self._claim(entry.storable(), lease=lease, force=force)
-        return self._claim(entry.storable(), lease=lease, force=force, attempt=cleaned(attempt))
+        # A template is cleaned when an entry is made of it (history.answered), rarely.
+        return self._claim(entry.storable(), lease=lease, force=force, attempt=attempt)
 
     def renew(self, key: str, token: int, *, lease: float) -> bool:
         """Extend a live claim; ``False`` if the token no longer holds it (fenced out)."""
@@ -172,7 +173,7 @@ class Store(abc.ABC):
         """
         if attempt is None:
             return self._enqueue(entry.storable())
-        return self._enqueue(entry.storable(), attempt=cleaned(attempt))
+        return self._enqueue(entry.storable(), attempt=attempt)
 
     def take(self, key: str, *, lease: float) -> Claim:
         """A worker's claim of a ``QUEUED`` key (or a ``PROCESSING`` one whose lease ran out).

@@ -92,14 +92,15 @@ def answered(template: HistoryEntry | None, status: ClaimStatus, now: float) -> 
     """The entry a claim or enqueue that decided ``status`` at ``now`` appends, or ``None``.
 
     The template's own ``at`` is not used: the store's clock dates the answer, so one
-    template serves every delivery verified by the same credential in a process.
+    template serves every delivery verified by the same credential in a process. The entry is
+    cleaned here (:func:`cleaned`), so a template is cleaned only when it is used.
     """
     if template is None or status is ClaimStatus.CLAIMED:  # the common case, decided first
         return None
     answer = ANSWERS.get(status)
     if answer is None:
         return None
-    return template._replace(at=now, status=answer[0], outcome=answer[1])
+    return cleaned(template._replace(at=now, status=answer[0], outcome=answer[1]))
 
 
 def cleaned(entry: HistoryEntry) -> HistoryEntry:

@@ -44,7 +44,7 @@ from .base import (
     Store,
     newest_first,
 )
-from .history import History, HistoryEntry, decode_entry
+from .history import History, HistoryEntry, cleaned, decode_entry
 from .machine import Move
 from .records import decode_headers, encode_headers
 
@@ -280,7 +280,7 @@ class RedisStore(Store):
         args = (repr(now + lease), repr(now - self.retention), "1" if force else "0")
         floor = repr(now - 2 * self.retention)  # index members this old are long expired
         ttl = self._ttl_ms(lease)
-        history = _history_text(attempt and attempt._replace(at=now), template=True)
+        history = _history_text(attempt and cleaned(attempt._replace(at=now)), template=True)
         return _claim_of(self._run(lua.CLAIM, entry.key, entry, ttl, *args, floor, history=history))
 
     def _move(self, key: str, token: int, change: Move) -> bool:
@@ -296,7 +296,7 @@ class RedisStore(Store):
     def _enqueue(self, entry: Entry, *, attempt: HistoryEntry | None = None) -> Claim:
         now = self._clock()
         cutoff = repr(now - self.retention)
-        history = _history_text(attempt and attempt._replace(at=now), template=True)
+        history = _history_text(attempt and cleaned(attempt._replace(at=now)), template=True)
         return _claim_of(
             self._run(lua.ENQUEUE, entry.key, entry, self._ttl_ms(0), cutoff, history=history)
         )
