@@ -181,6 +181,8 @@ def test_skip_runs_on_stale_instead_and_answers_200_stale() -> None:
     record = receiver.store.get(DISCONNECTED)
     assert record is not None
     assert record.state is State.DONE
+    [skipped] = receiver.store.history(DISCONNECTED)  # the attempt is on the record
+    assert (skipped.status, skipped.outcome) == (200, "stale")
     assert receiver.handle("POST", {}, raw(REORDERED[1])).outcome == "duplicate"
 
 

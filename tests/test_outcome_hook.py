@@ -53,7 +53,9 @@ class Outcomes:
 
 
 class Unreachable(MemoryStore):
-    def claim(self, entry: Entry, *, lease: float, force: bool = False) -> Any:
+    def claim(
+        self, entry: Entry, *, lease: float, force: bool = False, attempt: object = None
+    ) -> Any:
         raise StoreError("connection refused")
 
 

@@ -357,10 +357,12 @@ def test_failing_hook_is_503_failed_and_the_retry_runs_it_again(
 class UnreachableStore(MemoryStore):
     """Stands in for a backend whose server is down (real outages: tests/stores)."""
 
-    def claim(self, entry: Entry, *, lease: float, force: bool = False) -> Any:
+    def claim(
+        self, entry: Entry, *, lease: float, force: bool = False, attempt: object = None
+    ) -> Any:
         raise StoreError("connection refused")
 
-    def park(self, entry: Entry, *, reason: str) -> None:
+    def park(self, entry: Entry, *, reason: str, attempt: object = None) -> None:
         raise StoreError("connection refused")
 
 

@@ -7,17 +7,23 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
+from .horizon import Horizon
 from .stores.base import Record, State
+from .stores.history import HistoryEntry
 from .stores.marks import Verdict
 
 __all__ = [
+    "ago",
     "format_time",
+    "history_json",
+    "horizon_line",
     "order_json",
     "order_label",
     "parse_time",
     "pretty_body",
     "queue_json",
     "record_json",
+    "sender_json",
 ]
 
 
@@ -107,3 +113,58 @@ def order_label(verdict: Verdict | None) -> str:
     if verdict is None:
         return ""
     return ", ".join(name for name, on in (("stale", verdict.stale), ("gap", verdict.gap)) if on)
+
+
+def history_json(entries: list[HistoryEntry]) -> list[dict[str, Any]]:
+    """A key's history as ``show --json`` prints it, oldest first."""
+    return [
+        {
+            "at": format_time(entry.at),
+            "status": entry.status,
+            "outcome": entry.outcome,
+            "duration_ms": entry.duration_ms,
+            "error": entry.error,
+            "verified_by": entry.verified_by,
+            "process": entry.process,
+        }
+        for entry in entries
+    ]
+
+
+def sender_json(horizon: Horizon) -> dict[str, Any]:
+    """The sender's horizon as ``show --json`` prints it (``sender``)."""
+    after = horizon.next_attempt_after
+    return {
+        "attempts_seen": horizon.attempts_seen,
+        "attempts_left": horizon.attempts_left,
+        "next_attempt_after": None if after is None else format_time(after),
+        "abandoned": horizon.abandoned,
+        "by": horizon.sender,
+    }
+
+
+def horizon_line(horizon: Horizon, state: State, now: float) -> str:
+    """The horizon in words: "Codat's next attempt in about 2.0 h; 3 left", "Codat has given
+    up: replay to run it", or that nothing more is coming."""
+    who = "Codat" if horizon.sender == "codat" else "our queue"
+    if horizon.abandoned:
+        return f"{who} has given up after {horizon.attempts_seen} attempts: replay to run it"
+    if state is State.DONE:
+        return f"done after {horizon.attempts_seen} answered attempts; nothing more to come"
+    after = horizon.next_attempt_after
+    if after is None or not horizon.attempts_left:
+        return f"{horizon.attempts_seen} attempts seen; {horizon.attempts_left} left from {who}"
+    when = f"in about {ago(after - now)}" if after > now else "due now"
+    return f"{who}'s next attempt {when} (after {format_time(after)}); {horizon.attempts_left} left"
+
+
+def ago(seconds: float) -> str:
+    """A duration as people say it: ``40 s``, ``12 min``, ``3.5 h``, ``2.1 days``."""
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"

@@ -20,6 +20,7 @@ from .leases import LeaseKeeper
 from .observe import Facts
 from .outage import StoreOutage
 from .stores.base import Claim, Entry, Record, Store
+from .stores.history import HistoryEntry
 from .stores.marks import Mark, Verdict
 
 if TYPE_CHECKING:
@@ -102,11 +103,11 @@ class Performer:
 
     # --- the store operations an Ask names ------------------------------------------------------
 
-    def claim(self, entry: Entry, force: bool) -> Claim:
-        return self.store.claim(entry, lease=self.lease, force=force)
+    def claim(self, entry: Entry, force: bool, attempt: HistoryEntry | None = None) -> Claim:
+        return self.store.claim(entry, lease=self.lease, force=force, attempt=attempt)
 
-    def enqueue(self, entry: Entry) -> Claim:
-        return self.store.enqueue(entry)
+    def enqueue(self, entry: Entry, attempt: HistoryEntry | None = None) -> Claim:
+        return self.store.enqueue(entry, attempt=attempt)
 
     def take(self, key: str) -> tuple[Claim, Record | None]:
         return self.store.take_record(key, lease=self.lease)
@@ -114,17 +115,24 @@ class Performer:
     def recheck(self, key: str, mark: Mark) -> Verdict:
         return self.store.recheck(key, mark)
 
-    def park(self, entry: Entry, reason: str) -> None:
-        self.store.park(entry, reason=reason)
+    def park(self, entry: Entry, reason: str, attempt: HistoryEntry | None = None) -> None:
+        self.store.park(entry, reason=reason, attempt=attempt)
 
-    def complete(self, key: str, token: int) -> bool:
-        return self.store.complete(key, token)
+    def note(self, key: str, entry: HistoryEntry) -> None:
+        self.store.note(key, entry)
 
-    def release(self, key: str, token: int, error: str) -> bool:
-        return self.store.release(key, token, error=error)
+    def complete(self, key: str, token: int, attempt: HistoryEntry | None = None) -> bool:
+        return self.store.complete(key, token, attempt=attempt)
 
-    def defer(self, key: str, token: int, due: float, error: str) -> bool:
-        return self.store.defer(key, token, due=due, error=error)
+    def release(
+        self, key: str, token: int, error: str, attempt: HistoryEntry | None = None
+    ) -> bool:
+        return self.store.release(key, token, error=error, attempt=attempt)
+
+    def defer(
+        self, key: str, token: int, due: float, error: str, attempt: HistoryEntry | None = None
+    ) -> bool:
+        return self.store.defer(key, token, due=due, error=error, attempt=attempt)
 
     def _ask(self, operation: str, args: tuple[Any, ...]) -> Any:
         """One store call through the outage state: refused at once while the store is known

@@ -64,7 +64,9 @@ class HookTiming(NamedTuple):
 class Facts:
     """One delivery's facts for ``on_outcome``, set by the pipeline as it learns them."""
 
-    __slots__ = ("company_id", "delivery", "error", "hooks", "key", "kind", "started", "worker")
+    __slots__ = (
+        "abandoned", "company_id", "delivery", "error", "hooks", "key", "kind", "started", "worker"
+    )  # fmt: skip
 
     def __init__(self, worker: bool, timed: bool) -> None:
         self.started = time.perf_counter()
@@ -77,6 +79,8 @@ class Facts:
         self.error: BaseException | None = None
         self.hooks: list[HookTiming] | None = [] if timed else None
         """Hook timings, kept only when an ``on_outcome`` implementation asks for them."""
+        self.abandoned = False
+        """The answer failed the sender's last attempt: ``on_outcome`` hears ``abandoned``."""
 
     def admitted(self, entry: Entry) -> None:
         """What the store is given: the key, and the type and company the body names."""
@@ -93,6 +97,8 @@ class Facts:
             reply, status, key, outcome = None, None, work.key, work.outcome
             if outcome is Outcome.FAILED and work.retry_in is not None:
                 outcome = Outcome.RETRY
+        if self.abandoned:
+            outcome = Outcome.ABANDONED
         delivery = self.delivery
         return {
             "outcome": outcome,

@@ -40,6 +40,10 @@ class Outcome(TextEnum):
     RETRY = "retry"
     """On a worker only (never a reply): a hook raised and the key is queued again, to run
     after a backoff; after the last attempt the outcome is ``failed``."""
+    ABANDONED = "abandoned"
+    """Told to ``on_outcome`` only (the reply is ``failed``): a hook raised on the sender's last
+    attempt (Codat's eighth), so nothing will run the delivery again but a replay
+    (``codat-webhooks replay KEY``) or a resend from the Codat Portal."""
     MISCONFIGURED = "misconfigured"
     """The receiver or its store is set up in a way that cannot work."""
     ERROR = "error"

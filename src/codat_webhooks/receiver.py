@@ -15,19 +15,20 @@ pipeline learns them (:class:`~.observe.Facts`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from collections.abc import Callable, Generator, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
-from . import replies
+from . import replies, settle
 from .admission import ALLOWED_METHODS, Admission, Admitted, Rejection, TooLarge
+from .attempts import asked, ended, unauthorized
 from .clock import Clock, system_clock, utc_now
 from .delivery import Delivery, Reply
 from .effects import (
     Ask,
-    CompleteLater,
     Effect,
     Enqueue,
     Hooks,
@@ -40,6 +41,7 @@ from .errors import ConfigurationError, ConflictError, PayloadError, StoreError
 from .headers import HeaderInput, Headers
 from .hooks.dispatch import Dispatcher
 from .hooks.manager import make_plugin_manager
+from .horizon import CODAT_ATTEMPTS
 from .leases import LeaseKeeper
 from .models._parse import load_object
 from .observe import Facts, log_fields
@@ -49,6 +51,7 @@ from .queues.base import RetryPolicy, Work
 from .routing import key_from_body, route
 from .stale import StalePolicy, checked_policy, order_of, ordered, skip
 from .stores.base import CODAT_RETRY_WINDOW, Claim, ClaimStatus, State, Store, conflict_key
+from .stores.history import UNAUTHORIZED_KEY
 from .stores.sqlite import default_store
 from .verify import Authenticator, Credentials, SecretCredentials, message_id
 
@@ -179,6 +182,7 @@ class Receiver:
         self.outage = StoreOutage(self.store)
         """Whether the store is down: while it is, deliveries are answered 503 at once."""
         self.queue = queue
+        self._unauthorized_noted = 0.0
         self._performer = Performer(
             self.store, self.dispatcher, self.lease_keeper, self.outage, queue, self.lease
         )
@@ -314,9 +318,9 @@ class Receiver:
         facts.admitted(admitted.entry)
         if self.queue is not None and not force:
             return (yield from self._accept(admitted, facts))
-        key = admitted.entry.key
+        key, by = admitted.entry.key, admitted.verified_by
         try:
-            claim = yield Ask("claim", (admitted.entry, force))
+            claim = yield Ask("claim", (admitted.entry, force, asked(by)))
         except StoreError as exc:
             facts.error = exc
             return replies.unavailable(key, self.retry_after)
@@ -326,7 +330,8 @@ class Receiver:
         routed = admitted.route
         delivery = facts.delivery = admitted.delivery(claim.attempts, order_of(claim.order))
         if delivery.stale and self.stale == "skip" and not force:
-            return (yield from skip(self._complete, claim, routed, delivery, replies.stale(key)))
+            attempt = ended(self.clock, facts.started, 200, Outcome.STALE, by)
+            return (yield from skip(claim, routed, delivery, replies.stale(key), attempt))
         kwargs = {"delivery": delivery, routed.argument: routed.payload}
         try:
             yield Hooks(routed.hooks, kwargs, key, claim.token)
@@ -335,9 +340,14 @@ class Receiver:
             # ``alert`` is the contract's name; ``payload`` says it may be an event as well.
             failure = {"payload": routed.payload, "alert": routed.payload, "error": exc}
             yield Notify("on_handler_error", {"delivery": delivery, **failure})
-            yield from self._release(key, claim.token, exc)
+            attempt = ended(self.clock, facts.started, 503, Outcome.FAILED, by, exc)
+            yield from settle.release(key, claim.token, exc, attempt)
+            # Codat's last attempt failed: on_outcome (and the log) hear ``abandoned``, once
+            # (a replay, forced or not, is ours, not Codat's).
+            facts.abandoned = claim.attempts == CODAT_ATTEMPTS and not force
             return replies.failed(key, self.retry_after)
-        yield from self._complete(key, claim.token)
+        attempt = ended(self.clock, facts.started, 200, Outcome.PROCESSED, by)
+        yield from settle.complete(key, claim.token, attempt)
         return replies.processed(key)
 
     def _accept(self, admitted: Admitted, facts: Facts) -> _Pipeline:
@@ -345,7 +355,7 @@ class Receiver:
         key = admitted.entry.key
         entry = admitted.entry._replace(verified_by=admitted.verified_by)  # for the worker
         try:
-            queued = yield Ask("enqueue", (entry,))
+            queued = yield Ask("enqueue", (entry, asked(entry.verified_by)))
         except StoreError as exc:
             facts.error = exc
             return replies.unavailable(key, self.retry_after)
@@ -388,7 +398,15 @@ class Receiver:
         if park is not None:
             facts.admitted(park)  # authenticated: its type and company may be reported
             try:
-                yield Ask("park", (park, error.reason))
+                attempt = ended(
+                    self.clock,
+                    facts.started,
+                    error.status_hint,
+                    error.outcome,
+                    park.verified_by,
+                    error.reason,
+                )
+                yield Ask("park", (park, error.reason, attempt))
             except StoreError as exc:
                 facts.error = exc
                 return replies.unavailable(key or park.key, self.retry_after)
@@ -397,7 +415,19 @@ class Receiver:
             yield Notify("on_rejected", {"delivery": delivery, "error": error})
         if error.status_hint == 503:  # our failure, not the delivery's
             logger.error("could not check %s: %s", key, error.reason, extra=log_fields(key))
+        if error.status_hint == 401:
+            yield from self._note_unauthorized(error.reason)
         return replies.rejected(error, key, self.retry_after)
+
+    def _note_unauthorized(self, reason: str) -> Generator[Effect, Any, None]:
+        """Note a 401 for ``codat-webhooks status`` (at most one a second per receiver, so a
+        flood of unauthenticated requests costs the store little)."""
+        now = self.clock()
+        if now - self._unauthorized_noted < 1.0:
+            return
+        self._unauthorized_noted = now
+        with contextlib.suppress(StoreError):  # the answer is 401 whatever the store says
+            yield Ask("note", (UNAUTHORIZED_KEY, unauthorized(self.clock, reason)))
 
     # --- the story of a queued key on a worker -----------------------------------------------
 
@@ -418,6 +448,7 @@ class Receiver:
         if record is None or record.token != claim.token:  # purged or taken over meanwhile
             return Work(key, Outcome.DUPLICATE)
         facts.kind, facts.company_id = record.kind, record.company_id
+        by = record.verified_by
         received_at = datetime.fromtimestamp(record.first_seen, timezone.utc)
         headers = Headers(record.headers)
         delivery = Delivery(
@@ -428,7 +459,8 @@ class Receiver:
             routed = route(obj)
         except PayloadError as exc:  # it parsed when accepted: the stored body was altered
             facts.error = exc
-            yield from self._release(key, claim.token, exc)
+            attempt = ended(self.clock, facts.started, None, Outcome.FAILED, by, exc)
+            yield from settle.release(key, claim.token, exc, attempt)
             return Work(key, Outcome.FAILED)
         carried = message_id(headers) or key_from_body(obj) or f"sha256:{record.fingerprint}"
         if record.key != key or carried != key:
@@ -444,8 +476,8 @@ class Receiver:
             return Work(key, Outcome.UNAVAILABLE, float(self.retry_after))
         facts.delivery = delivery = yield from ordered(delivery, routed.payload)
         if delivery.stale and self.stale == "skip":
-            final = Work(key, Outcome.STALE)
-            return (yield from skip(self._complete, claim, routed, delivery, final))
+            attempt = ended(self.clock, facts.started, None, Outcome.STALE, by)
+            return (yield from skip(claim, routed, delivery, Work(key, Outcome.STALE), attempt))
         kwargs = {"delivery": delivery, routed.argument: routed.payload}
         try:
             yield Hooks(routed.hooks, kwargs, key, claim.token)
@@ -453,43 +485,14 @@ class Receiver:
             facts.error = exc
             delay = self.retries.delay(claim.attempts)
             if delay is not None:
-                yield from self._defer(key, claim.token, exc, delay)
+                attempt = ended(self.clock, facts.started, None, Outcome.RETRY, by, exc)
+                yield from settle.defer(key, claim.token, exc, self.clock() + delay, attempt)
                 return Work(key, Outcome.FAILED, delay)
             failure = {"payload": routed.payload, "alert": routed.payload, "error": exc}
             yield Notify("on_handler_error", {"delivery": delivery, **failure})
-            yield from self._release(key, claim.token, exc)
+            attempt = ended(self.clock, facts.started, None, Outcome.FAILED, by, exc)
+            yield from settle.release(key, claim.token, exc, attempt)
             return Work(key, Outcome.FAILED)
-        yield from self._complete(key, claim.token)
+        attempt = ended(self.clock, facts.started, None, Outcome.PROCESSED, by)
+        yield from settle.complete(key, claim.token, attempt)
         return Work(key, Outcome.PROCESSED)
-
-    # --- after the hooks: what the store must record ------------------------------------------
-
-    def _complete(self, key: str, token: int) -> Generator[Effect, Any, None]:
-        # The hooks ran: answering 200 is right even if recording that fails, because a retry
-        # would run them again. The claim is kept and completed in the background instead.
-        try:
-            if not (yield Ask("complete", (key, token))):
-                logger.warning(
-                    "%s completed after its lease was taken over", key, extra=log_fields(key)
-                )
-        except StoreError as exc:
-            message = "processed %s but could not record it (%s); retrying in the background"
-            logger.error(message, key, exc, extra=log_fields(key))
-            yield CompleteLater(key, token)
-
-    def _release(self, key: str, token: int, exc: BaseException) -> Generator[Effect, Any, None]:
-        try:
-            yield Ask("release", (key, token, f"{type(exc).__name__}: {exc}"))
-        except StoreError as store_exc:
-            message = "could not release %s (%s); its lease will expire"
-            logger.error(message, key, store_exc, extra=log_fields(key))
-
-    def _defer(
-        self, key: str, token: int, exc: BaseException, delay: float
-    ) -> Generator[Effect, Any, None]:
-        error = f"{type(exc).__name__}: {exc}"
-        try:
-            yield Ask("defer", (key, token, self.clock() + delay, error))
-        except StoreError as store_exc:
-            message = "could not defer %s (%s); its lease will expire"
-            logger.error(message, key, store_exc, extra=log_fields(key))

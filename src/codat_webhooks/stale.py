@@ -11,9 +11,10 @@ do not run: :func:`skip` tells ``on_stale`` and records the key done, and the an
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from . import settle
 from .delivery import Delivery
 from .effects import Ask, Effect, Notify
 from .errors import ConfigurationError, StoreError
@@ -23,6 +24,7 @@ from .ordering import STALE_POLICIES, StalePolicy, mark_of, order_of
 if TYPE_CHECKING:
     from .routing import Route
     from .stores.base import Claim
+    from .stores.history import HistoryEntry
 
 __all__ = ["StalePolicy", "checked_policy", "order_of", "ordered", "skip"]
 
@@ -53,17 +55,13 @@ def ordered(delivery: Delivery, payload: object) -> Generator[Effect, Any, Deliv
 
 
 def skip(
-    complete: Callable[[str, int], Generator[Effect, Any, None]],
-    claim: Claim,
-    routed: Route,
-    delivery: Delivery,
-    final: _T,
+    claim: Claim, routed: Route, delivery: Delivery, final: _T, attempt: HistoryEntry
 ) -> Generator[Effect, Any, _T]:
     """A stale delivery under ``stale="skip"``: ``on_stale`` instead of its rule hooks, then
-    the claimed key is done (``complete``: the receiver's) and the answer is ``final``."""
+    the claimed key is done (with ``attempt`` on its history) and the answer is ``final``."""
     assert delivery.key is not None
     yield Notify("on_stale", {"payload": routed.payload, "delivery": delivery})
-    yield from complete(delivery.key, claim.token)
+    yield from settle.complete(delivery.key, claim.token, attempt)
     newer = delivery.newer
     if newer is not None:
         logger.debug(

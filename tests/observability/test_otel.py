@@ -120,7 +120,9 @@ def test_a_failing_hook_records_its_exception_on_both_spans(
 
 
 class Unreachable(MemoryStore):
-    def claim(self, entry: Entry, *, lease: float, force: bool = False) -> Claim:
+    def claim(
+        self, entry: Entry, *, lease: float, force: bool = False, attempt: object = None
+    ) -> Claim:
         raise StoreError("connection refused")
 
 

@@ -113,7 +113,9 @@ def test_type_labels_are_bounded() -> None:
 
 
 class Unreachable(MemoryStore):
-    def claim(self, entry: Entry, *, lease: float, force: bool = False) -> Any:
+    def claim(
+        self, entry: Entry, *, lease: float, force: bool = False, attempt: object = None
+    ) -> Any:
         raise StoreError("connection refused")
 
     def counts(self) -> Any:

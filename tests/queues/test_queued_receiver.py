@@ -178,7 +178,7 @@ def test_store_or_queue_failure_is_503_and_the_sweep_finds_the_recorded_key(
     make: Callable[..., Receiver], store: MemoryStore, codat_clock: FakeClock
 ) -> None:
     class Down(MemoryStore):
-        def enqueue(self, entry: Entry) -> Claim:
+        def enqueue(self, entry: Entry, *, attempt: object = None) -> Claim:
             raise StoreError("connection refused")
 
     body = sample_body("Sync Failed")

@@ -13,11 +13,22 @@ import queue
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 from codat_webhooks import Receiver, hookimpl
 from codat_webhooks.stores import SQLiteStore, Store
+
+
+def store_spec(backend: str, request: Any, tmp_path: Path) -> dict[str, Any]:
+    """How a worker process reaches the same store as the test (see store_worker.make_store)."""
+    name = uuid.uuid4().hex[:12]
+    if backend == "sqlite":
+        return {"kind": "sqlite", "path": str(tmp_path / "shared.sqlite3")}
+    if backend == "redis":
+        return {"kind": "redis", "url": request.getfixturevalue("redis_url"), "prefix": name}
+    return {"kind": "postgres", "dsn": request.getfixturevalue("postgres_dsn"), "table": f"p{name}"}
 
 
 def make_store(spec: dict[str, Any]) -> Store:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from store_worker import store_spec
 
 from codat_webhooks import Receiver, RuleType
 from codat_webhooks.stores import State
@@ -29,16 +30,6 @@ pytestmark = pytest.mark.slow
 WORKER = Path(__file__).with_name("store_worker.py")
 ALERTS = 200
 COPIES = 5
-
-
-def store_spec(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
-    """How a worker process reaches the same store as the test (see store_worker.make_store)."""
-    name = uuid.uuid4().hex[:12]
-    if backend == "sqlite":
-        return {"kind": "sqlite", "path": str(tmp_path / "shared.sqlite3")}
-    if backend == "redis":
-        return {"kind": "redis", "url": request.getfixturevalue("redis_url"), "prefix": name}
-    return {"kind": "postgres", "dsn": request.getfixturevalue("postgres_dsn"), "table": f"p{name}"}
 
 
 @dataclass
@@ -114,7 +105,7 @@ def assert_exactly_once(tmp_path: Path, results: list[list[Any]]) -> set[str]:
 
 
 def test_four_processes_sharing_one_sqlite_file_run_each_hook_once(tmp_path: Path) -> None:
-    spec = store_spec("sqlite", None, tmp_path)  # type: ignore[arg-type]
+    spec = store_spec("sqlite", None, tmp_path)
     keys = assert_exactly_once(tmp_path, deliver_everywhere(tmp_path, spec, 4))
     from codat_webhooks.stores import SQLiteStore
 

@@ -1,9 +1,10 @@
 """The ``codat-webhooks`` command line: see webhooks work before Codat ever calls you.
 
 Subcommands: ``serve`` a receiver locally, ``trigger`` realistic deliveries at it, list
-``samples``, inspect stored deliveries (``events``, ``show``), ``replay`` failed or parked ones
-after a fix (or ``resend`` them to a running receiver), ``purge`` old ones, run queued
-deliveries on a ``worker``, list ``plugins`` and ``verify`` a captured request.
+``samples``, inspect stored deliveries (``events``, ``show``) and what needs a person
+(``status``), ``replay`` failed or parked ones after a fix (or ``resend`` them to a running
+receiver), ``purge`` old ones, run queued deliveries on a ``worker``, list ``plugins`` and
+``verify`` a captured request.
 ``--app MODULE:ATTRIBUTE`` makes a command use your application's own receiver: its store,
 plugins and settings. ``--json`` prints one JSON object per line.
 
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import CodatWebhookError
-from . import info, records, replay, resend, serve, trigger, worker
+from . import info, records, replay, resend, serve, status, trigger, worker
 from ._common import EXIT_FAILED, CommandError, HelpFormatter, first_line, plain
 from ._logs import one_line_logs
 
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_parser(subparsers)
     resend.add_parser(subparsers)
     worker.add_parser(subparsers)
+    status.add_parser(subparsers)
     parser.add_argument("-v", "--verbose", action="store_true", help=_VERBOSE)
     for subparser in subparsers.choices.values():
         # SUPPRESS: the subcommand's default must not undo a -v given before the command name

@@ -13,8 +13,18 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..describe import order_json, order_label, pretty_body, queue_json, record_json
+from ..describe import (
+    history_json,
+    order_json,
+    order_label,
+    pretty_body,
+    queue_json,
+    record_json,
+    sender_json,
+)
+from ..queues.base import RetryPolicy
 from ..rules import RuleType
+from ..status_report import key_reports
 from ..stores.base import CODAT_RETRY_WINDOW, Record, State, Store
 from ..stores.marks import Verdict
 from ._app import add_app_flag, load_app, store_for
@@ -32,6 +42,7 @@ from ._common import (
     plural,
     positive_int,
 )
+from ._history import print_history, with_sender
 
 __all__ = ["add_parsers", "record_json", "type_matches"]
 
@@ -130,7 +141,8 @@ def type_matches(kind: str | None, wanted: str) -> bool:
 
 
 def _with_store(args: argparse.Namespace) -> Store:
-    return store_for(args, load_app(args), create=False)
+    args.loaded_app = load_app(args)
+    return store_for(args, args.loaded_app, create=False)
 
 
 def _rule_filter(wanted: str | None) -> tuple[str | None, bool]:
@@ -204,16 +216,44 @@ def ordered_records(store: Store, args: argparse.Namespace) -> list[tuple[Record
     return stale[: args.limit] if args.limit is not None else stale
 
 
+def app_retries(args: argparse.Namespace) -> RetryPolicy | None:
+    """The ``--app`` receiver's retry policy (the horizon of queued keys), if loaded."""
+    app = getattr(args, "loaded_app", None)
+    return app.receiver.retries if app is not None else None
+
+
+def _table(
+    records: list[tuple[Record, Verdict | None]], senders: dict[str, dict[str, Any]]
+) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """The listing's header and rows. ORDER and SENDER appear only when a listed delivery has
+    something to say there (most listings have neither); ERROR, the widest, stays last."""
+    # _row ends ERROR, ORDER (the fixed columns of --follow); the table puts ERROR last
+    rows = [_row(record, verdict) for record, verdict in records]
+    rows = [(*row[:-2], row[-1], row[-2]) for row in rows]
+    header: tuple[str, ...] = (*_HEADER[:-2], _HEADER[-1], _HEADER[-2])
+    if not any(row[-2] for row in rows):
+        header, rows = (*header[:-2], header[-1]), [(*row[:-2], row[-1]) for row in rows]
+    if senders:  # what the sender will still do, for deliveries not done
+        lines = [senders.get(record.key, {}).get("sender_line", "-") for record, _ in records]
+        rows = [(*row[:-1], line, row[-1]) for row, line in zip(rows, lines, strict=True)]
+        header = (*header[:-1], "SENDER", header[-1])
+    return header, rows
+
+
 def run_events(args: argparse.Namespace) -> int:
     with _with_store(args) as store:
         if args.follow:
             return _follow(store, args)
         records = ordered_records(store, args)
+        senders = with_sender(store, [record for record, _ in records], app_retries(args))
     if args.json:
         for record, verdict in records:
-            emit(record_json(record) | order_json(verdict))
+            shown = record_json(record) | order_json(verdict)
+            if record.key in senders:
+                shown["sender"] = senders[record.key]["sender"]
+            emit(shown)
         return EXIT_OK
-    _print_table(_HEADER, [_row(r, verdict) for r, verdict in records])
+    _print_table(*_table(records, senders))
     print(plural(len(records), "delivery", ["deliveries"]))
     return EXIT_OK
 
@@ -289,8 +329,11 @@ def run_show(args: argparse.Namespace) -> int:
         record = store.get(args.key)
         conflicts = store.conflicts(args.key) if record is not None else []
         verdict = store.verdict(args.key) if record is not None else None
+        retries = app.receiver.retries if app is not None else None
+        reports = key_reports(store, [record], time.time(), retries) if record else []
     if record is None:
         raise CommandError(f"no delivery with key {args.key!r} in {store!r}")
+    (report,) = reports
     stale_after = getattr(app.receiver.queue, "stale_after", None) if app is not None else None
     waiting = queue_json(record, stale_after, time.time())
     if args.json:
@@ -298,6 +341,8 @@ def run_show(args: argparse.Namespace) -> int:
         shown["conflicts"] = [record_json(other) for other in conflicts]
         if waiting is not None:
             shown["queue"] = waiting
+        shown["history"] = history_json(report.history)
+        shown["sender"] = sender_json(report.horizon)
         print(json.dumps(shown))
         return EXIT_OK
     for name, value in record_json(record).items():
@@ -306,6 +351,7 @@ def run_show(args: argparse.Namespace) -> int:
     if waiting is not None:
         print(f"{'due:':<12}{waiting['due']} (when a worker should take it)")
         print(f"{'sweep:':<12}{_sweep_line(waiting)}")
+    print_history(report, time.time())
     print("\nheaders (credentials redacted):")
     for name, value in record.headers:
         print(f"  {name}: {value}")

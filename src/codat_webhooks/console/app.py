@@ -95,7 +95,9 @@ class Console:
             autoescape=True,
             undefined=jinja2.StrictUndefined,
         )
-        self._views = Views(templates, receiver.store, page_size=page_size)
+        self._views = Views(
+            templates, receiver.store, page_size=page_size, retries=receiver.retries
+        )
         self._replayer: Receiver | None = None
         self._replayer_lock = threading.Lock()
         self._urls = Map(

@@ -21,9 +21,11 @@ from werkzeug.wrappers import Request, Response
 
 from ..describe import order_json, parse_time, pretty_body, record_json
 from ..headers import redact
+from ..queues.base import RetryPolicy
 from ..receiver import Receiver
 from ..replaying import REPLAYABLE, SUCCEEDED, handler_plan, replay_record
 from ..stores.base import State, Store, page_cursor
+from ._history import key_search, status_panel, timeline
 
 __all__ = ["Views"]
 
@@ -34,10 +36,18 @@ _ALARMING = frozenset({State.FAILED, State.PARKED})
 class Views:
     """Renders pages from the store; the console decides who may see them."""
 
-    def __init__(self, templates: jinja2.Environment, store: Store, *, page_size: int) -> None:
+    def __init__(
+        self,
+        templates: jinja2.Environment,
+        store: Store,
+        *,
+        page_size: int,
+        retries: RetryPolicy | None = None,
+    ) -> None:
         self._templates = templates
         self._store = store
         self._page_size = page_size
+        self._retries = retries
         self._css = resources.files(__package__).joinpath("console.css").read_bytes()
 
     def _page(self, template: str, status: int = 200, **context: Any) -> Response:
@@ -56,6 +66,9 @@ class Views:
 
     def deliveries(self, request: Request, csrf: str) -> Response:
         args = request.args
+        found_key = key_search(self._store, args.get("key", ""))
+        if found_key is not None:
+            return redirect(f"delivery?{urlencode({'key': found_key})}", 303)
         states = args.getlist("state")
         if any(state not in STATES for state in states):
             raise BadRequest(f"state must be one of {', '.join(STATES)}")
@@ -88,6 +101,8 @@ class Views:
             before=args.get("before", ""),
             first_page=_query(kept) if cursor is not None else None,
             next_page=next_page,
+            key=args.get("key", ""),
+            findings=status_panel(self._store, self._retries),
         )
 
     def delivery(
@@ -111,6 +126,7 @@ class Views:
             replayed=replayed,
             replay_succeeded=replayed in SUCCEEDED,  # "failed" or "invalid" is no success
             conflicts=[record_json(other) for other in self._store.conflicts(key)],
+            **timeline(self._store, record, self._retries),
             **notice,
         )
 

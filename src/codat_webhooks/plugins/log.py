@@ -34,6 +34,7 @@ _LEVELS = {
     Outcome.METHOD_NOT_ALLOWED: _WARNING,
     Outcome.RETRY: _WARNING,
     Outcome.FAILED: _ERROR,
+    Outcome.ABANDONED: _ERROR,
     Outcome.UNAVAILABLE: _ERROR,
     Outcome.STALE: _INFO,
 }
@@ -49,6 +50,8 @@ _MESSAGES = {
     Outcome.FAILED: "hook failed for %s %r (attempt %d)",
     Outcome.UNAVAILABLE: "could not reach the store or queue for %s %r: %s",
     Outcome.STALE: "stale %s %r skipped: a newer event of its scope came first",
+    Outcome.ABANDONED: "hook failed for %s %r on Codat's last attempt (attempt %d): only a"
+    " replay will run it now: codat-webhooks replay %s",
 }
 
 
@@ -89,6 +92,9 @@ class LogPlugin:
             log.log(level, _MESSAGES[outcome], shown, kind, attempt, error, extra=extra)
         elif outcome == Outcome.FAILED:
             log.log(level, _MESSAGES[outcome], shown, kind, attempt, exc_info=error, extra=extra)
+        elif outcome == Outcome.ABANDONED:
+            message = _MESSAGES[outcome]
+            log.log(level, message, shown, kind, attempt, shown, exc_info=error, extra=extra)
         elif outcome == Outcome.UNAVAILABLE:
             log.log(level, _MESSAGES[outcome], shown, kind, _describe(error), extra=extra)
         else:  # a rejection, with the precise reason the sender never sees

@@ -38,7 +38,14 @@ from ..outcomes import Outcome
 __all__ = ["OpenTelemetryTracing"]
 
 _FAILURES = frozenset(
-    {Outcome.FAILED, Outcome.UNAVAILABLE, Outcome.RETRY, Outcome.ERROR, Outcome.MISCONFIGURED}
+    {
+        Outcome.FAILED,
+        Outcome.ABANDONED,
+        Outcome.UNAVAILABLE,
+        Outcome.RETRY,
+        Outcome.ERROR,
+        Outcome.MISCONFIGURED,
+    }
 )
 """Outcomes that are our failure (503, or a worker's failed run), not the sender's."""
 

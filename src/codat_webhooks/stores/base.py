@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from . import machine
+from .history import History, HistoryEntry, cleaned
 from .marks import HighWater, Mark, Verdict
 from .records import (
     CODAT_RETRY_WINDOW,
@@ -48,6 +49,8 @@ __all__ = [
     "Claim",
     "ClaimStatus",
     "Entry",
+    "History",
+    "HistoryEntry",
     "Record",
     "RecordQuery",
     "State",
@@ -88,51 +91,90 @@ class Store(abc.ABC):
 
     # --- inline dispatch ---------------------------------------------------------------------
 
-    def claim(self, entry: Entry, *, lease: float, force: bool = False) -> Claim:
+    def claim(
+        self,
+        entry: Entry,
+        *,
+        lease: float,
+        force: bool = False,
+        attempt: HistoryEntry | None = None,
+    ) -> Claim:
         """Atomically try to take ``entry.key`` for processing for ``lease`` seconds.
 
         Claims a new key, a ``FAILED`` or ``PARKED`` one, or a ``PROCESSING`` one whose lease ran
         out (a dead worker); a ``DONE`` one only with ``force``. A different ``fingerprint`` for a
         known key is a ``CONFLICT`` (``force`` does not override that). A key no store can hold
         is a :class:`ValueError` (see :func:`check_key`).
+
+        ``attempt`` is the template of the history entry for the answer (see
+        :func:`.history.answered`): appended with a duplicate, in-progress or conflict
+        decision; a hand-over appends nothing until its complete or release.
         """
-        return self._claim(entry.storable(), lease=lease, force=force)
+        if attempt is None:
+            return self._claim(entry.storable(), lease=lease, force=force)
+        # A template is cleaned when an entry is made of it (history.answered), rarely.
+        return self._claim(entry.storable(), lease=lease, force=force, attempt=attempt)
 
     def renew(self, key: str, token: int, *, lease: float) -> bool:
         """Extend a live claim; ``False`` if the token no longer holds it (fenced out)."""
         return self._held(key, token, machine.renewal(self._clock(), lease))
 
-    def complete(self, key: str, token: int) -> bool:
-        """Mark the key ``DONE``; ``False`` (and no change) if the token was fenced out."""
-        return self._held(key, token, machine.completion(self._clock()))
+    def complete(self, key: str, token: int, *, attempt: HistoryEntry | None = None) -> bool:
+        """Mark the key ``DONE``; ``False`` (and no change) if the token was fenced out.
 
-    def release(self, key: str, token: int, *, error: str) -> bool:
+        ``attempt``, if given, is appended to the key's history in the same operation."""
+        return self._held(key, token, machine.completion(self._clock(), attempt))
+
+    def release(
+        self, key: str, token: int, *, error: str, attempt: HistoryEntry | None = None
+    ) -> bool:
         """Mark the key ``FAILED`` so the next delivery claims it; ``False`` if fenced out."""
-        return self._held(key, token, machine.release(self._clock(), error))
+        return self._held(key, token, machine.release(self._clock(), error, attempt))
 
-    def park(self, entry: Entry, *, reason: str) -> None:
+    def park(self, entry: Entry, *, reason: str, attempt: HistoryEntry | None = None) -> None:
         """Keep an authenticated but unprocessable delivery as ``PARKED`` (a dead letter).
 
         Parking a key that is ``DONE`` or ``PROCESSING`` changes nothing but ``last_seen``.
+        ``attempt``, if given, is appended to the key's history in the same operation.
         """
-        self._park(entry.storable(), reason=storable_text(reason) or "")
+        reason = storable_text(reason) or ""
+        if attempt is None:
+            self._park(entry.storable(), reason=reason)
+        else:
+            self._park(entry.storable(), reason=reason, attempt=cleaned(attempt))
 
     def get(self, key: str) -> Record | None:
         """The record for ``key``, or ``None``."""
         return None if key_problem(key) is not None else self._get(key)
 
+    def note(self, key: str, entry: HistoryEntry) -> None:
+        """Append ``entry`` to ``key``'s history alone, with no record: for answers that store
+        nothing, such as 401s (see :data:`.history.UNAUTHORIZED_KEY`)."""
+        if key_problem(key) is None:
+            self._note_only(key, cleaned(entry))
+
+    def history(self, key: str) -> list[HistoryEntry]:
+        """Every answer given and worker run made for ``key`` that is kept, oldest first."""
+        return self.kept_history(key).entries
+
+    def kept_history(self, key: str) -> History:
+        """:meth:`history`, with how many older entries were dropped (see :mod:`.history`)."""
+        return History([]) if key_problem(key) is not None else self._history(key)
+
     # --- queued dispatch ---------------------------------------------------------------------
     # A queued key goes QUEUED -> (take) PROCESSING -> DONE, or back to QUEUED (defer) after a
     # hook failed, or FAILED (release) once its attempts are spent. The queue only moves keys.
 
-    def enqueue(self, entry: Entry) -> Claim:
+    def enqueue(self, entry: Entry, *, attempt: HistoryEntry | None = None) -> Claim:
         """Record ``entry`` as ``QUEUED`` (status ``QUEUED``), unless it is already ours.
 
         A new key, or one that is ``FAILED`` or ``PARKED``, is recorded with its attempts
         reset; a ``QUEUED``, ``PROCESSING`` or ``DONE`` one is a ``DUPLICATE``; another body
-        under a known key is a ``CONFLICT``.
+        under a known key is a ``CONFLICT``. ``attempt``: as for :meth:`claim`.
         """
-        return self._enqueue(entry.storable())
+        if attempt is None:
+            return self._enqueue(entry.storable())
+        return self._enqueue(entry.storable(), attempt=attempt)
 
     def take(self, key: str, *, lease: float) -> Claim:
         """A worker's claim of a ``QUEUED`` key (or a ``PROCESSING`` one whose lease ran out).
@@ -149,9 +191,17 @@ class Store(abc.ABC):
             return _NOTHING_TO_RUN, None
         return self._take_record(key, lease=lease)
 
-    def defer(self, key: str, token: int, *, due: float, error: str) -> bool:
+    def defer(
+        self,
+        key: str,
+        token: int,
+        *,
+        due: float,
+        error: str,
+        attempt: HistoryEntry | None = None,
+    ) -> bool:
         """Put a claimed key back to ``QUEUED``, due at Unix time ``due``; ``False`` if fenced."""
-        return self._held(key, token, machine.deferral(self._clock(), due, error))
+        return self._held(key, token, machine.deferral(self._clock(), due, error, attempt))
 
     def due(self, *, older_than: float = 0.0, limit: int = 100) -> list[str]:
         """Keys a worker should run: ``QUEUED`` ones due, or ``PROCESSING`` ones whose lease
@@ -174,28 +224,37 @@ class Store(abc.ABC):
     # --- what a backend implements: called with guarded keys and cleaned text only ------------
 
     @abc.abstractmethod
-    def _claim(self, entry: Entry, *, lease: float, force: bool) -> Claim:
-        """Perform :func:`machine.claim` atomically."""
+    def _claim(
+        self, entry: Entry, *, lease: float, force: bool, attempt: HistoryEntry | None = None
+    ) -> Claim:
+        """Perform :func:`machine.claim` atomically, with :func:`.history.answered`."""
 
     @abc.abstractmethod
     def _move(self, key: str, token: int, change: machine.Move) -> bool:
         """Perform :func:`machine.move` atomically: ``True`` if ``token`` held the record."""
 
     @abc.abstractmethod
-    def _park(self, entry: Entry, *, reason: str) -> None:
-        """Perform :func:`machine.park` atomically."""
+    def _park(self, entry: Entry, *, reason: str, attempt: HistoryEntry | None = None) -> None:
+        """Perform :func:`machine.park` atomically, appending ``attempt`` if given."""
 
     @abc.abstractmethod
     def _get(self, key: str) -> Record | None:
         """:meth:`get` for this backend."""
 
-    def _enqueue(self, entry: Entry) -> Claim:
-        """Perform :func:`machine.enqueue` atomically."""
+    def _enqueue(self, entry: Entry, *, attempt: HistoryEntry | None = None) -> Claim:
+        """Perform :func:`machine.enqueue` atomically, with :func:`.history.answered`."""
         raise NotImplementedError(f"{type(self).__name__} does not support queued dispatch")
 
     def _take(self, key: str, *, lease: float) -> Claim:
         """Perform :func:`machine.take` atomically."""
         raise NotImplementedError(f"{type(self).__name__} does not support queued dispatch")
+
+    def _note_only(self, key: str, entry: HistoryEntry) -> None:  # noqa: B027 - optional
+        """:meth:`note` for this backend; one that keeps no history ignores it."""
+
+    def _history(self, key: str) -> History:
+        """:meth:`kept_history` for this backend; one that keeps none has none."""
+        return History([])
 
     def _take_record(self, key: str, *, lease: float) -> tuple[Claim, Record | None]:
         """:meth:`take_record`; backends that can return the row from the claiming statement

@@ -29,7 +29,10 @@ key itself (its member in the ``last_seen`` index), then its own arguments.
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import NamedTuple
+
+from .history import ANSWERS, HISTORY_LIMIT
 
 __all__ = [
     "CLAIM",
@@ -38,6 +41,7 @@ __all__ = [
     "ENQUEUE",
     "ENQUEUE_MARKED",
     "MOVE",
+    "NOTE",
     "PARK",
     "PURGE",
     "PURGE_MARKS",
@@ -52,6 +56,7 @@ local now, ttl, member = ARGV[7], ARGV[8], ARGV[9]
 local function touch()
   redis.call('ZADD', index, now, member)
   redis.call('PEXPIRE', rec, ttl)
+  redis.call('PEXPIRE', KEYS[3], ttl)
 end
 -- machine._record_of: a new record of what the delivery brings (ARGV 1-6).
 local function record_of(existed, state, attempts, first_seen, token, lease_expires)
@@ -83,6 +88,38 @@ local function hand_over(state, attempts, token, lease_expires, expires)
 end
 """
 
+
+# stores/history.py: the entry this operation describes goes to the list KEYS[3], numbered
+# from 1, the newest HISTORY_LIMIT kept. The last ARGV is the entry ('' for none) as JSON cut
+# in two at a '|': the time (and, for a whole entry, status and outcome), then the rest.
+# A claim or enqueue sends a template: the status and outcome are its answer (ANSWERS).
+_HISTORY = """
+local hist = ARGV[#ARGV]
+local ANSWERS = {@ANSWERS@}
+local function note(answer)
+  if hist == '' then return end
+  local cut = string.find(hist, '|', 1, true)
+  local head = string.sub(hist, 1, cut - 1)
+  if answer then head = head .. ',' .. answer end
+  local last = redis.call('LINDEX', KEYS[3], -1)
+  local seq = 1
+  if last then seq = tonumber(string.match(last, '^%[(%d+)')) + 1 end
+  redis.call('RPUSH', KEYS[3], '[' .. seq .. ',' .. head .. ',' .. string.sub(hist, cut + 1))
+  if seq > @LIMIT@ then redis.call('LTRIM', KEYS[3], -@LIMIT@, -1) end
+  redis.call('PEXPIRE', KEYS[3], ttl)
+end
+local function note_answer(status)
+  local answer = ANSWERS[status]
+  if answer then note(answer) end
+end
+""".replace(
+    "@ANSWERS@",
+    ", ".join(
+        f"{status.value} = {json.dumps(f'{code},{json.dumps(outcome)}')}"
+        for status, (code, outcome) in ANSWERS.items()
+    ),
+).replace("@LIMIT@", str(HISTORY_LIMIT))
+
 _CLAIM = """
 -- ARGV 10-13: lease_expires, cutoff (retention), force, index floor (2 x retention)
 local cur = redis.call('HMGET', rec, 'state', 'fingerprint', 'attempts', 'token',
@@ -92,13 +129,18 @@ if forgotten(cur[1], cur[6], ARGV[11]) then
   redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. ARGV[13])
   return {'claimed', 1, 1, '0'}
 end
-if cur[2] ~= ARGV[1] then return {'conflict', 0, tonumber(cur[3]), '0'} end
+if cur[2] ~= ARGV[1] then
+  note_answer('conflict')
+  return {'conflict', 0, tonumber(cur[3]), '0'}
+end
 if cur[1] == 'done' and ARGV[12] ~= '1' then
   redis.call('HSET', rec, 'last_seen', now)
   touch()
+  note_answer('duplicate')
   return {'duplicate', 0, tonumber(cur[3]), '0'}
 end
 local answer = hand_over(cur[1], cur[3], cur[4], cur[5], ARGV[10])
+note_answer(answer[1])
 if answer[1] == 'claimed' then  -- what this delivery brings refreshes what was kept
   if ARGV[2] ~= '' then redis.call('HSET', rec, 'body', ARGV[2]) end
   if ARGV[3] ~= '' then redis.call('HSET', rec, 'headers', ARGV[3]) end
@@ -116,13 +158,18 @@ local cur = redis.call('HMGET', rec, 'state', 'fingerprint', 'attempts', 'token'
                        'first_seen')
 local token, first_seen = 0, now
 if not forgotten(cur[1], cur[5], ARGV[10]) then
-  if cur[2] ~= ARGV[1] then return {'conflict', 0, tonumber(cur[3])} end
+  if cur[2] ~= ARGV[1] then
+    note_answer('conflict')
+    return {'conflict', 0, tonumber(cur[3])}
+  end
   if cur[1] ~= 'failed' and cur[1] ~= 'parked' then
+    note_answer('duplicate')
     return {'duplicate', 0, tonumber(cur[3]), '0', cur[1]}
   end
   token, first_seen = tonumber(cur[4]), cur[6]
 end
 record_of(cur[1], 'queued', 0, first_seen, token, now)
+note_answer('queued')
 return {'queued', token, 0}
 """
 
@@ -137,12 +184,13 @@ return hand_over(cur[1], cur[2], cur[3], cur[4], ARGV[10])
 
 _MOVE = """
 -- A record still PROCESSING under ARGV[10] gets state ARGV[11] and the changes: pairs of field
--- and value from ARGV[12] on ('' deletes the field). Else nothing changes: fenced out.
+-- and value from ARGV[12] on ('' deletes the field), then the history entry. Else nothing
+-- changes: fenced out.
 -- The TTL is the retention, or longer for a renewed lease or a deferred due time.
 local cur = redis.call('HMGET', rec, 'state', 'token')
 if cur[1] ~= 'processing' or tonumber(cur[2]) ~= tonumber(ARGV[10]) then return 0 end
 local set = {'state', ARGV[11]}
-for i = 12, #ARGV, 2 do
+for i = 12, #ARGV - 1, 2 do
   if ARGV[i + 1] == '' then
     redis.call('HDEL', rec, ARGV[i])
   else
@@ -153,6 +201,7 @@ for i = 12, #ARGV, 2 do
 end
 redis.call('HSET', rec, unpack(set))
 redis.call('PEXPIRE', rec, ttl)
+note(nil)
 return 1
 """
 
@@ -170,11 +219,12 @@ else
   redis.call('HSET', rec, 'last_seen', now)
   touch()
 end
+note(nil)
 return 1
 """
 
 _PURGE = """
--- KEYS: index; ARGV: cutoff, now, record key prefix, offset, batch.
+-- KEYS: index; ARGV: cutoff, now, record key prefix, offset, batch, history key prefix.
 -- machine.purgeable: last seen before the cutoff (the index's range), and not a live lease.
 local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1],
                            'LIMIT', ARGV[4], ARGV[5])
@@ -186,7 +236,7 @@ for _, member in ipairs(members) do
     kept = kept + 1
   else
     if cur[1] then removed = removed + 1 end
-    redis.call('DEL', rec)
+    redis.call('DEL', rec, ARGV[6] .. member)
     redis.call('ZREM', KEYS[1], member)
   end
 end
@@ -222,11 +272,13 @@ def _script(source: str, numkeys: int) -> Script:
     return Script(source, sha, numkeys)
 
 
-CLAIM = _script(_PRELUDE + _CLAIM, 2)
-ENQUEUE = _script(_PRELUDE + _ENQUEUE, 2)
-TAKE = _script(_PRELUDE + _TAKE, 2)
-MOVE = _script(_PRELUDE + _MOVE, 2)
-PARK = _script(_PRELUDE + _PARK, 2)
+CLAIM = _script(_PRELUDE + _HISTORY + _CLAIM, 3)
+ENQUEUE = _script(_PRELUDE + _HISTORY + _ENQUEUE, 3)
+TAKE = _script(_PRELUDE + _HISTORY + _TAKE, 3)
+MOVE = _script(_PRELUDE + _HISTORY + _MOVE, 3)
+PARK = _script(_PRELUDE + _HISTORY + _PARK, 3)
+NOTE = _script(_PRELUDE + _HISTORY + "note(nil)\nreturn 1\n", 3)
+"""An entry alone, with no record (``Store.note``)."""
 PURGE = _script(_PURGE, 1)
 COUNT = _script(_COUNT, 1)
 
@@ -234,13 +286,14 @@ COUNT = _script(_COUNT, 1)
 # --- ordering marks (see marks.py): a claim or enqueue that also moves its scope's mark -------
 
 _JUDGE = """
--- marks.judge. KEYS 3-5: the scope's mark, this key's verdict, the marks' last_seen index.
--- The last four ARGV: the mark's at ('' for a status chain), old and new status ('' none),
--- and the retention cutoff. Returns {stale, newer_key, newer_at, gap}.
+-- marks.judge. KEYS 4-6: the scope's mark, this key's verdict, the marks' last_seen index.
+-- The four ARGV before the history entry (the last): the mark's at ('' for a status chain),
+-- old and new status ('' none), and the retention cutoff. Returns {stale, newer_key,
+-- newer_at, gap}.
 local function judge()
-  local n = #ARGV
+  local n = #ARGV - 1
   local at, old, new, cutoff = ARGV[n - 3], ARGV[n - 2], ARGV[n - 1], ARGV[n]
-  local mk, vk, marks = KEYS[3], KEYS[4], KEYS[5]
+  local mk, vk, marks = KEYS[4], KEYS[5], KEYS[6]
   local cur = redis.call('HMGET', mk, 'at', 'key', 'status', 'gap', 'last_seen')
   local write, stale, newer_key, newer_at, gap = false, 0, '', '', 0
   if not cur[1] or tonumber(cur[5]) < tonumber(cutoff) then
@@ -294,7 +347,8 @@ return #gone
 def _marked(body: str) -> Script:
     """``body`` (a script of the machine) as a function, then the mark judged if it handed
     the key over: both in one script, so atomic together."""
-    return _script(_PRELUDE + _JUDGE + "local function decide()\n" + body + _THEN_JUDGE, 5)
+    source = _PRELUDE + _HISTORY + _JUDGE + "local function decide()\n" + body + _THEN_JUDGE
+    return _script(source, 6)
 
 
 CLAIM_MARKED = _marked(_CLAIM)

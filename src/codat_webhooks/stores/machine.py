@@ -50,6 +50,12 @@ hand-over of ``take``, :data:`PURGE_WHERE`); Redis runs Lua scripts that make th
 decisions atomically. ``tests/stores/test_store_machine.py`` drives every backend through
 random sequences of operations and checks each answers, and stores, what MemoryStore does.
 
+History: a transition may carry a :class:`~.history.HistoryEntry` (a :class:`Move`'s
+``attempt``, the ``attempt`` of claim, enqueue and park), which the backend appends to the
+key's history in the same operation; which entry a claim or enqueue appends follows from its
+answer, decided once in :func:`.history.answered` (and its table in the Lua scripts). The
+decisions above never read the history: it records them.
+
 What a store writes passes through :class:`~codat_webhooks.stores.Store`'s public methods
 first: keys are guarded (:func:`~codat_webhooks.stores.base.key_problem`), entries and
 every error or reason text cleaned (:func:`~codat_webhooks.stores.base.storable_text`), so a
@@ -60,6 +66,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from .history import HistoryEntry
+from .history import cleaned as clean_entry
 from .records import Claim, ClaimStatus, Entry, Record, State, storable_text
 
 __all__ = [
@@ -226,6 +234,8 @@ class Move(NamedTuple):
 
     state: State
     changes: dict[str, Any]
+    attempt: HistoryEntry | None = None
+    """The history entry to append with the move (see :mod:`.history`), if any."""
 
 
 def renewal(now: float, lease: float) -> Move:
@@ -233,21 +243,24 @@ def renewal(now: float, lease: float) -> Move:
     return Move(State.PROCESSING, {"lease_expires": now + lease})
 
 
-def completion(now: float) -> Move:
+def completion(now: float, attempt: HistoryEntry | None = None) -> Move:
     """Every hook returned: ``DONE``, no lease, no error; retention starts ``now``."""
-    return Move(State.DONE, {"last_seen": now, "lease_expires": 0.0, "last_error": None})
+    changes = {"last_seen": now, "lease_expires": 0.0, "last_error": None}
+    return Move(State.DONE, changes, None if attempt is None else clean_entry(attempt))
 
 
-def release(now: float, error: str) -> Move:
+def release(now: float, error: str, attempt: HistoryEntry | None = None) -> Move:
     """A hook raised: ``FAILED`` with the error, so the next delivery (or enqueue) runs it."""
     cleaned = storable_text(error)
-    return Move(State.FAILED, {"last_seen": now, "lease_expires": 0.0, "last_error": cleaned})
+    changes = {"last_seen": now, "lease_expires": 0.0, "last_error": cleaned}
+    return Move(State.FAILED, changes, None if attempt is None else clean_entry(attempt))
 
 
-def deferral(now: float, due: float, error: str) -> Move:
+def deferral(now: float, due: float, error: str, attempt: HistoryEntry | None = None) -> Move:
     """A hook raised and a retry is left: back to ``QUEUED``, due at ``due``."""
     cleaned = storable_text(error)
-    return Move(State.QUEUED, {"last_seen": now, "lease_expires": due, "last_error": cleaned})
+    changes = {"last_seen": now, "lease_expires": due, "last_error": cleaned}
+    return Move(State.QUEUED, changes, None if attempt is None else clean_entry(attempt))
 
 
 def move(record: Record | None, token: int, change: Move) -> Record | None:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from .._forking import start_over_in_children
 from . import machine, marks
 from .base import DEFAULT_RETENTION, Claim, Entry, Record, RecordQuery, State, Store, newest_first
+from .history import HISTORY_LIMIT, History, HistoryEntry, answered
 from .records import ClaimStatus
 
 __all__ = ["MemoryStore"]
@@ -46,6 +47,9 @@ class MemoryStore(Store):
         self._records: dict[str, Record] = {}
         self._marks: dict[str, marks.HighWater] = {}
         self._verdicts: dict[str, tuple[marks.Verdict, float]] = {}
+        self._histories: dict[str, HistoryEntry | list[HistoryEntry]] = {}
+        """A key's one entry, or its list once it has two (most keys have one: done at once)."""
+        self._dropped: dict[str, int] = {}
         self._sweep_every = self.retention / _SWEEPS_PER_RETENTION
         self._next_sweep = clock() + self._sweep_every
         start_over_in_children(self)
@@ -67,7 +71,25 @@ class MemoryStore(Store):
             self._records[key] = record
         return claim
 
-    def _claim(self, entry: Entry, *, lease: float, force: bool) -> Claim:
+    def _note(self, key: str, entry: HistoryEntry | None) -> None:
+        """Append ``entry`` to ``key``'s history, dropping the oldest past the limit; lock held."""
+        if entry is None:
+            return
+        kept = self._histories.get(key)
+        if kept is None:
+            self._histories[key] = entry
+            return
+        if not isinstance(kept, list):
+            self._histories[key] = [kept, entry]
+            return
+        kept.append(entry)
+        if len(kept) > HISTORY_LIMIT:
+            del kept[0]
+            self._dropped[key] = self._dropped.get(key, 0) + 1
+
+    def _claim(
+        self, entry: Entry, *, lease: float, force: bool, attempt: HistoryEntry | None = None
+    ) -> Claim:
         with self._lock:
             now = self._now_swept()
             record = self._records.get(entry.key)
@@ -77,14 +99,19 @@ class MemoryStore(Store):
                     record, entry, now=now, lease=lease, force=force, retention=self.retention
                 ),
             )
+            if attempt is not None:
+                self._note(entry.key, answered(attempt, claim.status, now))
             return self._ordered(entry, claim, now)
 
-    def _enqueue(self, entry: Entry) -> Claim:
+    def _enqueue(self, entry: Entry, *, attempt: HistoryEntry | None = None) -> Claim:
         with self._lock:
             now = self._now_swept()
             record = self._records.get(entry.key)
             decided = machine.enqueue(record, entry, now=now, retention=self.retention)
-            return self._ordered(entry, self._keep(entry.key, decided), now)
+            claim = self._keep(entry.key, decided)
+            if attempt is not None:
+                self._note(entry.key, answered(attempt, claim.status, now))
+            return self._ordered(entry, claim, now)
 
     def _take(self, key: str, *, lease: float) -> Claim:
         with self._lock:
@@ -98,17 +125,31 @@ class MemoryStore(Store):
             if moved is None:
                 return False
             self._records[key] = moved
+            self._note(key, change.attempt)
             return True
 
-    def _park(self, entry: Entry, *, reason: str) -> None:
+    def _park(self, entry: Entry, *, reason: str, attempt: HistoryEntry | None = None) -> None:
         with self._lock:
             now = self._now_swept()
             record = self._records.get(entry.key)
             self._records[entry.key] = machine.park(record, entry, now=now, reason=reason)
+            self._note(entry.key, attempt)
 
     def _get(self, key: str) -> Record | None:
         with self._lock:
             return self._records.get(key)
+
+    def _note_only(self, key: str, entry: HistoryEntry) -> None:
+        with self._lock:
+            self._note(key, entry)
+
+    def _history(self, key: str) -> History:
+        with self._lock:
+            kept = self._histories.get(key)
+            dropped = self._dropped.get(key, 0)
+        if kept is None:
+            return History([], dropped)
+        return History(list(kept) if isinstance(kept, list) else [kept], dropped)
 
     def _find(self, query: RecordQuery) -> list[Record]:
         with self._lock:
@@ -179,6 +220,8 @@ class MemoryStore(Store):
         ]
         for key in doomed:
             del self._records[key]
+            self._histories.pop(key, None)
+            self._dropped.pop(key, None)
         self._evict_marks(cutoff)
         return len(doomed)
 

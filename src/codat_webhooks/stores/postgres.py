@@ -74,6 +74,7 @@ class PostgresStore(SQLStore):
     """
 
     blocking = True
+    _update_in_with = True
 
     def __init__(
         self,
@@ -162,6 +163,7 @@ class PostgresStore(SQLStore):
                     f'ALTER TABLE "{self.table}" ADD COLUMN IF NOT EXISTS verified_by TEXT'
                 )
             conn.execute(self._marks_sql.schema)
+            conn.execute(self._history_sql.schema)
         self._schema_ready = True
 
     def create_schema(self) -> None:
@@ -185,6 +187,9 @@ class PostgresStore(SQLStore):
         with self._conn() as conn, conn.transaction():
             yield conn.execute
 
+    def _numbered_meanwhile(self, exc: StoreError) -> bool:
+        return isinstance(exc.__cause__, psycopg.errors.UniqueViolation)
+
     def ping(self) -> None:
         with self._conn() as conn:
             conn.execute("SELECT 1")
@@ -199,6 +204,7 @@ class PostgresStore(SQLStore):
             conn.execute("SELECT set_config('statement_timeout', %s, true)", (bound,))
             for statement in self._marks_sql.purge:
                 conn.execute(statement, (cutoff,))
+            conn.execute(self._history_sql.purge, (cutoff, now))  # with their records
             return conn.execute(self._sql.purge, (cutoff, now)).rowcount
 
     def close(self) -> None:

@@ -16,6 +16,7 @@ server calls as the record allows. Installing ``hiredis`` speeds up redis-py's p
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -43,6 +44,7 @@ from .base import (
     Store,
     newest_first,
 )
+from .history import History, HistoryEntry, cleaned, decode_entry
 from .machine import Move
 from .marks import HighWater, Mark, Verdict
 from .records import decode_headers, encode_headers
@@ -136,6 +138,18 @@ def _claim_of(reply: list[Any]) -> Claim:
     retry_after = float(rest[0]) if rest else 0.0
     state = State(rest[1].decode()) if len(rest) > 1 else None
     return Claim(ClaimStatus(status.decode()), int(token), int(attempts), retry_after, state)
+
+
+def _history_text(entry: HistoryEntry | None, *, template: bool = False) -> str:
+    """An entry as the scripts take it (see :mod:`.lua`): time (with status and outcome
+    unless ``template``), a '|', then the rest of the JSON array; '' for none."""
+    if entry is None:
+        return ""
+    at, status, outcome, *rest = entry
+    tail = json.dumps(rest, separators=(",", ":"))[1:]
+    if template:
+        return f"{at!r}|{tail}"
+    return f"{at!r},{'null' if status is None else int(status)},{json.dumps(outcome)}|{tail}"
 
 
 def _field_value(value: float | str | None) -> str:
@@ -246,33 +260,52 @@ class RedisStore(Store):
     # --- the protocol ------------------------------------------------------------------------
 
     def _run(
-        self, script: lua.Script, key: str, entry: Entry | None, ttl_ms: int, *args: object
+        self,
+        script: lua.Script,
+        key: str,
+        entry: Entry | None,
+        ttl_ms: int,
+        *args: object,
+        history: str = "",
     ) -> Any:
         """Run one of the record scripts on ``key``: the entry's fields (or none), the time, the
-        TTL and the key first, as every one of them expects (see :mod:`.lua`), then ``args``."""
+        TTL and the key first, as every one of them expects (see :mod:`.lua`), then ``args``,
+        then the history entry (see :func:`_history_text`)."""
         fields = _NO_ENTRY if entry is None else _entry_fields(entry)
         now = repr(self._clock())
-        keys = (self._rec(key), self._index)
-        return self._eval(script, *keys, *fields, now, ttl_ms, key, *args)
+        keys = (self._rec(key), self._index, self._hist(key))
+        return self._eval(script, *keys, *fields, now, ttl_ms, key, *args, history)
 
-    def _claim(self, entry: Entry, *, lease: float, force: bool) -> Claim:
+    def _claim(
+        self, entry: Entry, *, lease: float, force: bool, attempt: HistoryEntry | None = None
+    ) -> Claim:
         now = self._clock()
         args = (repr(now + lease), repr(now - self.retention), "1" if force else "0")
         floor = repr(now - 2 * self.retention)  # index members this old are long expired
         ttl = self._ttl_ms(lease)
+        history = _history_text(attempt and cleaned(attempt._replace(at=now)), template=True)
         if entry.mark is not None:
-            return self._run_marked(lua.CLAIM_MARKED, entry, ttl, *args, floor)
-        return _claim_of(self._run(lua.CLAIM, entry.key, entry, ttl, *args, floor))
+            return self._run_marked(lua.CLAIM_MARKED, entry, ttl, *args, floor, history=history)
+        return _claim_of(self._run(lua.CLAIM, entry.key, entry, ttl, *args, floor, history=history))
 
-    def _run_marked(self, script: lua.Script, entry: Entry, ttl_ms: int, *args: object) -> Claim:
+    def _run_marked(
+        self, script: lua.Script, entry: Entry, ttl_ms: int, *args: object, history: str
+    ) -> Claim:
         """:meth:`_run` of a claim or enqueue that also moves the entry's scope's mark, in the
         same script (:mod:`.redis_marks`); answers the claim with its ``order``."""
         assert entry.mark is not None
         now = self._clock()
-        keys = (self._rec(entry.key), self._index, *self._marks.keys(entry.key, entry.mark))
+        keys = (
+            self._rec(entry.key),
+            self._index,
+            self._hist(entry.key),
+            *self._marks.keys(entry.key, entry.mark),
+        )
         tail = self._marks.arguments(entry.mark, now)
         fields = _entry_fields(entry)
-        reply = self._eval(script, *keys, *fields, repr(now), ttl_ms, entry.key, *args, *tail)
+        reply = self._eval(
+            script, *keys, *fields, repr(now), ttl_ms, entry.key, *args, *tail, history
+        )
         return self._marks.answer(_claim_of(reply[0]), reply)
 
     def _move(self, key: str, token: int, change: Move) -> bool:
@@ -282,25 +315,46 @@ class RedisStore(Store):
         args: list[object] = [token, change.state.value]
         for field, value in changes.items():
             args += (field, _field_value(value))
-        return bool(self._run(lua.MOVE, key, None, ttl, *args))
+        history = _history_text(change.attempt)
+        return bool(self._run(lua.MOVE, key, None, ttl, *args, history=history))
 
-    def _enqueue(self, entry: Entry) -> Claim:
-        cutoff = repr(self._clock() - self.retention)
+    def _enqueue(self, entry: Entry, *, attempt: HistoryEntry | None = None) -> Claim:
+        now = self._clock()
+        cutoff = repr(now - self.retention)
+        history = _history_text(attempt and cleaned(attempt._replace(at=now)), template=True)
         if entry.mark is not None:
-            return self._run_marked(lua.ENQUEUE_MARKED, entry, self._ttl_ms(0), cutoff)
-        return _claim_of(self._run(lua.ENQUEUE, entry.key, entry, self._ttl_ms(0), cutoff))
+            return self._run_marked(
+                lua.ENQUEUE_MARKED, entry, self._ttl_ms(0), cutoff, history=history
+            )
+        return _claim_of(
+            self._run(lua.ENQUEUE, entry.key, entry, self._ttl_ms(0), cutoff, history=history)
+        )
 
     def _take(self, key: str, *, lease: float) -> Claim:
         expires = repr(self._clock() + lease)
         return _claim_of(self._run(lua.TAKE, key, None, self._ttl_ms(lease), expires))
 
-    def _park(self, entry: Entry, *, reason: str) -> None:
-        self._run(lua.PARK, entry.key, entry, self._ttl_ms(0), _opt(reason))
+    def _park(self, entry: Entry, *, reason: str, attempt: HistoryEntry | None = None) -> None:
+        history = _history_text(attempt)
+        self._run(lua.PARK, entry.key, entry, self._ttl_ms(0), _opt(reason), history=history)
 
     def _get(self, key: str) -> Record | None:
         with self._errors():
             fields = cast("dict[bytes, bytes]", self.client.hgetall(self._rec(key)))
         return _record(key, fields) if fields else None
+
+    def _hist(self, key: str) -> str:
+        return f"{self.prefix}h:{key}"
+
+    def _note_only(self, key: str, entry: HistoryEntry) -> None:
+        self._run(lua.NOTE, key, None, self._ttl_ms(0), history=_history_text(entry))
+
+    def _history(self, key: str) -> History:
+        with self._errors():
+            texts = cast("list[bytes]", self.client.lrange(self._hist(key), 0, -1))
+        decoded = [decode_entry(text) for text in texts]
+        dropped = decoded[0][0] - 1 if decoded else 0
+        return History([entry for _, entry in decoded], dropped)
 
     def _find(self, query: RecordQuery) -> list[Record]:
         low = "-inf" if query.since is None else repr(query.since)
@@ -361,7 +415,7 @@ class RedisStore(Store):
         self._marks.purge(cutoff)
         removed = kept = 0
         while True:
-            args = (repr(cutoff), repr(now), f"{self.prefix}d:", kept, _BATCH)
+            args = (repr(cutoff), repr(now), f"{self.prefix}d:", kept, _BATCH, f"{self.prefix}h:")
             gone, scanned, live = self._eval(lua.PURGE, self._index, *args)
             removed += int(gone)
             kept += int(live)

@@ -51,11 +51,11 @@ class RedisMarks:
         return f"{self.store.prefix}v:{key}"
 
     def keys(self, key: str, mark: Mark) -> tuple[str, str, str]:
-        """KEYS 3-5 of the marked scripts."""
+        """KEYS 4-6 of the marked scripts (after the record, the index and the history)."""
         return (self._mark_key(mark.scope), self._verdict_key(key), self.index)
 
     def arguments(self, mark: Mark, now: float) -> tuple[str, str, str, str]:
-        """The last four ARGV of the marked scripts."""
+        """The four ARGV of the marked scripts before the history entry (the last)."""
         at = "" if mark.at is None else repr(mark.at)
         cutoff = repr(now - self.store.retention)
         return (at, mark.old_status or "", mark.new_status or "", cutoff)

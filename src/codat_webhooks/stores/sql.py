@@ -24,8 +24,9 @@ from contextlib import AbstractContextManager
 from typing import Any, NamedTuple, TypeVar
 
 from ..errors import StoreError
-from . import machine, sql_marks
+from . import machine, sql_history, sql_marks
 from .base import Claim, ClaimStatus, Entry, Store
+from .history import HISTORY_LIMIT, History, HistoryEntry, answered
 from .marks import HighWater, Mark, Verdict
 from .records import Record, RecordQuery, State, decode_headers, encode_headers
 
@@ -122,6 +123,7 @@ class Statements:
         where = machine.PURGE_WHERE.format(cutoff=p, now=p)
         self.purge = f"DELETE FROM {t} WHERE {where}"  # noqa: S608
         self._table = t
+        self.table_name = table
         self._moves: dict[tuple[str, ...], str] = {}
 
     def move(self, change: machine.Move) -> str:
@@ -251,6 +253,9 @@ class SQLStore(Store):
     """The ordering tables' statements (:mod:`.sql_marks`)."""
     _returning: bool = True
     """Whether ``UPDATE ... RETURNING`` works (SQLite before 3.35 has none)."""
+    _update_in_with: bool = False
+    """Whether an UPDATE may sit in a ``WITH`` (PostgreSQL), so a move and its history entry
+    are one statement (see :meth:`.sql_history.HistoryStatements.moved_and_appended`)."""
 
     @abc.abstractmethod
     def _rows(self, statement: str, params: Sequence[object] = ()) -> list[Row]:
@@ -268,9 +273,11 @@ class SQLStore(Store):
         self,
         key: str,
         plan: Callable[[Record | None, float], tuple[Answer, Record | None]],
+        noted: Callable[[Answer, float], HistoryEntry | None] | None = None,
         also: Callable[[Execute, Answer], Answer] | None = None,
     ) -> tuple[Answer, Record | None]:
-        """Read ``key``'s row under the lock, decide with ``plan`` and write what it decided.
+        """Read ``key``'s row under the lock, decide with ``plan`` and write what it decided,
+        with the history entry ``noted`` makes of the answer, if any.
 
         An absent row cannot be locked, so its record is inserted only if still absent; if
         another writer inserted it meanwhile, the decision is made again on that row.
@@ -279,15 +286,41 @@ class SQLStore(Store):
         for _ in range(_ATTEMPTS):
             with self._locked() as execute:
                 rows = execute(self._sql.select_locked, (key,)).fetchall()
-                answer, decided = plan(record_from_row(rows[0]) if rows else None, self._clock())
+                now = self._clock()
+                answer, decided = plan(record_from_row(rows[0]) if rows else None, now)
+                note = None if noted is None else noted(answer, now)
                 if decided is None:
+                    if note is not None and rows:
+                        self._note(execute, key, note)
                     return answer, None
                 if rows:
                     execute(self._sql.upsert, record_to_row(decided))
+                    if note is not None:
+                        self._note(execute, key, note)
                     return (answer if also is None else also(execute, answer)), decided
                 if execute(self._sql.insert_new, record_to_row(decided)).rowcount == 1:
+                    if note is not None:
+                        self._note(execute, key, note)
                     return (answer if also is None else also(execute, answer)), decided
         raise StoreError(f"could not decide on {key!r}: the row kept changing")
+
+    # --- the history table beside the records (see .history and .sql_history) ---------------
+
+    @property
+    def _history_sql(self) -> sql_history.HistoryStatements:
+        dialect = self._sql.dialect
+        return sql_history.statements(dialect.mark, dialect.real, self._sql.table_name)
+
+    def _note(self, execute: Execute, key: str, entry: HistoryEntry) -> None:
+        """Append ``entry`` to ``key``'s history in the caller's transaction."""
+        sql_history.append(execute, self._history_sql, key, entry, self._returning)
+
+    def _note_only(self, key: str, entry: HistoryEntry) -> None:
+        with self._locked() as execute:
+            self._note(execute, key, entry)
+
+    def _history(self, key: str) -> History:
+        return sql_history.history_from_rows(self._rows(self._history_sql.select, (key,)))
 
     def _insert_new(self, record: Record) -> bool:
         """Write a first record in one statement, no read: ``False`` if the key exists."""
@@ -295,9 +328,11 @@ class SQLStore(Store):
 
     # --- the protocol ------------------------------------------------------------------------
 
-    def _claim(self, entry: Entry, *, lease: float, force: bool) -> Claim:
+    def _claim(
+        self, entry: Entry, *, lease: float, force: bool, attempt: HistoryEntry | None = None
+    ) -> Claim:
         if entry.mark is not None:
-            return self._claim_marked(entry, entry.mark, lease=lease, force=force)
+            return self._claim_marked(entry, entry.mark, lease=lease, force=force, attempt=attempt)
         # Most deliveries carry a key never seen: one INSERT, which exactly one of two racing
         # writers wins; the other (and any key already known) reads, decides and writes.
         claim, fresh = machine.first_claim(entry, self._clock(), lease)
@@ -309,23 +344,35 @@ class SQLStore(Store):
             lambda record, now: machine.claim(
                 record, entry, now=now, lease=lease, force=force, retention=retention
             ),
+            None if attempt is None else (lambda claim, now: answered(attempt, claim.status, now)),
         )[0]
 
-    def _enqueue(self, entry: Entry) -> Claim:
+    def _enqueue(self, entry: Entry, *, attempt: HistoryEntry | None = None) -> Claim:
         if entry.mark is not None:
-            return self._enqueue_marked(entry, entry.mark)
+            return self._enqueue_marked(entry, entry.mark, attempt)
         retention = self.retention
-        claim, fresh = machine.enqueue(None, entry, now=self._clock(), retention=retention)
-        if fresh is not None and self._insert_new(fresh):
+        now = self._clock()
+        claim, fresh = machine.enqueue(None, entry, now=now, retention=retention)
+        note = answered(attempt, claim.status, now)
+        if fresh is not None and note is None and self._insert_new(fresh):
             return claim
+        if fresh is not None and note is not None:
+            with self._locked() as execute:  # the first record and its first entry together
+                if execute(self._sql.insert_new, record_to_row(fresh)).rowcount == 1:
+                    self._note(execute, entry.key, note)
+                    return claim
         return self._decide(
             entry.key,
             lambda record, now: machine.enqueue(record, entry, now=now, retention=retention),
+            None if attempt is None else (lambda claim, now: answered(attempt, claim.status, now)),
         )[0]
 
-    def _claim_marked(self, entry: Entry, mark: Mark, *, lease: float, force: bool) -> Claim:
+    def _claim_marked(
+        self, entry: Entry, mark: Mark, *, lease: float, force: bool, attempt: HistoryEntry | None
+    ) -> Claim:
         """A claim that moves its scope's mark in its own transaction (:mod:`.sql_marks`)."""
         claim, fresh = machine.first_claim(entry, self._clock(), lease)
+        # A first claim is CLAIMED: its history entry is written when the hooks are done.
         first = sql_marks.first_judged(self, entry.key, mark, claim, record_to_row(fresh))
         if first is not None:
             return first
@@ -335,19 +382,25 @@ class SQLStore(Store):
             lambda record, now: machine.claim(
                 record, entry, now=now, lease=lease, force=force, retention=retention
             ),
+            None if attempt is None else (lambda claim, now: answered(attempt, claim.status, now)),
             lambda execute, claim: sql_marks.judged(self, execute, entry.key, mark, claim),
         )[0]
 
-    def _enqueue_marked(self, entry: Entry, mark: Mark) -> Claim:
+    def _enqueue_marked(self, entry: Entry, mark: Mark, attempt: HistoryEntry | None) -> Claim:
         retention = self.retention
-        claim, fresh = machine.enqueue(None, entry, now=self._clock(), retention=retention)
+        now = self._clock()
+        claim, fresh = machine.enqueue(None, entry, now=now, retention=retention)
         if fresh is not None:
-            first = sql_marks.first_judged(self, entry.key, mark, claim, record_to_row(fresh))
+            note = answered(attempt, claim.status, now)
+            first = sql_marks.first_judged(
+                self, entry.key, mark, claim, record_to_row(fresh), note=note
+            )
             if first is not None:
                 return first
         return self._decide(
             entry.key,
             lambda record, now: machine.enqueue(record, entry, now=now, retention=retention),
+            None if attempt is None else (lambda claim, now: answered(attempt, claim.status, now)),
             lambda execute, claim: sql_marks.judged(self, execute, entry.key, mark, claim),
         )[0]
 
@@ -382,12 +435,41 @@ class SQLStore(Store):
         return self._decide(key, lambda record, now: machine.take(record, now=now, lease=lease))
 
     def _move(self, key: str, token: int, change: machine.Move) -> bool:
-        return self._count(self._sql.move(change), move_params(key, token, change)) == 1
+        if change.attempt is None:
+            return self._count(self._sql.move(change), move_params(key, token, change)) == 1
+        if self._update_in_with:
+            try:
+                return self._moved_and_appended(key, token, change, change.attempt)
+            except StoreError as exc:
+                if not self._numbered_meanwhile(exc):
+                    raise
+            # An answer noted while this statement waited for the row took the entry's number
+            # (the statement's snapshot is older): do it again in two statements.
+        with self._locked() as execute:  # the move and its history entry in one transaction
+            moved = execute(self._sql.move(change), move_params(key, token, change)).rowcount
+            if moved == 1:
+                self._note(execute, key, change.attempt)
+            return bool(moved == 1)
 
-    def _park(self, entry: Entry, *, reason: str) -> None:
+    def _moved_and_appended(
+        self, key: str, token: int, change: machine.Move, attempt: HistoryEntry
+    ) -> bool:
+        statement = self._history_sql.moved_and_appended(self._sql.move(change))
+        rows = self._rows(statement, (*move_params(key, token, change), *attempt))
+        seq = int(rows[0][0]) if rows else 0  # type: ignore[call-overload]
+        if seq > HISTORY_LIMIT:  # trimmed apart: a crash here leaves one entry too many
+            self._count(self._history_sql.trim, (key, seq - HISTORY_LIMIT))
+        return bool(rows)
+
+    def _numbered_meanwhile(self, exc: StoreError) -> bool:
+        """Whether ``exc`` is a history entry's number taken by a concurrent writer."""
+        return False
+
+    def _park(self, entry: Entry, *, reason: str, attempt: HistoryEntry | None = None) -> None:
         self._decide(
             entry.key,
             lambda record, now: (None, machine.park(record, entry, now=now, reason=reason)),
+            None if attempt is None else (lambda _, __: attempt),
         )
 
     def _get(self, key: str) -> Record | None:
@@ -408,5 +490,8 @@ class SQLStore(Store):
 
     def purge(self, *, older_than: float | None = None) -> int:
         now = self._clock()
-        self._purge_marks(self._purge_cutoff(now, older_than))
-        return self._count(self._sql.purge, (self._purge_cutoff(now, older_than), now))
+        params = (self._purge_cutoff(now, older_than), now)
+        self._purge_marks(params[0])
+        with self._locked() as execute:  # a record and its history go together
+            execute(self._history_sql.purge, params)
+            return int(execute(self._sql.purge, params).rowcount)

@@ -20,6 +20,7 @@ from .marks import FRESH, HighWater, Mark, Verdict
 from .records import ClaimStatus
 
 if TYPE_CHECKING:
+    from .history import HistoryEntry
     from .records import Claim
     from .sql import Dialect, Execute, SQLStore
 
@@ -109,13 +110,22 @@ def _verdict_from(row: Sequence[Any]) -> Verdict:
 
 
 def first_judged(
-    store: SQLStore, entry_key: str, mark: Mark, claim: Claim, row: Sequence[object]
+    store: SQLStore,
+    entry_key: str,
+    mark: Mark,
+    claim: Claim,
+    row: Sequence[object],
+    *,
+    note: HistoryEntry | None = None,
 ) -> Claim | None:
-    """A key never seen (the common case): its first record (``row``) inserted only if absent
-    and its mark judged, in one transaction; ``None`` if the key exists (the caller decides)."""
+    """A key never seen (the common case): its first record (``row``) inserted only if absent,
+    its history entry ``note`` appended and its mark judged, in one transaction; ``None`` if
+    the key exists (the caller decides)."""
     with store._locked() as execute:
         if execute(store._sql.insert_new, row).rowcount != 1:
             return None
+        if note is not None:
+            store._note(execute, entry_key, note)
         return judged(store, execute, entry_key, mark, claim)
 
 
