@@ -117,9 +117,8 @@ class Dispatcher:
             for name in names:
                 self._call_each(self._implementations(name), kwargs)
             return
-        started = (
-            time.perf_counter()
-        )  # and each hook's end is the next one's start: one clock read each
+        # Each hook's end is the next one's start: one clock read per hook.
+        started = time.perf_counter()
         for name in names:
             plan = self._implementations(name)
             if not plan:

@@ -331,49 +331,11 @@ class SQLStore(Store):
     def _claim(
         self, entry: Entry, *, lease: float, force: bool, attempt: HistoryEntry | None = None
     ) -> Claim:
-        if entry.mark is not None:
-            return self._claim_marked(entry, entry.mark, lease=lease, force=force, attempt=attempt)
         # Most deliveries carry a key never seen: one INSERT, which exactly one of two racing
-        # writers wins; the other (and any key already known) reads, decides and writes.
+        # writers wins; the other (and any key already known) reads, decides and writes. A
+        # first claim is CLAIMED: its history entry is written when the hooks are done.
         claim, fresh = machine.first_claim(entry, self._clock(), lease)
-        if self._insert_new(fresh):
-            return claim
-        retention = self.retention
-        return self._decide(
-            entry.key,
-            lambda record, now: machine.claim(
-                record, entry, now=now, lease=lease, force=force, retention=retention
-            ),
-            None if attempt is None else (lambda claim, now: answered(attempt, claim.status, now)),
-        )[0]
-
-    def _enqueue(self, entry: Entry, *, attempt: HistoryEntry | None = None) -> Claim:
-        if entry.mark is not None:
-            return self._enqueue_marked(entry, entry.mark, attempt)
-        retention = self.retention
-        now = self._clock()
-        claim, fresh = machine.enqueue(None, entry, now=now, retention=retention)
-        note = answered(attempt, claim.status, now)
-        if fresh is not None and note is None and self._insert_new(fresh):
-            return claim
-        if fresh is not None and note is not None:
-            with self._locked() as execute:  # the first record and its first entry together
-                if execute(self._sql.insert_new, record_to_row(fresh)).rowcount == 1:
-                    self._note(execute, entry.key, note)
-                    return claim
-        return self._decide(
-            entry.key,
-            lambda record, now: machine.enqueue(record, entry, now=now, retention=retention),
-            None if attempt is None else (lambda claim, now: answered(attempt, claim.status, now)),
-        )[0]
-
-    def _claim_marked(
-        self, entry: Entry, mark: Mark, *, lease: float, force: bool, attempt: HistoryEntry | None
-    ) -> Claim:
-        """A claim that moves its scope's mark in its own transaction (:mod:`.sql_marks`)."""
-        claim, fresh = machine.first_claim(entry, self._clock(), lease)
-        # A first claim is CLAIMED: its history entry is written when the hooks are done.
-        first = sql_marks.first_judged(self, entry.key, mark, claim, record_to_row(fresh))
+        first = self._first(entry, claim, fresh, None)
         if first is not None:
             return first
         retention = self.retention
@@ -382,27 +344,56 @@ class SQLStore(Store):
             lambda record, now: machine.claim(
                 record, entry, now=now, lease=lease, force=force, retention=retention
             ),
-            None if attempt is None else (lambda claim, now: answered(attempt, claim.status, now)),
-            lambda execute, claim: sql_marks.judged(self, execute, entry.key, mark, claim),
+            self._noting(attempt),
+            self._judging(entry),
         )[0]
 
-    def _enqueue_marked(self, entry: Entry, mark: Mark, attempt: HistoryEntry | None) -> Claim:
+    def _enqueue(self, entry: Entry, *, attempt: HistoryEntry | None = None) -> Claim:
         retention = self.retention
         now = self._clock()
         claim, fresh = machine.enqueue(None, entry, now=now, retention=retention)
         if fresh is not None:
-            note = answered(attempt, claim.status, now)
-            first = sql_marks.first_judged(
-                self, entry.key, mark, claim, record_to_row(fresh), note=note
-            )
+            first = self._first(entry, claim, fresh, answered(attempt, claim.status, now))
             if first is not None:
                 return first
         return self._decide(
             entry.key,
             lambda record, now: machine.enqueue(record, entry, now=now, retention=retention),
-            None if attempt is None else (lambda claim, now: answered(attempt, claim.status, now)),
-            lambda execute, claim: sql_marks.judged(self, execute, entry.key, mark, claim),
+            self._noting(attempt),
+            self._judging(entry),
         )[0]
+
+    def _first(
+        self, entry: Entry, claim: Claim, fresh: Record, note: HistoryEntry | None
+    ) -> Claim | None:
+        """A key never seen: its first record inserted only if absent, with its history entry
+        and its scope's mark in the same transaction; ``None`` if the key exists."""
+        if entry.mark is not None:
+            row = record_to_row(fresh)
+            return sql_marks.first_judged(self, entry.key, entry.mark, claim, row, note=note)
+        if note is None:
+            return claim if self._insert_new(fresh) else None
+        with self._locked() as execute:
+            if execute(self._sql.insert_new, record_to_row(fresh)).rowcount != 1:
+                return None
+            self._note(execute, entry.key, note)
+            return claim
+
+    @staticmethod
+    def _noting(
+        attempt: HistoryEntry | None,
+    ) -> Callable[[Claim, float], HistoryEntry | None] | None:
+        """The entry an answer adds to the key's history, from ``attempt``'s template."""
+        if attempt is None:
+            return None
+        return lambda claim, now: answered(attempt, claim.status, now)
+
+    def _judging(self, entry: Entry) -> Callable[[Execute, Claim], Claim] | None:
+        """A scoped entry's mark, judged in the transaction of the claim or enqueue."""
+        mark = entry.mark
+        if mark is None:
+            return None
+        return lambda execute, claim: sql_marks.judged(self, execute, entry.key, mark, claim)
 
     def _recheck(self, key: str, mark: Mark) -> Verdict:
         return sql_marks.recheck(self, key, mark)
