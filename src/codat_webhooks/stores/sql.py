@@ -77,7 +77,8 @@ _HELD = "key = {p} AND token = {p} AND state = 'processing'"
 class Statements:
     """The statements for one table in one dialect, rendered once."""
 
-    def __init__(self, dialect: Dialect, table: str) -> None:
+    def __init__(self, dialect: Dialect, table: str, more_columns: str = "") -> None:
+        """``more_columns``: the definitions of columns one store alone keeps in the table."""
         self.dialect = dialect
         p = dialect.mark
         t = f'"{table}"'
@@ -89,7 +90,7 @@ class Statements:
             f" first_seen {dialect.real} NOT NULL, last_seen {dialect.real} NOT NULL,"
             f" kind TEXT, company_id TEXT, body {dialect.blob} NOT NULL, headers TEXT NOT NULL,"
             f" last_error TEXT, token {dialect.big} NOT NULL,"
-            f" lease_expires {dialect.real} NOT NULL, verified_by TEXT);\n"
+            f" lease_expires {dialect.real} NOT NULL, verified_by TEXT{more_columns});\n"
             f'CREATE INDEX IF NOT EXISTS "{table}_last_seen" ON {t} (last_seen)'
         )
         # SQLite's table has had it since queued dispatch; PostgreSQL's never had it, and

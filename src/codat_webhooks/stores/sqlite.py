@@ -37,7 +37,7 @@ __all__ = ["DEFAULT_DB_PATH", "SQLiteStore", "default_store"]
 DEFAULT_DB_PATH = "codat-webhooks.sqlite3"
 """The file a receiver (and the CLI) uses when no store is given: in the working directory."""
 
-_SQL = Statements(SQLITE, "deliveries")
+_SQL = Statements(SQLITE, "deliveries", sqlite_history.COLUMNS_SQL)
 _MARKS = MarkStatements(SQLITE, "deliveries")
 _HAS_RETURNING = sqlite3.sqlite_version_info >= (3, 35)
 _ROW_HISTORY = sqlite_history.RowHistory("deliveries")
@@ -84,8 +84,8 @@ def _error_code(exc: sqlite3.Error) -> int:
 
 
 _ADDED_COLUMNS = (("verified_by", "TEXT"), *sqlite_history.COLUMNS)
-"""Columns the table gained after it was first made: ``verified_by`` with queues, the history
-with the attempt history (the shared schema has neither, so a new table gains them here too)."""
+"""Columns a table made by an earlier version lacks: ``verified_by`` came with queues, the
+history columns with the attempt history."""
 
 
 def _add_missing_columns(conn: sqlite3.Connection) -> None:

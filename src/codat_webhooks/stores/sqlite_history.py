@@ -19,10 +19,13 @@ from collections.abc import Sequence
 
 from .history import HISTORY_LIMIT, History, HistoryEntry
 
-__all__ = ["COLUMNS", "RowHistory", "combined", "encode", "history_from_row"]
+__all__ = ["COLUMNS", "COLUMNS_SQL", "RowHistory", "combined", "encode", "history_from_row"]
 
 COLUMNS = (("history", "TEXT"), ("history_dropped", "INTEGER NOT NULL DEFAULT 0"))
 """The columns the records table gains, added to a table made without them."""
+
+COLUMNS_SQL = "".join(f", {name} {kind}" for name, kind in COLUMNS)
+""":data:`COLUMNS` as a new table defines them."""
 
 
 class RowHistory:
