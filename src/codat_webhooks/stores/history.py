@@ -18,8 +18,9 @@ transaction, one Lua script, one lock), so after a crash the two never disagree:
   (:data:`ANSWERS`), and the Lua scripts follow the same table. A claim that hands the key over
   writes nothing yet: its entry comes with the complete or release that ends the attempt.
 
-Entries are numbered per key from 1, so the number of the oldest one kept says how many were
-dropped; no counter is stored beside them.
+Where entries are numbered per key from 1 (Redis, the SQL history table), the number of the
+oldest one kept says how many were dropped; ``MemoryStore`` and SQLite (which keeps them in the
+record's row, :mod:`.sqlite_history`) count the dropped ones instead.
 """
 
 from __future__ import annotations

@@ -77,7 +77,8 @@ _HELD = "key = {p} AND token = {p} AND state = 'processing'"
 class Statements:
     """The statements for one table in one dialect, rendered once."""
 
-    def __init__(self, dialect: Dialect, table: str) -> None:
+    def __init__(self, dialect: Dialect, table: str, more_columns: str = "") -> None:
+        """``more_columns``: the definitions of columns one store alone keeps in the table."""
         self.dialect = dialect
         p = dialect.mark
         t = f'"{table}"'
@@ -89,7 +90,7 @@ class Statements:
             f" first_seen {dialect.real} NOT NULL, last_seen {dialect.real} NOT NULL,"
             f" kind TEXT, company_id TEXT, body {dialect.blob} NOT NULL, headers TEXT NOT NULL,"
             f" last_error TEXT, token {dialect.big} NOT NULL,"
-            f" lease_expires {dialect.real} NOT NULL, verified_by TEXT);\n"
+            f" lease_expires {dialect.real} NOT NULL, verified_by TEXT{more_columns});\n"
             f'CREATE INDEX IF NOT EXISTS "{table}_last_seen" ON {t} (last_seen)'
         )
         # SQLite's table has had it since queued dispatch; PostgreSQL's never had it, and
@@ -126,15 +127,17 @@ class Statements:
         self.table_name = table
         self._moves: dict[tuple[str, ...], str] = {}
 
-    def move(self, change: machine.Move) -> str:
-        """The fenced UPDATE that writes ``change``; its parameters are :func:`move_params`."""
-        fields = tuple(change.changes)
+    def move(self, change: machine.Move, also: str = "") -> str:
+        """The fenced UPDATE that writes ``change``; its parameters are :func:`move_params`.
+        ``also`` is more of the row to set, with parameters between the move's and the key's."""
+        fields = (*change.changes, also)
         statement = self._moves.get(fields)
         if statement is None:
             p = self.dialect.mark
-            sets = ", ".join(f"{field} = {p}" for field in ("state", *fields))
+            sets = ", ".join(f"{field} = {p}" for field in ("state", *change.changes))
             held = _HELD.format(p=p)
-            statement = f"UPDATE {self._table} SET {sets} WHERE {held}"  # noqa: S608
+            more = f", {also}" if also else ""
+            statement = f"UPDATE {self._table} SET {sets}{more} WHERE {held}"  # noqa: S608
             self._moves[fields] = statement
         return statement
 
@@ -168,9 +171,11 @@ class Statements:
         return statement, params
 
 
-def move_params(key: str, token: int, change: machine.Move) -> tuple[object, ...]:
+def move_params(
+    key: str, token: int, change: machine.Move, also: tuple[object, ...] = ()
+) -> tuple[object, ...]:
     """The parameters of :meth:`Statements.move` for ``change`` of ``key`` held by ``token``."""
-    return (change.state.value, *change.changes.values(), key, token)
+    return (change.state.value, *change.changes.values(), *also, key, token)
 
 
 def take_params(key: str, now: float, lease: float) -> tuple[object, ...]:

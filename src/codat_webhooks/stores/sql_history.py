@@ -1,4 +1,6 @@
-"""The history table of :class:`SQLiteStore` and :class:`PostgresStore` (see :mod:`.history`).
+"""The history table of :class:`PostgresStore` (see :mod:`.history`), and of
+:class:`SQLiteStore` for keys without a record (SQLite keeps the others in the record's row:
+:mod:`.sqlite_history`).
 
 A table of its own beside the records, ``<table>_history``, one row per entry, keyed by the
 delivery key and the entry's number. An entry is appended in the transaction that makes the

@@ -26,8 +26,10 @@ from pathlib import Path
 
 from .._forking import leave_to_parent, start_over_in_children
 from ..errors import ConfigurationError, StoreError
+from . import machine, sqlite_history
 from .base import DEFAULT_RETENTION
-from .sql import SQLITE, Execute, Row, SQLStore, Statements
+from .history import History, HistoryEntry
+from .sql import SQLITE, Execute, Row, SQLStore, Statements, move_params
 from .sql_marks import MarkStatements
 
 __all__ = ["DEFAULT_DB_PATH", "SQLiteStore", "default_store"]
@@ -35,9 +37,10 @@ __all__ = ["DEFAULT_DB_PATH", "SQLiteStore", "default_store"]
 DEFAULT_DB_PATH = "codat-webhooks.sqlite3"
 """The file a receiver (and the CLI) uses when no store is given: in the working directory."""
 
-_SQL = Statements(SQLITE, "deliveries")
+_SQL = Statements(SQLITE, "deliveries", sqlite_history.COLUMNS_SQL)
 _MARKS = MarkStatements(SQLITE, "deliveries")
 _HAS_RETURNING = sqlite3.sqlite_version_info >= (3, 35)
+_ROW_HISTORY = sqlite_history.RowHistory("deliveries")
 
 
 _CHECKPOINT_PAGES = 2500
@@ -80,20 +83,26 @@ def _error_code(exc: sqlite3.Error) -> int:
     return _REOPEN_MESSAGES.get(str(exc), -1)
 
 
-def _add_missing_columns(conn: sqlite3.Connection) -> None:
-    """Bring a table made by an earlier version up to date (``verified_by`` came with queues).
+_ADDED_COLUMNS = (("verified_by", "TEXT"), *sqlite_history.COLUMNS)
+"""Columns a table made by an earlier version lacks: ``verified_by`` came with queues, the
+history columns with the attempt history."""
 
-    Two processes may both find the column missing; the second one's ``ALTER`` fails as a
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Bring a table made by an earlier version up to date.
+
+    Two processes may both find a column missing; the second one's ``ALTER`` fails as a
     duplicate, which is the state it wanted.
     """
     columns = {str(row[1]) for row in conn.execute("PRAGMA table_info(deliveries)")}
-    if "verified_by" in columns:
-        return
-    try:
-        conn.execute("ALTER TABLE deliveries ADD COLUMN verified_by TEXT")
-    except sqlite3.OperationalError as exc:
-        if "duplicate column" not in str(exc):
-            raise
+    for name, kind in _ADDED_COLUMNS:
+        if name in columns:
+            continue
+        try:
+            conn.execute(f"ALTER TABLE deliveries ADD COLUMN {name} {kind}")
+        except sqlite3.OperationalError as exc:
+            if "duplicate column" not in str(exc):
+                raise
 
 
 class SQLiteStore(SQLStore):
@@ -267,6 +276,26 @@ class SQLiteStore(SQLStore):
     def _locked(self) -> Iterator[Execute]:
         with self._write() as conn:
             yield conn.execute
+
+    # --- the history in the record's row (see .sqlite_history) -------------------------------
+
+    def _note(self, execute: Execute, key: str, entry: HistoryEntry) -> None:
+        encoded = sqlite_history.encode(entry)
+        if execute(_ROW_HISTORY.append, (encoded, key)).rowcount != 1:
+            super()._note(execute, key, entry)  # no record: the table apart
+
+    def _history(self, key: str) -> History:
+        rows = self._rows(_ROW_HISTORY.select, (key,))
+        own = sqlite_history.history_from_row(rows[0]) if rows else History([])
+        return sqlite_history.combined(super()._history(key), own)
+
+    def _move(self, key: str, token: int, change: machine.Move) -> bool:
+        """A move and its history entry: one autocommit UPDATE of the row."""
+        if change.attempt is None:
+            return super()._move(key, token, change)
+        statement = _SQL.move(change, _ROW_HISTORY.sets)
+        params = move_params(key, token, change, (sqlite_history.encode(change.attempt),))
+        return self._count(statement, params) == 1
 
     def ping(self) -> None:
         """The file is still there and the write lock can be taken (then let go at once).
