@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -123,3 +125,32 @@ def test_a_worker_takes_a_queued_key_and_reads_its_record_in_one_statement(
     assert (claim.token, record.body) == (record.token, b"{}")
     if sqlite_store._HAS_RETURNING:
         assert [sql.split()[0] for sql in statements] == ["UPDATE"]
+
+
+def _open_when_told(path: str, go: float, failures: Any) -> None:
+    time.sleep(max(0.0, go - time.time()))
+    try:
+        SQLiteStore(path).close()
+    except Exception as exc:  # reported to the parent, which asserts there are none
+        failures.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_processes_opening_a_new_file_at_once_all_start(tmp_path: Path) -> None:
+    """Gunicorn's workers (without --preload) open the default store's new file together;
+    switching it to WAL used to answer one of them "database is locked" at once."""
+    context = multiprocessing.get_context("fork")
+    for attempt in range(5):
+        path = str(tmp_path / f"fresh-{attempt}.sqlite3")
+        failures = context.Queue()
+        go = time.time() + 0.3
+        opening = [
+            context.Process(target=_open_when_told, args=(path, go, failures)) for _ in range(4)
+        ]
+        for process in opening:
+            process.start()
+        for process in opening:
+            process.join(30)
+            assert process.exitcode == 0
+        assert failures.empty(), failures.get()
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)

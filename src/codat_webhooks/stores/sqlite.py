@@ -168,7 +168,7 @@ class SQLiteStore(SQLStore):
             self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
         )
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
+            self._into_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
             conn.executescript(f"{_SQL.schema};\n{_SQL.due_index}")
@@ -185,6 +185,23 @@ class SQLiteStore(SQLStore):
         with self._all_lock:
             self._all.append(conn)
         return conn
+
+    def _into_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch to WAL, waiting (up to ``timeout``) while another process does the same.
+
+        Turning a new file to WAL takes an exclusive lock, and SQLite answers "database is
+        locked" at once instead of calling the busy handler: two gunicorn workers opening a
+        fresh file together would otherwise see one of them fail to start.
+        """
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.005)
 
     def _holds(self, conn: sqlite3.Connection) -> bool:
         return getattr(self._local, "conn", None) is conn
