@@ -68,7 +68,7 @@ def test_svix_retry_schedule_until_the_fix(
         clock=codat_clock,
     )
     assert [a.reply.outcome for a in attempts] == ["failed", "failed", "failed", "processed"]
-    assert [a.at for a in attempts] == [0, 0, 5, 305]
+    assert [a.at for a in attempts] == [0, 5, 305, 2105]  # Codat: "roughly 35 minutes and 5 seconds"
     assert codat_recorder.keys() == [first.key] * 4  # a failing hook runs again on each retry
     assert codat_recorder.keys("on_handler_error") == [first.key] * 3
 
@@ -79,7 +79,16 @@ def test_legacy_schedule_stops_on_a_final_status(
     bad = codat_signed_delivery(b'{"AlertId": "x"}', secret=False, authorization=True)
     attempts = deliver_with_retries(codat_receiver, bad.body, bad.headers, schedule=LEGACY_RETRIES)
     assert [a.reply.status for a in attempts] == [422]
-    assert SVIX_RETRIES.delays[-1] == 36000
+
+
+def test_the_new_service_schedule_is_codats_eight_attempts() -> None:
+    """codat-docs troubleshooting.md: "An event that fails three times and then succeeds will
+    be delivered roughly 35 minutes and 5 seconds after the initial attempt"."""
+    delays = SVIX_RETRIES.delays
+    assert len(delays) == 8
+    assert delays[0] == 0
+    assert sum(delays[1:4]) == 35 * 60 + 5
+    assert sum(delays) == 27 * 3600 + 35 * 60 + 5  # "over a 28-hour period"
 
 
 def test_concurrent_duplicates_run_once(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from ..delivery import Reply
 from ..headers import HeaderInput
+from ..horizon import CODAT_SCHEDULE
 from ..receiver import Receiver
 
 __all__ = [
@@ -53,8 +54,11 @@ LEGACY_RETRIES = RetrySchedule("legacy", (0, 15, 30, 60), LEGACY_RETRY_STATUSES,
 """The legacy service: at most 3 retries over about 2 minutes, intervals growing to 60 s
 (exact intervals are undocumented; these follow the documented shape), ``Retry-After`` obeyed."""
 
-SVIX_RETRIES = RetrySchedule("svix", (0, 0, 5, 300, 1800, 7200, 18000, 36000, 36000), None, False)
-"""The new (Svix) service: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (about 28 h)."""
+SVIX_RETRIES = RetrySchedule("svix", CODAT_SCHEDULE, None, False)
+"""The new (Svix) service: eight attempts, the first at once, then after 5 s, 5 min, 30 min,
+2 h, 5 h, 10 h and 10 h (about 28 h; :data:`~codat_webhooks.horizon.CODAT_SCHEDULE`). Codat's
+example fixes the count: an event that fails three times, then succeeds, is delivered about
+35 minutes and 5 seconds after the first attempt."""
 
 
 class FakeClock:
