@@ -68,7 +68,7 @@ def test_svix_retry_schedule_until_the_fix(
         clock=codat_clock,
     )
     assert [a.reply.outcome for a in attempts] == ["failed", "failed", "failed", "processed"]
-    assert [a.at for a in attempts] == [0, 5, 305, 2105]  # Codat: "roughly 35 minutes and 5 seconds"
+    assert [a.at for a in attempts] == [0, 5, 305, 2105]  # Codat: "roughly 35 min and 5 s"
     assert codat_recorder.keys() == [first.key] * 4  # a failing hook runs again on each retry
     assert codat_recorder.keys("on_handler_error") == [first.key] * 3
 
