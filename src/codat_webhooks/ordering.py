@@ -102,34 +102,33 @@ class ScopeSpec(NamedTuple):
 
 
 def _id(value: object) -> str:
-    """An identifier as scope text: a UUID as its 32 hex digits (quicker than ``str``)."""
+    """An identifier as scope text: a UUID as its 32 hex digits, so every spelling Codat may
+    send of one UUID (case, braces) names one scope."""
     if isinstance(value, uuid.UUID):
         return f"{value.int:032x}"
     return "" if value is None else str(value)
 
 
 def _connection(event: Any) -> str | None:
-    # The hottest scope (every connection.* event): one function, no helper calls.
     payload = event.payload
     connection = payload.connection
     if connection is None or connection.id is None:
         return None
     reference = payload.reference_company
-    company = reference.id if reference is not None else None
-    prefix = "connection::" if company is None else f"connection:{company.int:032x}:"
-    return f"{prefix}{connection.id.int:032x}"
+    company = _id(reference.id if reference is not None else None)
+    return f"connection:{company}:{_id(connection.id)}"
 
 
 def _company(event: Any) -> str | None:
     company = event.company_id
-    return None if company is None else f"company:{company.int:032x}"
+    return None if company is None else f"company:{_id(company)}"
 
 
 def _company_product(event: Any) -> str | None:
     company, product = event.company_id, event.payload.product_id
     if company is None or not product:
         return None
-    return _checked(f"company.product:{company.int:032x}:{product}")
+    return _checked(f"company.product:{_id(company)}:{product}")
 
 
 def _source_account(event: Any) -> str | None:
@@ -150,7 +149,7 @@ def _data_connection(alert: Any) -> str | None:
     connection = alert.data.data_connection_id or alert.data_connection_id
     if connection is None:
         return None
-    return f"DataConnectionStatusChanged:{_id(alert.company_id)}:{connection.int:032x}"
+    return f"DataConnectionStatusChanged:{_id(alert.company_id)}:{_id(connection)}"
 
 
 _MAX_SCOPE = 200

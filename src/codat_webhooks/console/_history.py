@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from ..describe import ago, format_time, horizon_line
+from ..outcomes import Outcome
 from ..queues.base import RetryPolicy
 from ..status_report import key_reports, status_report
 from ..stores.base import Record, Store, key_problem
@@ -60,5 +61,14 @@ def timeline(store: Store, record: Record, retries: RetryPolicy | None) -> dict[
 
 
 _FAILURES = frozenset(
-    {"failed", "retry", "in_progress", "conflict", "invalid", "unauthorized", "abandoned"}
+    {
+        Outcome.FAILED,
+        Outcome.RETRY,
+        Outcome.IN_PROGRESS,
+        Outcome.CONFLICT,
+        Outcome.INVALID,
+        Outcome.UNAUTHORIZED,
+        Outcome.ABANDONED,
+    }
 )
+"""Outcomes the timeline marks as failures (a history entry keeps the outcome's text)."""

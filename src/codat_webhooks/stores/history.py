@@ -30,7 +30,7 @@ import os
 import socket
 from typing import NamedTuple
 
-from .records import ClaimStatus, storable_text
+from .records import ClaimStatus, storable, storable_text
 
 __all__ = [
     "ANSWERS",
@@ -106,12 +106,11 @@ def answered(template: HistoryEntry | None, status: ClaimStatus, now: float) -> 
 
 def cleaned(entry: HistoryEntry) -> HistoryEntry:
     """``entry`` with its texts made storable (see :func:`~.records.storable_text`)."""
-    error, by, process = entry[4:]
-    # Codat's and our texts are ASCII: the common case is told without a call.
+    error, by, process = entry.error, entry.verified_by, entry.process
     if (
-        (error is None or (error.isascii() and "\x00" not in error))
-        and (by is None or (by.isascii() and "\x00" not in by))
-        and (process is None or (process.isascii() and "\x00" not in process))
+        (error is None or storable(error))
+        and (by is None or storable(by))
+        and (process is None or storable(process))
     ):
         return entry
     return entry._replace(

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..errors import StoreError
 from . import marks
 from .marks import FRESH, HighWater, Mark, Verdict
 from .records import ClaimStatus
@@ -151,8 +152,6 @@ def judged(store: SQLStore, execute: Execute, entry_key: str, mark: Mark, claim:
         if verdict.notable:
             execute(sql.upsert_verdict, _verdict_row(entry_key, verdict, now))
         return claim._replace(order=verdict)
-    from ..errors import StoreError
-
     raise StoreError(f"could not judge the order of {entry_key!r}: its mark kept changing")
 
 
