@@ -264,14 +264,21 @@ def test_replay_runs_the_applications_handlers_and_marks_done(
     assert "Replayed: processed" in shown
 
 
-def test_a_failing_replay_stays_failed_with_its_error(
+def replay_a_failing_delivery(
     operator: httpx.Client, base: str, setup: tuple[Console, MemoryStore, Handler]
-) -> None:
+) -> str:
+    """Replay ``f1`` (failed) from the console while its handler still fails; the page shown."""
     failed(setup[1], "f1")
     setup[2].broken = True
     csrf = csrf_of(operator.get(f"{base}/").text)
     answer = operator.post(f"{base}/replay", data={"key": "f1", "csrf": csrf})
-    shown = operator.get(base + answer.headers["location"]).text
+    return operator.get(base + answer.headers["location"]).text
+
+
+def test_a_failing_replay_stays_failed_with_its_error(
+    operator: httpx.Client, base: str, setup: tuple[Console, MemoryStore, Handler]
+) -> None:
+    shown = replay_a_failing_delivery(operator, base, setup)
     assert setup[1].get("f1").state is State.FAILED  # type: ignore[union-attr]
     assert "handler bug &lt;b&gt;boom&lt;/b&gt;" in shown
 
@@ -279,16 +286,13 @@ def test_a_failing_replay_stays_failed_with_its_error(
 def test_a_failed_replay_is_shown_as_a_failure_not_a_success(
     operator: httpx.Client, base: str, setup: tuple[Console, MemoryStore, Handler]
 ) -> None:
-    failed(setup[1], "f1")
-    setup[2].broken = True
-    csrf = csrf_of(operator.get(f"{base}/").text)
-    answer = operator.post(f"{base}/replay", data={"key": "f1", "csrf": csrf})
-    shown = operator.get(base + answer.headers["location"]).text
+    shown = replay_a_failing_delivery(operator, base, setup)
     [banner] = re.findall(r'<p class="([a-z]+)" id="replayed"[^>]*>([^<]*)</p>', shown)
     assert banner[0] == "problem", "the red banner of a problem, not the green notice"
     assert banner[1].startswith("Replay failed (failed): the delivery is failed again")
     assert "Replayed:" not in shown
     setup[2].broken = False
+    csrf = csrf_of(operator.get(f"{base}/").text)
     again = operator.post(f"{base}/replay", data={"key": "f1", "csrf": csrf})
     fixed = operator.get(base + again.headers["location"]).text
     assert '<p class="notice" id="replayed" role="status">Replayed: processed</p>' in fixed
