@@ -1,9 +1,10 @@
 """Signature verification: ours against the official Svix library on the same deliveries.
 
-Run: ``python benchmarks/verify.py [--n 20000] [--repeat 5]``. Every case verifies the same
-``--n`` signed deliveries (a ~1 KB ``connection.connected`` event, distinct message ids), takes
-the best of ``--repeat`` runs, and prints microseconds per verification and the ratio to
-``svix.webhooks.Webhook.verify`` measured in the same run:
+Run: ``python benchmarks/verify.py [--n 500] [--rounds 200]``. Every case verifies the same
+``--n`` signed deliveries (a ~1 KB ``connection.connected`` event, distinct message ids), once
+per round, the cases taking turns; the best round of each is kept (short batches in turns find
+the machine's quiet moments, so the ratio holds on a busy machine too). It prints microseconds
+per verification and the ratio to ``svix.webhooks.Webhook.verify`` measured in the same run:
 
 * svix: ``Webhook(secret).verify(body, headers)`` (baseline; it does not parse the JSON);
 * standardwebhooks: ``Webhook(secret).verify(body, headers, json_parse=False)``;
@@ -12,7 +13,7 @@ the best of ``--repeat`` runs, and prints microseconds per verification and the 
 * ours, 2 secrets: the same with a rotation secret configured that does not match first;
 * floor: one HMAC-SHA256 + base64 + ``compare_digest``, no header handling at all.
 
-Target (issue 4): ours no slower than svix (ratio <= 1.0).
+Target (issue 23): ours at most half of svix's time (ratio <= 0.5); the floor is about 0.35.
 """
 
 from __future__ import annotations
@@ -41,14 +42,15 @@ def make_deliveries(secret: str, n: int) -> list[Delivery]:
     return [(body, sign(body, secret, msg_id=f"msg_{i:08d}")) for i in range(n)]
 
 
-def best_of(repeat: int, run: Callable[[], None], n: int) -> float:
-    """Microseconds per item, best of ``repeat`` runs (the least disturbed by the machine)."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times) / n * 1e6
+def best_in_turns(runs: dict[str, Callable[[], None]], rounds: int, n: int) -> dict[str, float]:
+    """Microseconds per item of each run, the best of ``rounds`` rounds taken in turns."""
+    best = dict.fromkeys(runs, float("inf"))
+    for _ in range(rounds):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return {name: seconds / n * 1e6 for name, seconds in best.items()}
 
 
 def cases(secret: str, deliveries: Sequence[Delivery]) -> dict[str, Callable[[], None]]:
@@ -93,22 +95,20 @@ def cases(secret: str, deliveries: Sequence[Delivery]) -> dict[str, Callable[[],
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=20_000)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--n", type=int, default=500, help="deliveries per round")
+    parser.add_argument("--rounds", type=int, default=200)
     args = parser.parse_args(argv)
 
     secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
     deliveries = make_deliveries(secret, args.n)
-    print(f"{args.n} deliveries of {len(deliveries[0][0])} bytes, best of {args.repeat}")
-    results = {
-        name: best_of(args.repeat, run, args.n) for name, run in cases(secret, deliveries).items()
-    }
+    print(f"{args.n} deliveries of {len(deliveries[0][0])} bytes, best of {args.rounds} rounds")
+    results = best_in_turns(cases(secret, deliveries), args.rounds, args.n)
     baseline = results["svix Webhook.verify (baseline)"]
     for name, micros in results.items():
         print(f"{name:34s} {micros:7.2f} µs/op   ratio {micros / baseline:5.2f}")
     ours = results["codat_webhooks SignatureCheck"] / baseline
-    verdict = "OK" if ours <= 1.0 else "SLOWER THAN SVIX"
-    print(f"target ours/svix <= 1.0: {ours:.2f} {verdict}")
+    verdict = "met" if ours <= 0.5 else "NOT met"
+    print(f"target ours/svix <= 0.5: {ours:.2f} ({verdict})")
 
 
 if __name__ == "__main__":

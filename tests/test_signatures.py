@@ -152,6 +152,28 @@ def test_raw_bytes_secret_and_unprefixed_base64_secret(make_receiver: MakeReceiv
     assert receiver.handle("POST", sign(body, SECRET), body).status == 200
 
 
+@pytest.mark.parametrize("key_size", [1, 24, 32, 63, 64, 65, 200])
+def test_keys_shorter_and_longer_than_a_hash_block_verify_what_svix_signs(key_size: int) -> None:
+    """HMAC pads a key up to SHA-256's 64-byte block and hashes a longer one first: the check
+    keeps both keyed states, so each side of that boundary is checked against Svix's own
+    signature, and a one-bit change of the key must fail."""
+    key = os.urandom(key_size)
+    secret = "whsec_" + base64.b64encode(key).decode()
+    body = event_body("company.created")
+    now = datetime.now(timezone.utc)
+    headers = Headers(
+        {
+            "webhook-id": "msg_block",
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": SvixWebhook(secret).sign("msg_block", now, body.decode()),
+        }
+    )
+    assert SignatureCheck({"s": secret})(headers, body) == "s"
+    flipped = bytes([key[0] ^ 1]) + key[1:]
+    with pytest.raises(VerificationError, match="no signature matches"):
+        SignatureCheck({"s": flipped})(headers, body)
+
+
 def test_any_of_several_v1_signatures_matches_and_other_versions_are_ignored(
     make_receiver: MakeReceiver,
 ) -> None:

@@ -28,17 +28,20 @@ class Headers(Mapping[str, str]):
 
     def __init__(self, headers: HeaderInput | None = None) -> None:
         if type(headers) is dict or isinstance(headers, Mapping):
-            pairs: Iterable[tuple[str, str]] = headers.items()
+            raw = tuple(headers.items())
         else:
-            pairs = headers or ()
-        raw = tuple(pairs)
-        for name, value in raw:  # adapters give text; anything else is converted, once
-            if type(name) is not str or type(value) is not str:
-                raw = tuple([(str(k), str(v)) for k, v in raw])
-                break
-        self.raw: tuple[tuple[str, str], ...] = raw
+            raw = tuple(headers or ())
+        first: dict[str, str] = {}
         # reversed: the first occurrence of a repeated name wins
-        self._first = {name.lower(): value for name, value in reversed(self.raw)}
+        for name, value in reversed(raw):
+            if type(name) is not str or type(value) is not str:
+                # adapters give text; anything else is converted, once
+                raw = tuple([(str(k), str(v)) for k, v in raw])
+                first = {k.lower(): v for k, v in reversed(raw)}
+                break
+            first[name.lower()] = value
+        self.raw: tuple[tuple[str, str], ...] = raw
+        self._first = first
 
     def __getitem__(self, name: str) -> str:
         return self._first[name.lower()]
