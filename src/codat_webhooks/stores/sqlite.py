@@ -26,10 +26,11 @@ from pathlib import Path
 
 from .._forking import leave_to_parent, start_over_in_children
 from ..errors import ConfigurationError, StoreError
-from . import machine, sqlite_history
+from . import machine, sql_marks, sqlite_history
 from .base import DEFAULT_RETENTION
 from .history import History, HistoryEntry
-from .sql import SQLITE, Execute, Row, SQLStore, Statements, move_params
+from .records import Claim, Entry, Record
+from .sql import COLUMNS, SQLITE, Execute, Row, SQLStore, Statements, move_params, record_to_row
 from .sql_marks import MarkStatements
 
 __all__ = ["DEFAULT_DB_PATH", "SQLiteStore", "default_store"]
@@ -40,7 +41,7 @@ DEFAULT_DB_PATH = "codat-webhooks.sqlite3"
 _SQL = Statements(SQLITE, "deliveries", sqlite_history.COLUMNS_SQL)
 _MARKS = MarkStatements(SQLITE, "deliveries")
 _HAS_RETURNING = sqlite3.sqlite_version_info >= (3, 35)
-_ROW_HISTORY = sqlite_history.RowHistory("deliveries")
+_ROW_HISTORY = sqlite_history.RowHistory("deliveries", COLUMNS)
 
 
 _CHECKPOINT_PAGES = 2500
@@ -300,6 +301,21 @@ class SQLiteStore(SQLStore):
         encoded = sqlite_history.encode(entry)
         if execute(_ROW_HISTORY.append, (encoded, key)).rowcount != 1:
             super()._note(execute, key, entry)  # no record: the table apart
+
+    def _first(
+        self, entry: Entry, claim: Claim, fresh: Record, note: HistoryEntry | None
+    ) -> Claim | None:
+        """A first record inserted with its history entry in the same statement (the mark, if
+        any, judged in its transaction)."""
+        if note is None:
+            return super()._first(entry, claim, fresh, note)
+        row = (*record_to_row(fresh), sqlite_history.encode(note))
+        if entry.mark is None:
+            return claim if self._count(_ROW_HISTORY.insert_new, row) == 1 else None
+        with self._locked() as execute:
+            if execute(_ROW_HISTORY.insert_new, row).rowcount != 1:
+                return None
+            return sql_marks.judged(self, execute, entry.key, entry.mark, claim)
 
     def _history(self, key: str) -> History:
         rows = self._rows(_ROW_HISTORY.select, (key,))
