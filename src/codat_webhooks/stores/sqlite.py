@@ -142,6 +142,7 @@ class SQLiteStore(SQLStore):
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
+        self._writer = threading.RLock()  # see _run
         self._closed = False
         self._opened = False  # the file has been opened (by this process or its parent)
         start_over_in_children(self)
@@ -158,6 +159,7 @@ class SQLiteStore(SQLStore):
         self._local = threading.local()
         self._all = []
         self._all_lock = threading.Lock()
+        self._writer = threading.RLock()  # the parent's may have been copied held
 
     def _connection(self) -> sqlite3.Connection:
         cached: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -245,6 +247,12 @@ class SQLiteStore(SQLStore):
         backing off to 1 ms, until ``timeout`` seconds have passed. Only statements that start a
         write (or run alone) ever find the database busy, and such a statement did nothing when
         it failed, so running it again is safe.
+
+        The threads of one process never wait for each other that way: a write takes the
+        process's ``_writer`` lock first (see :meth:`_writing`), which wakes the next thread as
+        soon as it is let go, so only one connection per process ever polls. With queued
+        dispatch a web process's request thread and its four worker threads all write; polling
+        among them was most of the waiting (issue 25's SQLite figures, docs/performance.md).
         """
         conn = self._connection()
         try:
@@ -267,28 +275,56 @@ class SQLiteStore(SQLStore):
                 raise self._failure(exc) from exc
             delay = min(delay * 2, _LONGEST_WAIT)
 
+    def _writing(self) -> None:
+        """Wait (up to ``timeout``) until no other thread of this process is writing.
+
+        Reentrant, so a write inside a transaction of the same thread goes on. Released by
+        :meth:`_written` on every path, so no thread can keep the others waiting after its
+        statement or transaction has ended, whatever it raised.
+        """
+        if not self._writer.acquire(timeout=self.timeout):
+            raise StoreError(f"SQLite store {self.path}: another thread's write took too long")
+
+    def _written(self) -> None:
+        self._writer.release()
+
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """A transaction that holds the database write lock from its first statement."""
-        self._run("BEGIN IMMEDIATE")
-        conn = self._connection()
-        with self._errors():
-            try:
-                yield conn
-            except BaseException:
-                if self._holds(conn):  # a dropped connection rolled back as it closed
-                    conn.execute("ROLLBACK")
-                raise
-        self._run("COMMIT")
+        self._writing()
+        try:
+            self._run("BEGIN IMMEDIATE")
+            conn = self._connection()
+            with self._errors():
+                try:
+                    yield conn
+                except BaseException:
+                    if self._holds(conn):  # a dropped connection rolled back as it closed
+                        conn.execute("ROLLBACK")
+                    raise
+            self._run("COMMIT")
+        finally:
+            self._written()
 
     # --- what SQLStore performs the protocol with -------------------------------------------
 
     def _rows(self, statement: str, params: Sequence[object] = ()) -> list[Row]:
-        with self._errors():
-            return self._run(statement, params).fetchall()  # all: a RETURNING ends with it
+        if statement.startswith("SELECT"):  # a reader: WAL lets it run beside the writer
+            with self._errors():
+                return self._run(statement, params).fetchall()
+        self._writing()  # a take: UPDATE ... RETURNING
+        try:
+            with self._errors():
+                return self._run(statement, params).fetchall()  # all: a RETURNING ends with it
+        finally:
+            self._written()
 
     def _count(self, statement: str, params: Sequence[object] = ()) -> int:
-        return self._run(statement, params).rowcount
+        self._writing()
+        try:
+            return self._run(statement, params).rowcount
+        finally:
+            self._written()
 
     @contextmanager
     def _locked(self) -> Iterator[Execute]:
