@@ -6,7 +6,8 @@ DO NOTHING``, which exactly one connection wins; a known key is read and decided
 ``BEGIN IMMEDIATE``, which takes the write lock before the read, so two processes can never both
 decide a key is theirs. This module brings the connections and the waiting: each thread (and
 each forked process) opens its own connection, because a sqlite3 connection must not be shared
-across threads or across ``fork``.
+across threads or across ``fork``; the threads of a process write one at a time (a lock of the
+process, which a forked child makes anew), and processes wait for each other in short steps.
 
 ``synchronous=NORMAL``: in WAL mode a commit survives any crash of the process; only a power
 loss or kernel crash can roll back the last few commits. The worst that does here is run a
@@ -109,8 +110,9 @@ def _add_missing_columns(conn: sqlite3.Connection) -> None:
 class SQLiteStore(SQLStore):
     """Exactly-once across the threads and processes of one machine that share ``path``.
 
-    ``timeout`` is how long a call waits for another process's write lock before it gives up
-    with :class:`StoreError` (so the receiver answers 503 and Codat retries). The file is
+    ``timeout`` is how long a call waits for another thread's write, then as long for another
+    process's write lock, before it gives up with :class:`StoreError` (so the receiver answers
+    503 and Codat retries). The file is
     created and checked at construction, so a bad path fails at start; ``connect=False``
     defers that to the first call (the default store of a receiver built in a REPL or a test
     writes nothing until a delivery arrives).
