@@ -108,6 +108,20 @@ def test_threads_of_one_process_take_turns_instead_of_polling(
     assert polls == []
 
 
+def _free_for_another_thread(store: SQLiteStore) -> bool:
+    free: list[bool] = []
+
+    def look() -> None:
+        free.append(store._writer.acquire(blocking=False))
+        if free[0]:
+            store._writer.release()
+
+    thread = threading.Thread(target=look)
+    thread.start()
+    thread.join()
+    return free == [True]
+
+
 def test_a_failed_write_lets_the_other_threads_write(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "db.sqlite3", timeout=0.5)
     store.close()
@@ -115,11 +129,25 @@ def test_a_failed_write_lets_the_other_threads_write(tmp_path: Path) -> None:
         store.claim(Entry("k", "f" * 64), lease=60)
     with pytest.raises(StoreError):
         store.ping()  # a transaction this time
-    other: list[bool] = []
-    thread = threading.Thread(target=lambda: other.append(store._writer.acquire(blocking=False)))
-    thread.start()
-    thread.join()
-    assert other == [True]
+    assert _free_for_another_thread(store)
+
+
+def test_a_transaction_that_raises_is_rolled_back_and_lets_the_lock_go(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "db.sqlite3", timeout=0.5)
+
+    def a_bug() -> None:
+        with store._locked() as execute:
+            execute("INSERT INTO deliveries_marks VALUES ('s', 1.0, 'k', NULL, 0, 1.0)", ())
+            raise ValueError("a bug")
+
+    with pytest.raises(ValueError, match="a bug"):
+        a_bug()
+    with pytest.raises(StoreError, match="no such table"), store._locked() as execute:
+        execute("INSERT INTO nowhere VALUES (1)", ())
+    assert _free_for_another_thread(store)
+    assert store.claim(Entry("k", "f" * 64), lease=60).status is ClaimStatus.CLAIMED
+    assert store.high_water("s") is None  # the first transaction left nothing behind
+    store.close()
 
 
 def test_a_child_forked_while_a_thread_holds_the_process_lock_can_write(tmp_path: Path) -> None:

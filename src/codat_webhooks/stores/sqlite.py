@@ -22,7 +22,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from .._forking import leave_to_parent, start_over_in_children
@@ -290,24 +290,6 @@ class SQLiteStore(SQLStore):
     def _written(self) -> None:
         self._writer.release()
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """A transaction that holds the database write lock from its first statement."""
-        self._writing()
-        try:
-            self._run("BEGIN IMMEDIATE")
-            conn = self._connection()
-            with self._errors():
-                try:
-                    yield conn
-                except BaseException:
-                    if self._holds(conn):  # a dropped connection rolled back as it closed
-                        conn.execute("ROLLBACK")
-                    raise
-            self._run("COMMIT")
-        finally:
-            self._written()
-
     # --- what SQLStore performs the protocol with -------------------------------------------
 
     def _rows(self, statement: str, params: Sequence[object] = ()) -> list[Row]:
@@ -328,10 +310,8 @@ class SQLiteStore(SQLStore):
         finally:
             self._written()
 
-    @contextmanager
-    def _locked(self) -> Iterator[Execute]:
-        with self._write() as conn:
-            yield conn.execute
+    def _locked(self) -> AbstractContextManager[Execute]:
+        return _Transaction(self)
 
     # --- the history in the record's row (see .sqlite_history) -------------------------------
 
@@ -378,7 +358,7 @@ class SQLiteStore(SQLStore):
         """
         if self._opened and not self.path.exists():
             raise StoreError(f"SQLite store {self.path}: the database file is gone")
-        with self._errors(), self._write():
+        with self._errors(), _Transaction(self):
             pass
 
     def close(self) -> None:
@@ -390,6 +370,48 @@ class SQLiteStore(SQLStore):
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
+
+
+class _Transaction:
+    """A write transaction on this thread's connection: the process's writer lock, then
+    ``BEGIN IMMEDIATE``, which takes the database's write lock before the first read; ``COMMIT``
+    at the end, ``ROLLBACK`` on any exception, and the writer lock let go on every path.
+    Entered, it gives the connection's ``execute``."""
+
+    __slots__ = ("_conn", "_store")
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+
+    def __enter__(self) -> Execute:
+        store = self._store
+        store._writing()
+        try:
+            store._run("BEGIN IMMEDIATE")
+            self._conn = conn = store._connection()
+        except BaseException:
+            store._written()
+            raise
+        return conn.execute
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        store = self._store
+        try:
+            if kind is None:
+                store._run("COMMIT")
+                return
+            conn = self._conn
+            try:
+                if store._holds(conn):  # a dropped connection rolled back as it closed
+                    conn.execute("ROLLBACK")
+            except sqlite3.Error as failed:
+                raise store._failure(failed) from failed
+            if isinstance(exc, sqlite3.Error):
+                raise store._failure(exc) from exc
+        finally:
+            store._written()
 
 
 def default_store(clock: Callable[[], float] = time.time) -> SQLiteStore:
