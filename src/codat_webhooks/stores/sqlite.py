@@ -112,10 +112,9 @@ class SQLiteStore(SQLStore):
 
     ``timeout`` is how long a call waits for another thread's write, then as long for another
     process's write lock, before it gives up with :class:`StoreError` (so the receiver answers
-    503 and Codat retries). The file is
-    created and checked at construction, so a bad path fails at start; ``connect=False``
-    defers that to the first call (the default store of a receiver built in a REPL or a test
-    writes nothing until a delivery arrives).
+    503 and Codat retries). The file is created and checked at construction, so a bad path
+    fails at start; ``connect=False`` defers that to the first call (the default store of a
+    receiver built in a REPL or a test writes nothing until a delivery arrives).
     """
 
     blocking = True
