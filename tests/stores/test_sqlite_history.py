@@ -9,6 +9,7 @@ from pathlib import Path
 
 from codat_webhooks.stores import ClaimStatus, Entry, SQLiteStore
 from codat_webhooks.stores.history import HISTORY_LIMIT, HistoryEntry
+from codat_webhooks.stores.marks import FRESH, Mark
 
 LEASE = 60.0
 
@@ -96,3 +97,44 @@ def test_a_file_with_the_history_apart_gains_the_columns_and_keeps_its_entries(
     assert store.purge(older_than=-1.0) == 1
     assert store.kept_history("k").entries == []
     store.close()
+
+
+def test_a_first_queued_record_is_inserted_with_its_entry(tmp_path: Path) -> None:
+    """A queued delivery's first record and its 202 are one INSERT, not an INSERT and an
+    UPDATE of the row it just wrote."""
+    store = SQLiteStore(tmp_path / "db.sqlite3")
+    statements: list[str] = []
+    store._connection().set_trace_callback(statements.append)
+    template = ended(0.0, None, "")
+    assert store.enqueue(Entry("k", "f" * 64, body=b"{}"), attempt=template).status is (
+        ClaimStatus.QUEUED
+    )
+    assert [sql.split()[:3] for sql in statements] == [["INSERT", "INTO", '"deliveries"']]
+    assert store.enqueue(Entry("k", "f" * 64, body=b"{}"), attempt=template).status is (
+        ClaimStatus.DUPLICATE
+    )
+    kept = store.kept_history("k")
+    store.close()
+    assert [(item.status, item.outcome) for item in kept.entries] == [
+        (202, "queued"),
+        (200, "duplicate"),
+    ]
+    assert kept.dropped == 0
+
+
+def test_a_first_scoped_record_and_its_entry_are_one_insert_in_the_marks_transaction(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteStore(tmp_path / "db.sqlite3")
+    statements: list[str] = []
+    store._connection().set_trace_callback(statements.append)
+    entry = Entry("k", "f" * 64, body=b"{}", mark=Mark("connection:c", 10.0))
+    claim = store.enqueue(entry, attempt=ended(0.0, None, ""))
+    store._connection().set_trace_callback(None)
+    kept = store.kept_history("k")
+    store.close()
+    assert (claim.status, claim.order) == (ClaimStatus.QUEUED, FRESH)
+    assert (statements[0], statements[-1]) == ("BEGIN IMMEDIATE", "COMMIT")
+    assert [sql for sql in statements if '"deliveries"' in sql.split()[:3]] == [statements[1]]
+    assert statements[1].startswith('INSERT INTO "deliveries"')
+    assert [(item.status, item.outcome) for item in kept.entries] == [(202, "queued")]

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from codat_webhooks.errors import StoreError
 from codat_webhooks.stores import ClaimStatus, Entry, SQLiteStore
 from codat_webhooks.stores import sqlite as sqlite_store
 
@@ -68,6 +71,112 @@ def test_a_write_waits_in_short_steps_while_another_connection_holds_the_lock(
     assert waits[0] == sqlite_store._FIRST_WAIT < 1e-4  # SQLite's own handler sleeps 1 ms first
     assert waits == sorted(waits)
     assert max(waits) == sqlite_store._LONGEST_WAIT
+
+
+def test_threads_of_one_process_take_turns_instead_of_polling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A queued web process writes from its request thread and four workers at once."""
+    store = SQLiteStore(tmp_path / "db.sqlite3")
+    polls: list[float] = []
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            polls.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    start = threading.Barrier(5)
+
+    def deliver(n: int) -> None:
+        start.wait()
+        for i in range(60):
+            key = f"t{n}-{i}"
+            claim = store.claim(Entry(key, "f" * 64, body=b"{}"), lease=60)
+            assert store.complete(key, claim.token)
+            assert store.take(key, lease=60).status is ClaimStatus.DUPLICATE
+
+    threads = [threading.Thread(target=deliver, args=(n,)) for n in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    done = store.counts()
+    store.close()
+    assert sum(done.values()) == 300
+    assert polls == []
+
+
+def _free_for_another_thread(store: SQLiteStore) -> bool:
+    free: list[bool] = []
+
+    def look() -> None:
+        free.append(store._writer.acquire(blocking=False))
+        if free[0]:
+            store._writer.release()
+
+    thread = threading.Thread(target=look)
+    thread.start()
+    thread.join()
+    return free == [True]
+
+
+def test_a_failed_write_lets_the_other_threads_write(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "db.sqlite3", timeout=0.5)
+    store.close()
+    with pytest.raises(StoreError):
+        store.claim(Entry("k", "f" * 64), lease=60)
+    with pytest.raises(StoreError):
+        store.ping()  # a transaction this time
+    assert _free_for_another_thread(store)
+
+
+def test_a_transaction_that_raises_is_rolled_back_and_lets_the_lock_go(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "db.sqlite3", timeout=0.5)
+
+    def a_bug() -> None:
+        with store._locked() as execute:
+            execute("INSERT INTO deliveries_marks VALUES ('s', 1.0, 'k', NULL, 0, 1.0)", ())
+            raise ValueError("a bug")
+
+    with pytest.raises(ValueError, match="a bug"):
+        a_bug()
+    with pytest.raises(StoreError, match="no such table"), store._locked() as execute:
+        execute("INSERT INTO nowhere VALUES (1)", ())
+    assert _free_for_another_thread(store)
+    assert store.claim(Entry("k", "f" * 64), lease=60).status is ClaimStatus.CLAIMED
+    assert store.high_water("s") is None  # the first transaction left nothing behind
+    store.close()
+
+
+def test_a_child_forked_while_a_thread_holds_the_process_lock_can_write(tmp_path: Path) -> None:
+    """gunicorn --preload: a worker is forked while a thread of the master is about to write
+    (it holds the process's lock, not yet SQLite's: forking inside SQLite's own lock is not
+    something a child can recover from, with or without this store)."""
+    store = SQLiteStore(tmp_path / "db.sqlite3", timeout=2.0)
+    held, done = threading.Event(), threading.Event()
+
+    def about_to_write() -> None:
+        with store._writer:
+            held.set()
+            done.wait(10)
+
+    thread = threading.Thread(target=about_to_write)
+    thread.start()
+    held.wait(10)
+    pid = os.fork()
+    if pid == 0:  # the child: its copy of the lock is held by a thread it does not have
+        status = 1
+        try:
+            status = 0 if store.claim(Entry("k", "f" * 64), lease=60).token else 2
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    done.set()
+    thread.join()
+    store.close()
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_a_busy_database_is_recognised_by_its_message_where_python_gives_no_code() -> None:

@@ -6,7 +6,8 @@ DO NOTHING``, which exactly one connection wins; a known key is read and decided
 ``BEGIN IMMEDIATE``, which takes the write lock before the read, so two processes can never both
 decide a key is theirs. This module brings the connections and the waiting: each thread (and
 each forked process) opens its own connection, because a sqlite3 connection must not be shared
-across threads or across ``fork``.
+across threads or across ``fork``; the threads of a process write one at a time (a lock of the
+process, which a forked child makes anew), and processes wait for each other in short steps.
 
 ``synchronous=NORMAL``: in WAL mode a commit survives any crash of the process; only a power
 loss or kernel crash can roll back the last few commits. The worst that does here is run a
@@ -21,15 +22,16 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from .._forking import leave_to_parent, start_over_in_children
 from ..errors import ConfigurationError, StoreError
-from . import machine, sqlite_history
+from . import machine, sql_marks, sqlite_history
 from .base import DEFAULT_RETENTION
 from .history import History, HistoryEntry
-from .sql import SQLITE, Execute, Row, SQLStore, Statements, move_params
+from .records import Claim, Entry, Record
+from .sql import COLUMNS, SQLITE, Execute, Row, SQLStore, Statements, move_params, record_to_row
 from .sql_marks import MarkStatements
 
 __all__ = ["DEFAULT_DB_PATH", "SQLiteStore", "default_store"]
@@ -40,7 +42,7 @@ DEFAULT_DB_PATH = "codat-webhooks.sqlite3"
 _SQL = Statements(SQLITE, "deliveries", sqlite_history.COLUMNS_SQL)
 _MARKS = MarkStatements(SQLITE, "deliveries")
 _HAS_RETURNING = sqlite3.sqlite_version_info >= (3, 35)
-_ROW_HISTORY = sqlite_history.RowHistory("deliveries")
+_ROW_HISTORY = sqlite_history.RowHistory("deliveries", COLUMNS)
 
 
 _CHECKPOINT_PAGES = 2500
@@ -108,11 +110,11 @@ def _add_missing_columns(conn: sqlite3.Connection) -> None:
 class SQLiteStore(SQLStore):
     """Exactly-once across the threads and processes of one machine that share ``path``.
 
-    ``timeout`` is how long a call waits for another process's write lock before it gives up
-    with :class:`StoreError` (so the receiver answers 503 and Codat retries). The file is
-    created and checked at construction, so a bad path fails at start; ``connect=False``
-    defers that to the first call (the default store of a receiver built in a REPL or a test
-    writes nothing until a delivery arrives).
+    ``timeout`` is how long a call waits for another thread's write, then as long for another
+    process's write lock, before it gives up with :class:`StoreError` (so the receiver answers
+    503 and Codat retries). The file is created and checked at construction, so a bad path
+    fails at start; ``connect=False`` defers that to the first call (the default store of a
+    receiver built in a REPL or a test writes nothing until a delivery arrives).
     """
 
     blocking = True
@@ -141,6 +143,7 @@ class SQLiteStore(SQLStore):
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
+        self._writer = threading.RLock()  # see _run
         self._closed = False
         self._opened = False  # the file has been opened (by this process or its parent)
         start_over_in_children(self)
@@ -157,6 +160,7 @@ class SQLiteStore(SQLStore):
         self._local = threading.local()
         self._all = []
         self._all_lock = threading.Lock()
+        self._writer = threading.RLock()  # the parent's may have been copied held
 
     def _connection(self) -> sqlite3.Connection:
         cached: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -244,6 +248,12 @@ class SQLiteStore(SQLStore):
         backing off to 1 ms, until ``timeout`` seconds have passed. Only statements that start a
         write (or run alone) ever find the database busy, and such a statement did nothing when
         it failed, so running it again is safe.
+
+        The threads of one process never wait for each other that way: a write takes the
+        process's ``_writer`` lock first (see :meth:`_writing`), which wakes the next thread as
+        soon as it is let go, so only one connection per process ever polls. With queued
+        dispatch a web process's request thread and its four worker threads all write; polling
+        among them was most of the waiting (issue 25's SQLite figures, docs/performance.md).
         """
         conn = self._connection()
         try:
@@ -266,33 +276,41 @@ class SQLiteStore(SQLStore):
                 raise self._failure(exc) from exc
             delay = min(delay * 2, _LONGEST_WAIT)
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """A transaction that holds the database write lock from its first statement."""
-        self._run("BEGIN IMMEDIATE")
-        conn = self._connection()
-        with self._errors():
-            try:
-                yield conn
-            except BaseException:
-                if self._holds(conn):  # a dropped connection rolled back as it closed
-                    conn.execute("ROLLBACK")
-                raise
-        self._run("COMMIT")
+    def _writing(self) -> None:
+        """Wait (up to ``timeout``) until no other thread of this process is writing.
+
+        Reentrant, so a write inside a transaction of the same thread goes on. Released by
+        :meth:`_written` on every path, so no thread can keep the others waiting after its
+        statement or transaction has ended, whatever it raised.
+        """
+        if not self._writer.acquire(timeout=self.timeout):
+            raise StoreError(f"SQLite store {self.path}: another thread's write took too long")
+
+    def _written(self) -> None:
+        self._writer.release()
 
     # --- what SQLStore performs the protocol with -------------------------------------------
 
     def _rows(self, statement: str, params: Sequence[object] = ()) -> list[Row]:
-        with self._errors():
-            return self._run(statement, params).fetchall()  # all: a RETURNING ends with it
+        if statement.startswith("SELECT"):  # a reader: WAL lets it run beside the writer
+            with self._errors():
+                return self._run(statement, params).fetchall()
+        self._writing()  # a take: UPDATE ... RETURNING
+        try:
+            with self._errors():
+                return self._run(statement, params).fetchall()  # all: a RETURNING ends with it
+        finally:
+            self._written()
 
     def _count(self, statement: str, params: Sequence[object] = ()) -> int:
-        return self._run(statement, params).rowcount
+        self._writing()
+        try:
+            return self._run(statement, params).rowcount
+        finally:
+            self._written()
 
-    @contextmanager
-    def _locked(self) -> Iterator[Execute]:
-        with self._write() as conn:
-            yield conn.execute
+    def _locked(self) -> AbstractContextManager[Execute]:
+        return _Transaction(self)
 
     # --- the history in the record's row (see .sqlite_history) -------------------------------
 
@@ -300,6 +318,21 @@ class SQLiteStore(SQLStore):
         encoded = sqlite_history.encode(entry)
         if execute(_ROW_HISTORY.append, (encoded, key)).rowcount != 1:
             super()._note(execute, key, entry)  # no record: the table apart
+
+    def _first(
+        self, entry: Entry, claim: Claim, fresh: Record, note: HistoryEntry | None
+    ) -> Claim | None:
+        """A first record inserted with its history entry in the same statement (the mark, if
+        any, judged in its transaction)."""
+        if note is None:
+            return super()._first(entry, claim, fresh, note)
+        row = (*record_to_row(fresh), sqlite_history.encode(note))
+        if entry.mark is None:
+            return claim if self._count(_ROW_HISTORY.insert_new, row) == 1 else None
+        with self._locked() as execute:
+            if execute(_ROW_HISTORY.insert_new, row).rowcount != 1:
+                return None
+            return sql_marks.judged(self, execute, entry.key, entry.mark, claim)
 
     def _history(self, key: str) -> History:
         rows = self._rows(_ROW_HISTORY.select, (key,))
@@ -324,7 +357,7 @@ class SQLiteStore(SQLStore):
         """
         if self._opened and not self.path.exists():
             raise StoreError(f"SQLite store {self.path}: the database file is gone")
-        with self._errors(), self._write():
+        with self._errors(), _Transaction(self):
             pass
 
     def close(self) -> None:
@@ -336,6 +369,48 @@ class SQLiteStore(SQLStore):
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
+
+
+class _Transaction:
+    """A write transaction on this thread's connection: the process's writer lock, then
+    ``BEGIN IMMEDIATE``, which takes the database's write lock before the first read; ``COMMIT``
+    at the end, ``ROLLBACK`` on any exception, and the writer lock let go on every path.
+    Entered, it gives the connection's ``execute``."""
+
+    __slots__ = ("_conn", "_store")
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+
+    def __enter__(self) -> Execute:
+        store = self._store
+        store._writing()
+        try:
+            store._run("BEGIN IMMEDIATE")
+            self._conn = conn = store._connection()
+        except BaseException:
+            store._written()
+            raise
+        return conn.execute
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        store = self._store
+        try:
+            if kind is None:
+                store._run("COMMIT")
+                return
+            conn = self._conn
+            try:
+                if store._holds(conn):  # a dropped connection rolled back as it closed
+                    conn.execute("ROLLBACK")
+            except sqlite3.Error as failed:
+                raise store._failure(failed) from failed
+            if isinstance(exc, sqlite3.Error):
+                raise store._failure(exc) from exc
+        finally:
+            store._written()
 
 
 def default_store(clock: Callable[[], float] = time.time) -> SQLiteStore:

@@ -5,8 +5,9 @@ appended to a history table of its own had to become a transaction of several st
 an autocommit UPDATE had been enough. So SQLite keeps a key's entries in two columns of its
 record: ``history``, a JSON array of entries oldest first (the newest
 :data:`~.history.HISTORY_LIMIT` of them), and ``history_dropped``, how many older ones went. An
-entry is appended by the statement that makes the state change it describes, with SQLite's JSON
-functions, and goes when the record is purged, with its row.
+entry is written by the statement that makes the state change it describes: a first record
+(a queued delivery's 202) is inserted with its entry, and a later one is appended with SQLite's
+JSON functions. The entries go when the record is purged, with its row.
 
 A key without a record (the 401s under :data:`~.history.UNAUTHORIZED_KEY`) still keeps its
 entries in the table of :mod:`.sql_history`, as PostgreSQL does for every key.
@@ -31,7 +32,8 @@ COLUMNS_SQL = "".join(f", {name} {kind}" for name, kind in COLUMNS)
 class RowHistory:
     """The statements that keep the history in the records table ``table``."""
 
-    def __init__(self, table: str) -> None:
+    def __init__(self, table: str, columns: Sequence[str]) -> None:
+        """``columns``: the record's own columns, in the order of the rows written."""
         full = f"COALESCE(json_array_length(history), 0) >= {HISTORY_LIMIT}"
         kept = f"CASE WHEN {full} THEN json_remove(history, '$[0]')"
         kept += " ELSE COALESCE(history, '[]') END"
@@ -45,11 +47,22 @@ class RowHistory:
         t = f'"{table}"'
         self.append = f"UPDATE {t} SET {self.sets} WHERE key = ?"  # noqa: S608 - constant names
         self.select = f"SELECT history, history_dropped FROM {t} WHERE key = ?"  # noqa: S608
+        values = ", ".join("?" for _ in columns)
+        self.insert_new = (
+            f"INSERT INTO {t} ({', '.join(columns)}, history)"  # noqa: S608
+            f" VALUES ({values}, json_array(json(?))) ON CONFLICT (key) DO NOTHING"
+        )
+        """A first record (parameters: its row, then its entry's :func:`encode`) and its first
+        history entry, only if the key is absent: one statement where an INSERT and an UPDATE
+        of the row it just wrote were two."""
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 def encode(entry: HistoryEntry) -> str:
     """An entry as the ``history`` column keeps it: its fields, in order, as a JSON array."""
-    return json.dumps(entry, separators=(",", ":"))
+    return _ENCODER.encode(entry)
 
 
 def history_from_row(row: Sequence[object]) -> History:
