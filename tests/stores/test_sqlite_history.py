@@ -138,3 +138,27 @@ def test_a_first_scoped_record_and_its_entry_are_one_insert_in_the_marks_transac
     assert [sql for sql in statements if '"deliveries"' in sql.split()[:3]] == [statements[1]]
     assert statements[1].startswith('INSERT INTO "deliveries"')
     assert [(item.status, item.outcome) for item in kept.entries] == [(202, "queued")]
+
+
+def test_a_workers_recheck_of_an_in_order_key_reads_and_writes_nothing(tmp_path: Path) -> None:
+    """A queued worker rechecks its key's order before every run: on SQLite a write lock is
+    the whole file's, so an answer that changes nothing must not take it."""
+    store = SQLiteStore(tmp_path / "db.sqlite3")
+    scope = "connection:company-a:connection-1"
+    older = Entry("old", "a" * 64, body=b"{}", mark=Mark(scope, 100.0, None, None))
+    newer = Entry("new", "b" * 64, body=b"{}", mark=Mark(scope, 200.0, None, None))
+    store.enqueue(older)
+    statements: list[str] = []
+    store._connection().set_trace_callback(statements.append)
+    assert older.mark is not None and newer.mark is not None
+    assert store.recheck("old", older.mark) == FRESH
+    assert [sql.split()[0] for sql in statements] == ["SELECT", "SELECT"]
+    store.enqueue(newer)
+    statements.clear()
+    stale = store.recheck("old", older.mark)  # newly stale: its verdict is written, once
+    assert stale.stale and stale.newer_key == "new"
+    assert "BEGIN" in [sql.split()[0] for sql in statements]
+    statements.clear()
+    assert store.recheck("old", older.mark) == stale
+    assert [sql.split()[0] for sql in statements] == ["SELECT", "SELECT"]
+    store.close()

@@ -156,16 +156,22 @@ def judged(store: SQLStore, execute: Execute, entry_key: str, mark: Mark, claim:
 
 
 def recheck(store: SQLStore, key: str, mark: Mark) -> Verdict:
-    """:meth:`Store.recheck` for the SQL stores: two reads, a write only if newly stale."""
+    """:meth:`Store.recheck` for the SQL stores: two plain reads, and a write (in a transaction
+    of its own) only if the key is newly stale.
+
+    A queued worker asks this before every run, so the reads take no write lock: on SQLite
+    that lock is the whole file's. What they return is a snapshot either way, since a newer
+    event may arrive the moment after; the verdict written is the one the worker acts on.
+    """
     sql = store._marks_sql
-    with store._locked() as execute:
-        rows = execute(sql.select_mark, (mark.scope,)).fetchall()
-        kept_rows = execute(sql.select_verdict, (key,)).fetchall()
-        kept = _verdict_from(kept_rows[0]) if kept_rows else None
-        verdict = marks.recheck(_mark_from(rows[0]) if rows else None, mark, key, kept)
-        if verdict.notable and verdict != kept:
+    rows = store._rows(sql.select_mark, (mark.scope,))
+    kept_rows = store._rows(sql.select_verdict, (key,))
+    kept = _verdict_from(kept_rows[0]) if kept_rows else None
+    verdict = marks.recheck(_mark_from(rows[0]) if rows else None, mark, key, kept)
+    if verdict.notable and verdict != kept:
+        with store._locked() as execute:
             execute(sql.upsert_verdict, _verdict_row(key, verdict, store._clock()))
-        return verdict
+    return verdict
 
 
 def verdict(store: SQLStore, key: str) -> Verdict | None:
