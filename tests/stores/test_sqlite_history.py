@@ -150,13 +150,15 @@ def test_a_workers_recheck_of_an_in_order_key_reads_and_writes_nothing(tmp_path:
     store.enqueue(older)
     statements: list[str] = []
     store._connection().set_trace_callback(statements.append)
-    assert older.mark is not None and newer.mark is not None
+    assert older.mark is not None
+    assert newer.mark is not None
     assert store.recheck("old", older.mark) == FRESH
     assert [sql.split()[0] for sql in statements] == ["SELECT", "SELECT"]
     store.enqueue(newer)
     statements.clear()
     stale = store.recheck("old", older.mark)  # newly stale: its verdict is written, once
-    assert stale.stale and stale.newer_key == "new"
+    assert stale.stale
+    assert stale.newer_key == "new"
     assert "BEGIN" in [sql.split()[0] for sql in statements]
     statements.clear()
     assert store.recheck("old", older.mark) == stale
