@@ -66,6 +66,8 @@ logger = logging.getLogger("codat_webhooks.receiver")
 
 _Pipeline: TypeAlias = Generator[Effect, Any, Reply]
 _F = TypeVar("_F", Reply, Work)
+_Start: TypeAlias = Callable[..., Generator[Effect, Any, _F]]
+"""A pipeline: called with its arguments and the delivery's :class:`Facts` to fill."""
 
 
 class Receiver:
@@ -284,12 +286,7 @@ class Receiver:
 
     # --- running a pipeline, then telling on_outcome what it learned -------------------------
 
-    def _drive(
-        self,
-        pipeline: Callable[..., Generator[Effect, Any, _F]],
-        args: tuple[Any, ...],
-        worker: bool = False,
-    ) -> _F:
+    def _drive(self, pipeline: _Start[_F], args: tuple[Any, ...], worker: bool = False) -> _F:
         """Run ``pipeline(*args, facts)``, then tell ``on_outcome`` what it learned."""
         observers = self.dispatcher.observers()
         facts = Facts(worker, self.dispatcher.timed_observers)
@@ -299,10 +296,7 @@ class Receiver:
         return final
 
     async def _drive_async(
-        self,
-        pipeline: Callable[..., Generator[Effect, Any, _F]],
-        args: tuple[Any, ...],
-        worker: bool = False,
+        self, pipeline: _Start[_F], args: tuple[Any, ...], worker: bool = False
     ) -> _F:
         observers = self.dispatcher.observers()
         facts = Facts(worker, self.dispatcher.timed_observers)
