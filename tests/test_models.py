@@ -254,3 +254,33 @@ def test_objects_that_are_not_alerts_are_422_payload_errors(body: dict[str, obje
         parse_alert(body)
     assert info.value.status_hint == 422
     assert "lots" not in str(info.value)  # the reason names fields, never echoes values
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("", None),
+        ("  ", None),
+        ("\x1c0-0\x1f", None),
+        (" 00000000-0000-0000-0000-000000000000 ", None),
+        (uuid.UUID(int=0), None),
+        ("8A210B68-6988-11ED-A1EB-0242AC120002", uuid.UUID("8a210b68-6988-11ed-a1eb-0242ac120002")),
+        (None, None),
+    ],
+)
+def test_blank_ids_in_every_spelling_are_none(value: object, expected: object) -> None:
+    body = load_seed("sync_connection_deleted") | {"RuleId": value}
+    assert parse_alert(body).rule_id == expected
+
+
+@pytest.mark.parametrize("value", [" 0 0 ", "xyz", 5])
+def test_an_id_that_is_neither_blank_nor_a_uuid_is_refused_with_pydantics_own_error(
+    value: object,
+) -> None:
+    body = load_seed("sync_connection_deleted") | {"RuleId": value}
+    with pytest.raises(PayloadError) as caught:
+        parse_alert(body)
+    reason = str(caught.value)
+    assert "RuleId: " in reason
+    assert "UUID" in reason
+    assert "pattern" not in reason

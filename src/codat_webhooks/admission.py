@@ -123,7 +123,7 @@ class Admission:
                 key,
                 fingerprint,
                 body,
-                tuple(redact(hdrs.raw)),
+                redact(hdrs.raw),
                 routed.kind,
                 routed.company_id,
                 mark=mark_of(routed.payload),
@@ -167,7 +167,7 @@ def dead_letter(delivery: Delivery, fingerprint: str, obj: Mapping[str, Any] | N
         key=delivery.key,
         fingerprint=fingerprint,
         body=delivery.body,
-        headers=tuple(redact(delivery.headers.raw)),
+        headers=redact(delivery.headers.raw),
         kind=kind,
         company_id=company_id,
     )

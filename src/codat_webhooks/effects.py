@@ -157,7 +157,7 @@ class Performer:
             names, kwargs, key, token = effect
             self.leases.track(key, token)
             try:
-                self.dispatcher.call(names, kwargs, facts.hooks)
+                self.dispatcher.call(names, kwargs, facts.timings)
             finally:
                 self.leases.untrack(key, token)
         elif isinstance(effect, Notify):
@@ -179,7 +179,7 @@ class Performer:
             names, kwargs, key, token = effect
             self.leases.track(key, token)
             try:
-                await self.dispatcher.call_async(names, kwargs, facts.hooks)
+                await self.dispatcher.call_async(names, kwargs, facts.timings)
             finally:
                 self.leases.untrack(key, token)
         elif isinstance(effect, Notify):

@@ -67,7 +67,8 @@ class Headers(Mapping[str, str]):
         return f"Headers({list(redact(self.raw))!r})"
 
 
-def redact(pairs: Iterable[tuple[str, str]]) -> Iterator[tuple[str, str]]:
+def redact(pairs: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
     """The pairs with credential values replaced, so they can be logged or stored safely."""
-    for name, value in pairs:
-        yield (name, REDACTED if name.lower() in _SECRET_HEADERS else value)
+    return tuple(
+        [(name, REDACTED if name.lower() in _SECRET_HEADERS else value) for name, value in pairs]
+    )

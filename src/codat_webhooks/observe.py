@@ -62,11 +62,24 @@ class HookTiming(NamedTuple):
 
 
 class Facts:
-    """One delivery's facts for ``on_outcome``, set by the pipeline as it learns them."""
+    """One delivery's facts for ``on_outcome``, set by the pipeline as it learns them.
+
+    Its attributes carry the names of ``on_outcome``'s arguments, so each implementation is
+    called with the ones it asks for, read off the facts (:meth:`Dispatcher.observe`).
+    """
 
     __slots__ = (
-        "abandoned", "company_id", "delivery", "error", "hooks", "key", "kind", "started", "worker"
+        "abandoned", "attempt", "company_id", "delivery", "duration", "error", "hooks", "key",
+        "kind", "outcome", "reply", "started", "status", "timings", "worker",
     )  # fmt: skip
+
+    # Set by conclude(), once the pipeline has its final value:
+    outcome: str
+    status: int | None
+    attempt: int
+    duration: float
+    hooks: tuple[HookTiming, ...]
+    reply: Reply | None
 
     def __init__(self, worker: bool, timed: bool) -> None:
         self.started = time.perf_counter()
@@ -77,7 +90,7 @@ class Facts:
         self.delivery: Delivery | None = None
         """The delivery as a hook saw it; ``None`` until a hook (or ``on_rejected`` ...) ran."""
         self.error: BaseException | None = None
-        self.hooks: list[HookTiming] | None = [] if timed else None
+        self.timings: list[HookTiming] | None = [] if timed else None
         """Hook timings, kept only when an ``on_outcome`` implementation asks for them."""
         self.abandoned = False
         """The answer failed the sender's last attempt: ``on_outcome`` hears ``abandoned``."""
@@ -86,31 +99,20 @@ class Facts:
         """What the store is given: the key, and the type and company the body names."""
         self.key, self.kind, self.company_id = entry.key, entry.kind, entry.company_id
 
-    def arguments(self, final: Reply | Work) -> dict[str, Any]:
-        """The keyword arguments of ``on_outcome`` for the pipeline's final value."""
-        duration = time.perf_counter() - self.started
-        reply: Reply | None
+    def conclude(self, final: Reply | Work) -> Facts:
+        """Add what the pipeline's final value tells: ``on_outcome``'s remaining arguments."""
+        self.duration = time.perf_counter() - self.started
         if type(final) is Reply:
-            reply, status, key, outcome = final, final.status, final.key, final.outcome
+            self.reply, self.status, key, outcome = final, final.status, final.key, final.outcome
         else:
             work: Work = final  # type: ignore[assignment]
-            reply, status, key, outcome = None, None, work.key, work.outcome
+            self.reply, self.status, key, outcome = None, None, work.key, work.outcome
             if outcome is Outcome.FAILED and work.retry_in is not None:
                 outcome = Outcome.RETRY
-        if self.abandoned:
-            outcome = Outcome.ABANDONED
+        self.outcome = Outcome.ABANDONED if self.abandoned else outcome
+        if key is not None:
+            self.key = key
         delivery = self.delivery
-        return {
-            "outcome": outcome,
-            "status": status,
-            "key": key if key is not None else self.key,
-            "kind": self.kind,
-            "company_id": self.company_id,
-            "attempt": 0 if delivery is None else delivery.attempt,
-            "duration": duration,
-            "hooks": tuple(self.hooks or ()),
-            "error": self.error,
-            "delivery": delivery,
-            "reply": reply,
-            "worker": self.worker,
-        }
+        self.attempt = 0 if delivery is None else delivery.attempt
+        self.hooks = () if self.timings is None else tuple(self.timings)
+        return self

@@ -66,6 +66,8 @@ logger = logging.getLogger("codat_webhooks.receiver")
 
 _Pipeline: TypeAlias = Generator[Effect, Any, Reply]
 _F = TypeVar("_F", Reply, Work)
+_Start: TypeAlias = Callable[..., Generator[Effect, Any, _F]]
+"""A pipeline: called with its arguments and the delivery's :class:`Facts` to fill."""
 
 
 class Receiver:
@@ -210,15 +212,13 @@ class Receiver:
 
         ``force`` re-runs the hooks of an already processed key (used by ``replay --force``).
         """
-        return self._drive(lambda facts: self._deliver(method, headers, body, force, facts))
+        return self._drive(self._deliver, (method, headers, body, force))
 
     async def handle_async(
         self, method: str, headers: HeaderInput, body: bytes, *, force: bool = False
     ) -> Reply:
         """As :meth:`handle`, for event loops: sync hooks and blocking stores run in threads."""
-        return await self._drive_async(
-            lambda facts: self._deliver(method, headers, body, force, facts)
-        )
+        return await self._drive_async(self._deliver, (method, headers, body, force))
 
     def reject_too_large(self, method: str, headers: HeaderInput, size: int | None) -> Reply:
         """The reply for a body an adapter stopped reading because it exceeds ``max_body_bytes``.
@@ -229,14 +229,14 @@ class Receiver:
         ``size`` is the declared ``Content-Length``, or ``None`` for a cut-off chunked body.
         """
         rejection = self.admission.too_large(method, headers, size)
-        return self._drive(lambda facts: self._reject(rejection, facts))
+        return self._drive(self._reject, (rejection,))
 
     async def reject_too_large_async(
         self, method: str, headers: HeaderInput, size: int | None
     ) -> Reply:
         """As :meth:`reject_too_large`, for event loops."""
         rejection = self.admission.too_large(method, headers, size)
-        return await self._drive_async(lambda facts: self._reject(rejection, facts))
+        return await self._drive_async(self._reject, (rejection,))
 
     def process_queued(self, key: str) -> Work:
         """The worker entry point of queued dispatch: run the hooks of a ``queued`` key.
@@ -247,11 +247,11 @@ class Receiver:
         until the attempts of ``retries`` are spent: then it is ``failed`` and
         ``on_handler_error`` runs. Async hook implementations are run to completion.
         """
-        return self._drive(lambda facts: self._work(key, facts), worker=True)
+        return self._drive(self._work, (key,), worker=True)
 
     async def process_queued_async(self, key: str) -> Work:
         """As :meth:`process_queued`, for workers that run an event loop."""
-        return await self._drive_async(lambda facts: self._work(key, facts), worker=True)
+        return await self._drive_async(self._work, (key,), worker=True)
 
     def health(self) -> Reply:
         """The answer to ``GET <path>/health``: 200 when the store answers a ping, else 503.
@@ -286,24 +286,23 @@ class Receiver:
 
     # --- running a pipeline, then telling on_outcome what it learned -------------------------
 
-    def _drive(
-        self, pipeline: Callable[[Facts], Generator[Effect, Any, _F]], worker: bool = False
-    ) -> _F:
+    def _drive(self, pipeline: _Start[_F], args: tuple[Any, ...], worker: bool = False) -> _F:
+        """Run ``pipeline(*args, facts)``, then tell ``on_outcome`` what it learned."""
         observers = self.dispatcher.observers()
         facts = Facts(worker, self.dispatcher.timed_observers)
-        final = run(pipeline(facts), self._performer, facts)
+        final = run(pipeline(*args, facts), self._performer, facts)
         if observers:
-            self.dispatcher.observe(observers, facts.arguments(final))
+            self.dispatcher.observe(observers, facts.conclude(final))
         return final
 
     async def _drive_async(
-        self, pipeline: Callable[[Facts], Generator[Effect, Any, _F]], worker: bool = False
+        self, pipeline: _Start[_F], args: tuple[Any, ...], worker: bool = False
     ) -> _F:
         observers = self.dispatcher.observers()
         facts = Facts(worker, self.dispatcher.timed_observers)
-        final = await run_async(pipeline(facts), self._performer, facts)
+        final = await run_async(pipeline(*args, facts), self._performer, facts)
         if observers:
-            await self.dispatcher.observe_async(observers, facts.arguments(final))
+            await self.dispatcher.observe_async(observers, facts.conclude(final))
         return final
 
     # --- the story of a delivery -------------------------------------------------------------

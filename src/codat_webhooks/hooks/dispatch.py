@@ -15,12 +15,12 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any, TypeAlias, TypeVar
 
 import pluggy
 
-from ..observe import HookTiming, log_fields
+from ..observe import Facts, HookTiming, log_fields
 
 __all__ = ["Dispatcher", "nonblocking"]
 
@@ -43,6 +43,7 @@ logger = logging.getLogger("codat_webhooks.receiver")
 
 _Arguments: TypeAlias = Callable[[dict[str, Any]], tuple[Any, ...]]
 _Plan: TypeAlias = tuple[tuple[Callable[..., Any], _Arguments], ...]
+_Observers: TypeAlias = tuple[tuple[Callable[..., Any], Callable[[Facts], tuple[Any, ...]]], ...]
 
 
 def _arguments(names: tuple[str, ...]) -> _Arguments:
@@ -58,6 +59,17 @@ def _arguments(names: tuple[str, ...]) -> _Arguments:
         (name,) = names
         return lambda kwargs: (kwargs[name],)
     return lambda kwargs: ()
+
+
+def _facts(names: tuple[str, ...]) -> Callable[[Facts], tuple[Any, ...]]:
+    """Picks an ``on_outcome`` implementation's arguments off the delivery's facts, whose
+    attributes carry the arguments' names."""
+    if len(names) > 1:
+        return attrgetter(*names)  # a tuple, for two or more names
+    if names:
+        (name,) = names
+        return lambda facts: (getattr(facts, name),)
+    return lambda facts: ()
 
 
 def _run_to_completion(awaitable: Awaitable[Any]) -> Any:
@@ -81,6 +93,7 @@ class Dispatcher:
         self.manager = manager
         self._plans: dict[str, tuple[list[pluggy.HookImpl], _Plan]] = {}
         self._observed: _Plan = ()
+        self._observers: _Observers = ()
         self.timed_observers = False
         """Whether an ``on_outcome`` implementation asks for hook timings (``hooks``)."""
 
@@ -180,31 +193,34 @@ class Dispatcher:
 
     # --- on_outcome: every implementation called, each one's errors logged and ignored ---------
 
-    def observers(self) -> _Plan:
+    def observers(self) -> _Observers:
         """The implementations of ``on_outcome``; empty (and so free) when no plugin has one."""
         plan = self._implementations("on_outcome")
         if plan is not self._observed:
             self._observed = plan
             implementations = self._plans["on_outcome"][0]
             self.timed_observers = any("hooks" in impl.argnames for impl in implementations)
-        return plan
+            self._observers = tuple(
+                (impl.function, _facts(impl.argnames)) for impl in reversed(implementations)
+            )
+        return self._observers
 
-    def observe(self, plan: _Plan, kwargs: dict[str, Any]) -> None:
+    def observe(self, plan: _Observers, facts: Facts) -> None:
         """Call each of ``plan`` with ``on_outcome``'s arguments; an error never propagates,
         and never keeps the other implementations from running."""
         for function, arguments in plan:
             try:
-                result = function(*arguments(kwargs))
+                result = function(*arguments(facts))
                 if result is not None and inspect.isawaitable(result):
                     _run_to_completion(result)
             except Exception:
-                logger.exception("on_outcome hook raised; ignored", extra=_fields(kwargs))
+                logger.exception("on_outcome hook raised; ignored", extra=_observed(facts))
 
-    async def observe_async(self, plan: _Plan, kwargs: dict[str, Any]) -> None:
+    async def observe_async(self, plan: _Observers, facts: Facts) -> None:
         from asgiref.sync import sync_to_async
 
         for function, arguments in plan:
-            args = arguments(kwargs)
+            args = arguments(facts)
             try:
                 if inspect.iscoroutinefunction(function):
                     await function(*args)
@@ -213,7 +229,7 @@ class Dispatcher:
                 else:
                     await sync_to_async(function, thread_sensitive=False)(*args)
             except Exception:
-                logger.exception("on_outcome hook raised; ignored", extra=_fields(kwargs))
+                logger.exception("on_outcome hook raised; ignored", extra=_observed(facts))
 
     def notify(self, name: str, kwargs: dict[str, Any]) -> None:
         """Call an informational hook; its errors are logged, never propagated."""
@@ -235,3 +251,11 @@ def _fields(kwargs: dict[str, Any]) -> dict[str, Any]:
     if delivery is None:
         return log_fields(key=kwargs.get("key"), outcome=kwargs.get("outcome"))
     return log_fields(key=delivery.key, attempt=delivery.attempt, outcome=kwargs.get("outcome"))
+
+
+def _observed(facts: Facts) -> dict[str, Any]:
+    """The log fields of an ``on_outcome`` call: what its delivery tells."""
+    delivery = facts.delivery
+    if delivery is None:
+        return log_fields(key=facts.key, outcome=facts.outcome)
+    return log_fields(key=delivery.key, attempt=delivery.attempt, outcome=facts.outcome)

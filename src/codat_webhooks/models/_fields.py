@@ -12,18 +12,65 @@ from collections.abc import Callable
 from datetime import date, datetime, timezone
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetPydanticSchema,
+)
+from pydantic_core import core_schema
 
 __all__ = ["CodatDate", "CodatId", "CodatModel", "LocalDatetime", "UtcDatetime", "codat_field"]
 
 
-def _blank_id_to_none(value: Any) -> Any:
-    """Codat sends ``""`` (and, in old examples, the nil UUID) where there is no ID."""
-    if isinstance(value, str) and not value.strip().strip("0-"):
-        return None
-    if isinstance(value, uuid.UUID) and value.int == 0:
-        return None
-    return value
+_BLANK_ID = r"^[\s\x1c-\x1f]*[0-]*[\s\x1c-\x1f]*$"
+"""What Codat sends where there is no ID: ``""``, or (in old examples) the nil UUID; padded
+with whitespace or not (``\x1c``-``\x1f`` too, which ``str.strip`` also removes)."""
+
+
+_GIVEN_ID = r"[^\s\x1c-\x1f0-]"
+"""An ID that holds something besides whitespace, zeros and hyphens: not blank (most IDs)."""
+
+
+def _none(_value: object) -> None:
+    return None
+
+
+def _nil_to_none(value: uuid.UUID) -> uuid.UUID | None:
+    return None if value.int == 0 else value
+
+
+def _codat_id_schema(source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+    """A UUID or ``None``, after blank IDs became ``None``.
+
+    The blank check is a pattern pydantic-core matches itself, so an ID costs no Python call;
+    anything else goes on to pydantic's own UUID validation unchanged, with its own errors.
+    """
+    blank = core_schema.chain_schema(
+        [
+            core_schema.str_schema(strict=True, pattern=_BLANK_ID),
+            core_schema.no_info_plain_validator_function(_none),
+        ]
+    )
+    nil = core_schema.chain_schema(
+        [
+            core_schema.is_instance_schema(uuid.UUID),
+            core_schema.no_info_plain_validator_function(_nil_to_none),
+        ]
+    )
+    given = core_schema.str_schema(strict=True, pattern=_GIVEN_ID)
+    blank_to_none = core_schema.union_schema(
+        [given, blank, nil, core_schema.any_schema()], mode="left_to_right"
+    )
+    validated = handler(source)
+    return core_schema.chain_schema(
+        [blank_to_none, validated],
+        # Documented as what it produces, as pydantic documents a plain UUID field.
+        metadata={"pydantic_js_functions": [lambda _schema, to_json: to_json(validated)]},
+    )
 
 
 def _assume_utc(value: datetime | None) -> datetime | None:
@@ -33,7 +80,7 @@ def _assume_utc(value: datetime | None) -> datetime | None:
     return value
 
 
-CodatId = Annotated[uuid.UUID | None, BeforeValidator(_blank_id_to_none)]
+CodatId = Annotated[uuid.UUID | None, GetPydanticSchema(_codat_id_schema)]
 """A Codat GUID, or ``None`` when Codat sent nothing, an empty string or all zeros."""
 
 UtcDatetime = Annotated[datetime | None, AfterValidator(_assume_utc)]

@@ -101,7 +101,18 @@ def answered(template: HistoryEntry | None, status: ClaimStatus, now: float) -> 
     answer = ANSWERS.get(status)
     if answer is None:
         return None
-    return cleaned(template._replace(at=now, status=answer[0], outcome=answer[1]))
+    status_code, outcome = answer
+    return cleaned(
+        HistoryEntry(
+            now,
+            status_code,
+            outcome,
+            template.duration_ms,
+            template.error,
+            template.verified_by,
+            template.process,
+        )
+    )
 
 
 def cleaned(entry: HistoryEntry) -> HistoryEntry:

@@ -64,12 +64,21 @@ class MemoryStore(Store):
             self._evict(now, None)
         return now
 
-    def _keep(self, key: str, decided: tuple[Claim, Record | None]) -> Claim:
-        """Store the decided record (if any) and answer; lock held."""
+    def _answer(
+        self,
+        entry: Entry,
+        decided: tuple[Claim, Record | None],
+        now: float,
+        attempt: HistoryEntry | None = None,
+    ) -> Claim:
+        """Store the decided record (if any), note the answer in the key's history and move the
+        scope's mark if the key was handed over; lock held."""
         claim, record = decided
         if record is not None:
-            self._records[key] = record
-        return claim
+            self._records[entry.key] = record
+        if attempt is not None and claim.status is not ClaimStatus.CLAIMED:
+            self._note(entry.key, answered(attempt, claim.status, now))
+        return claim if entry.mark is None else self._ordered(entry, claim, now)
 
     def _note(self, key: str, entry: HistoryEntry | None) -> None:
         """Append ``entry`` to ``key``'s history, dropping the oldest past the limit; lock held."""
@@ -93,30 +102,25 @@ class MemoryStore(Store):
         with self._lock:
             now = self._now_swept()
             record = self._records.get(entry.key)
-            claim = self._keep(
-                entry.key,
-                machine.claim(
-                    record, entry, now=now, lease=lease, force=force, retention=self.retention
-                ),
+            decided = machine.claim(
+                record, entry, now=now, lease=lease, force=force, retention=self.retention
             )
-            if attempt is not None:
-                self._note(entry.key, answered(attempt, claim.status, now))
-            return self._ordered(entry, claim, now)
+            return self._answer(entry, decided, now, attempt)
 
     def _enqueue(self, entry: Entry, *, attempt: HistoryEntry | None = None) -> Claim:
         with self._lock:
             now = self._now_swept()
             record = self._records.get(entry.key)
             decided = machine.enqueue(record, entry, now=now, retention=self.retention)
-            claim = self._keep(entry.key, decided)
-            if attempt is not None:
-                self._note(entry.key, answered(attempt, claim.status, now))
-            return self._ordered(entry, claim, now)
+            return self._answer(entry, decided, now, attempt)
 
     def _take(self, key: str, *, lease: float) -> Claim:
         with self._lock:
             now = self._now_swept()
-            return self._keep(key, machine.take(self._records.get(key), now=now, lease=lease))
+            claim, record = machine.take(self._records.get(key), now=now, lease=lease)
+            if record is not None:
+                self._records[key] = record
+            return claim
 
     def _move(self, key: str, token: int, change: machine.Move) -> bool:
         with self._lock:
@@ -161,7 +165,7 @@ class MemoryStore(Store):
     def _ordered(self, entry: Entry, claim: Claim, now: float) -> Claim:
         """Move the scope's mark if the key was handed over (:func:`.marks.judge`); lock held."""
         mark, status = entry.mark, claim.status
-        if mark is None or (status is not ClaimStatus.CLAIMED and status is not ClaimStatus.QUEUED):
+        if mark is None or status not in (ClaimStatus.CLAIMED, ClaimStatus.QUEUED):
             return claim
         current = self._marks.get(mark.scope)
         verdict, moved = marks.judge(current, mark, entry.key, now=now, retention=self.retention)
