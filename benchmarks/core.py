@@ -30,7 +30,6 @@ import argparse
 import gc
 import hashlib
 import json
-import statistics
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -171,65 +170,52 @@ def scoped_events(n: int, connections: int = 200) -> list[bytes]:
 def print_ordering_cost(n: int, headers: dict[str, str], repeat: int, alert: float) -> None:
     """What the ordering guard (issue 24) adds to a scoped event: the same kind of new
     ``connection.*`` events through the receiver with the guard, and with it switched off (no
-    scope read, no mark moved), against new legacy alerts. Target: <= 10% of a new alert.
-
-    The guard is a few microseconds in fifty, smaller than what a busy machine adds to one
-    batch, so the three cases are not timed batch after batch: each round gives each case a
-    receiver of its own and ``min(n, 1000)`` bodies, and feeds them in chunks of 50, in turns,
-    so a noisy neighbour slows the three alike. A round's cost is its guard minus its bare
-    time; the median round is printed (a round, not a case, is the unit, so no case's lucky
-    batch is set against another's unlucky one)."""
+    scope read, no mark moved), and new legacy alerts, each in short batches on a fresh receiver,
+    in turns, best batch kept (a long run's growing store makes the garbage collector's passes
+    dominate whatever allocates). Ten turns per ``--repeat``: the guard is smaller than what a
+    neighbour adds to one batch, and fewer turns moved the line by half its size from one run
+    to the next. Target: the guard costs <= 10% of a new alert."""
     from codat_webhooks import admission
 
     names = vars(admission)  # where the receiver's admission finds mark_of
     real_mark_of = names["mark_of"]
-    batch, chunk = min(n, 1000), 50
+
+    def bare(payload: object, obj: object = None) -> None:
+        return None
+
+    batch = min(n, 1000)
     kinds = list(RuleType)
-    cases = ("guard", "bare", "alert")
-    rounds: list[dict[str, float]] = []
+    best = {"guard": float("inf"), "bare": float("inf"), "alert": float("inf")}
     try:
-        for turn in range(4 * repeat):
-            receivers = {
-                case: Receiver(
+        for turn in range(10 * repeat):
+            for case in ("guard", "bare", "alert") if turn % 2 else ("alert", "bare", "guard"):
+                names["mark_of"] = bare if case == "bare" else real_mark_of
+                receiver = Receiver(
                     authorization="Bearer bench",
                     store=MemoryStore(),
                     plugins=[NoOpHandlers()],
                     load_entrypoints=False,
                 )
-                for case in cases
-            }
-            events = scoped_events(batch)  # the same bodies with and without the guard
-            alerts = [sample_body(kinds[i % len(kinds)]) for i in range(batch)]
-            bodies = {"guard": events, "bare": events, "alert": alerts}
-            spent = dict.fromkeys(cases, 0.0)
-            gc.collect()
-            for first in range(0, batch, chunk):
-                order = cases if (turn + first // chunk) % 2 else cases[::-1]
-                for case in order:
-                    names["mark_of"] = (
-                        (lambda payload, obj=None: None) if case == "bare" else real_mark_of
-                    )
-                    receiver, part = receivers[case], bodies[case][first : first + chunk]
-                    start = time.perf_counter()
-                    for body in part:
-                        if receiver.handle("POST", headers, body).outcome != "processed":
-                            raise SystemExit("unexpected reply")
-                    spent[case] += time.perf_counter() - start
-            rounds.append({case: spent[case] * 1e6 / batch for case in cases})
-            for receiver in receivers.values():
+                if case == "alert":
+                    bodies = [sample_body(kinds[i % len(kinds)]) for i in range(batch)]
+                else:
+                    bodies = scoped_events(batch)
+                gc.collect()
+                start = time.perf_counter()
+                for body in bodies:
+                    if receiver.handle("POST", headers, body).outcome != "processed":
+                        raise SystemExit("unexpected reply")
+                best[case] = min(best[case], (time.perf_counter() - start) * 1e6 / len(bodies))
                 receiver.close()
     finally:
         names["mark_of"] = real_mark_of
-    middle = {case: statistics.median(r[case] for r in rounds) for case in cases}
-    cost = statistics.median(r["guard"] - r["bare"] for r in rounds)
-    share = statistics.median((r["guard"] - r["bare"]) / r["alert"] for r in rounds)
-    verdict = "met" if share <= 0.10 else "NOT met"
+    cost = best["guard"] - best["bare"]
+    verdict = "met" if cost <= 0.10 * best["alert"] else "NOT met"
     print(
-        f"\nscoped event (connection.*, new key, MemoryStore, {len(rounds)} rounds of {batch} in "
-        f"turns of {chunk}, medians): {middle['bare']:.2f} -> {middle['guard']:.2f} us with the "
-        f"ordering guard: {cost:+.2f} us, {100 * share:+.1f}% of a new alert "
-        f"({middle['alert']:.2f} us in the same rounds; {alert:.2f} us in the long run above; "
-        f"target <= 10%: {verdict})"
+        f"\nscoped event (connection.*, new key, MemoryStore, batches of {batch}): "
+        f"{best['bare']:.2f} -> {best['guard']:.2f} us with the ordering guard: {cost:+.2f} us, "
+        f"{100 * cost / best['alert']:+.1f}% of a new alert ({best['alert']:.2f} us in the same "
+        f"batches; {alert:.2f} us in the long run above; target <= 10%: {verdict})"
     )
 
 
