@@ -18,6 +18,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from codat_webhooks import ConfigurationError, Delivery, Receiver, hookimpl
 from codat_webhooks.event_types import EventType
@@ -131,6 +133,42 @@ def test_a_scoped_event_without_an_identity_or_a_date_has_no_mark() -> None:
     undated = connection_event(EventType.CONNECTION_CONNECTED, "2026-11-24T10:00:00Z")
     del undated["generatedDate"]
     assert mark_of(parse_event(undated)) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    moment=st.datetimes(
+        min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.none()
+    ),
+    zone=st.sampled_from(["Z", "+00:00", "+05:30", "-08:00", ""]),
+    digits=st.integers(0, 9),
+    extra=st.integers(0, 999),
+    separator=st.sampled_from(["T", " "]),
+)
+def test_generated_date_as_text_and_as_model_give_one_instant(
+    moment: datetime, zone: str, digits: int, extra: int, separator: str
+) -> None:
+    # The receiver reads generatedDate from the JSON text; a queued worker, holding only the
+    # model, from the parsed datetime. A key's own mark and its recheck must agree.
+    fraction = f"{moment.microsecond:06d}{extra:03d}"[:digits]
+    text = moment.strftime(f"%Y-%m-%d{separator}%H:%M:%S") + (f".{fraction}" if digits else "")
+    body = connection_event(EventType.CONNECTION_CONNECTED, text + zone)
+    obj = json.loads(json.dumps(body))
+    event = parse_event(obj)
+    from_text, from_model = mark_of(event, obj), mark_of(event)
+    assert from_text is not None
+    assert from_model is not None
+    assert from_text == from_model
+    assert event.generated_date is not None
+    assert from_text.at == event.generated_date.timestamp()
+
+
+def test_generated_date_in_a_form_only_the_model_reads_comes_from_the_model() -> None:
+    body = connection_event(EventType.CONNECTION_CONNECTED, "2026-11-24T10:00:00z")
+    event = parse_event(body)
+    mark = mark_of(event, body)
+    assert mark is not None
+    assert mark.at == datetime(2026, 11, 24, 10, tzinfo=timezone.utc).timestamp()
 
 
 def test_the_legacy_chain_mark_carries_both_statuses() -> None:

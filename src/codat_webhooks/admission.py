@@ -126,7 +126,7 @@ class Admission:
                 redact(hdrs.raw),
                 routed.kind,
                 routed.company_id,
-                mark=mark_of(routed.payload),
+                mark=mark_of(routed.payload, obj),
             )
             if not entry.plain():  # rare: non-ASCII, NUL or a long key; refused, not cleaned
                 if (problem := key_problem(key)) is not None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any, Literal, NamedTuple
 
@@ -33,7 +33,7 @@ from .event_types import EventType
 from .models.events import EVENT_CLASSES
 from .models.legacy import ALERT_CLASSES
 from .rules import RuleType
-from .stores.marks import Mark, Verdict
+from .stores.marks import FRESH, Mark, Verdict
 
 __all__ = [
     "IN_ORDER",
@@ -75,7 +75,7 @@ IN_ORDER = Order()
 
 def order_of(verdict: Verdict | None) -> Order:
     """A store's :class:`~codat_webhooks.stores.marks.Verdict` as hooks see it."""
-    if verdict is None or not verdict.notable:
+    if verdict is None or verdict is FRESH or not verdict.notable:
         return IN_ORDER
     newer = None
     if verdict.newer_key is not None and verdict.newer_at is not None:
@@ -105,7 +105,7 @@ def _id(value: object) -> str:
     """An identifier as scope text: a UUID as its 32 hex digits, so every spelling Codat may
     send of one UUID (case, braces) names one scope."""
     if isinstance(value, uuid.UUID):
-        return f"{value.int:032x}"
+        return value.hex
     return "" if value is None else str(value)
 
 
@@ -240,11 +240,17 @@ def _checked(text: str) -> str:
     return f"{family}:sha256:{hashlib.sha256(text.encode('utf-8', 'replace')).hexdigest()}"
 
 
-def mark_of(payload: Any) -> Mark | None:
+def mark_of(payload: Any, obj: Mapping[str, Any] | None = None) -> Mark | None:
     """What ``payload`` (a parsed alert or event) tells its ordering scope, or ``None``.
 
     ``None`` for a type without a scope, and for a scoped one that lacks what identifies or
     orders it (no connection ID, no ``generatedDate``): such a delivery is never stale.
+
+    ``obj`` is the JSON object ``payload`` was parsed from, if at hand. Codat writes
+    ``generatedDate`` in ISO 8601, in UTC (``2026-11-24T14:15:27Z``, at times with seven
+    fractional digits): :meth:`datetime.fromisoformat` reads that text as the model's parser
+    does (both drop digits past the microsecond), so the text and the model give one instant.
+    A date without a zone, or in a form only the model reads, comes from the model (UTC).
     """
     spec = _BY_MODEL.get(type(payload))
     if spec is None:
@@ -255,7 +261,13 @@ def mark_of(payload: Any) -> Mark | None:
     if spec.ordered_by is _CHAIN:
         data = payload.data
         return Mark(scope, None, data.old_status, data.new_status)
+    text = obj.get("generatedDate") if obj is not None else None
+    if type(text) is str:
+        try:
+            parsed: datetime | None = datetime.fromisoformat(text)
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.tzinfo is not None:
+            return Mark(scope, parsed.timestamp())
     generated: datetime | None = payload.generated_date
-    if generated is None:
-        return None
-    return Mark(scope, generated.timestamp())
+    return None if generated is None else Mark(scope, generated.timestamp())

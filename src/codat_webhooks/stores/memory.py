@@ -171,7 +171,7 @@ class MemoryStore(Store):
         verdict, moved = marks.judge(current, mark, entry.key, now=now, retention=self.retention)
         if moved is not None:
             self._marks[mark.scope] = moved
-        if verdict.notable:
+        if verdict is not marks.FRESH and verdict.notable:
             self._verdicts[entry.key] = (verdict, now)
         return Claim(
             claim.status, claim.token, claim.attempts, claim.retry_after, claim.state, verdict
