@@ -105,7 +105,7 @@ def _id(value: object) -> str:
     """An identifier as scope text: a UUID as its 32 hex digits, so every spelling Codat may
     send of one UUID (case, braces) names one scope."""
     if isinstance(value, uuid.UUID):
-        return value.hex
+        return f"{value.int:032x}"  # what UUID.hex says, without its Python-level property
     return "" if value is None else str(value)
 
 

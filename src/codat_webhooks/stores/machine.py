@@ -68,6 +68,7 @@ from typing import Any, NamedTuple
 
 from .history import HistoryEntry
 from .history import cleaned as clean_entry
+from .marks import FRESH, Verdict
 from .records import Claim, ClaimStatus, Entry, Record, State, storable_text
 
 __all__ = [
@@ -79,6 +80,7 @@ __all__ = [
     "deferral",
     "enqueue",
     "first_claim",
+    "in_scope",
     "is_due",
     "move",
     "park",
@@ -129,6 +131,17 @@ def _forgotten(record: Record | None, now: float, retention: float) -> bool:
 
 
 # --- claim, enqueue, take: the answer and the record to store (None: store nothing) ----------
+
+
+_FIRST_CLAIM_IN_ORDER = _FIRST_CLAIM._replace(order=FRESH)
+"""The answer for most scoped deliveries: a new key, newer than its scope's mark."""
+
+
+def in_scope(claim: Claim, verdict: Verdict) -> Claim:
+    """``claim`` with its place in its ordering scope (see :mod:`.marks`)."""
+    if claim is _FIRST_CLAIM and verdict is FRESH:
+        return _FIRST_CLAIM_IN_ORDER
+    return claim._replace(order=verdict)
 
 
 def first_claim(entry: Entry, now: float, lease: float) -> tuple[Claim, Record]:

@@ -84,7 +84,7 @@ FRESH = Verdict()
 
 
 def judge(
-    current: HighWater | None, mark: Mark, key: str, *, now: float, retention: float
+    current: HighWater | None, mark: Mark, key: str, now: float, retention: float
 ) -> tuple[Verdict, HighWater | None]:
     """The verdict for ``key`` bringing ``mark``, and the mark to write (``None``: keep it)."""
     if current is None or now - current.last_seen > retention:

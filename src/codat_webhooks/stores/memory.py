@@ -168,14 +168,12 @@ class MemoryStore(Store):
         if mark is None or status not in (ClaimStatus.CLAIMED, ClaimStatus.QUEUED):
             return claim
         current = self._marks.get(mark.scope)
-        verdict, moved = marks.judge(current, mark, entry.key, now=now, retention=self.retention)
+        verdict, moved = marks.judge(current, mark, entry.key, now, self.retention)
         if moved is not None:
             self._marks[mark.scope] = moved
         if verdict is not marks.FRESH and verdict.notable:
             self._verdicts[entry.key] = (verdict, now)
-        return Claim(
-            claim.status, claim.token, claim.attempts, claim.retry_after, claim.state, verdict
-        )
+        return machine.in_scope(claim, verdict)
 
     def _recheck(self, key: str, mark: marks.Mark) -> marks.Verdict:
         with self._lock:

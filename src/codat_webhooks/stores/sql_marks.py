@@ -143,7 +143,7 @@ def judged(store: SQLStore, execute: Execute, entry_key: str, mark: Mark, claim:
     for _ in range(_ATTEMPTS):
         rows = execute(sql.select_mark_locked, (mark.scope,)).fetchall()
         current = _mark_from(rows[0]) if rows else None
-        verdict, moved = marks.judge(current, mark, entry_key, now=now, retention=store.retention)
+        verdict, moved = marks.judge(current, mark, entry_key, now, store.retention)
         if moved is not None:
             if current is not None:
                 execute(sql.upsert_mark, _mark_row(moved))
