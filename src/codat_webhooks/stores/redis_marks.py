@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from . import lua, marks
+from . import lua, machine, marks
 from .marks import HighWater, Mark, Verdict
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ class RedisMarks:
         at = newer_at.decode() if isinstance(newer_at, bytes) else str(newer_at)
         key = newer_key.decode() if isinstance(newer_key, bytes) else str(newer_key)
         verdict = Verdict(int(stale) == 1, key or None, float(at) if at else None, int(gap) == 1)
-        return claim._replace(order=verdict)
+        return machine.in_scope(claim, verdict)
 
     def recheck(self, key: str, mark: Mark) -> Verdict:
         """Two reads; the verdict is written only if newly stale (it can only grow stale, so

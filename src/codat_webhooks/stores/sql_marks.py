@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError
-from . import marks
+from . import machine, marks
 from .marks import FRESH, HighWater, Mark, Verdict
 from .records import ClaimStatus
 
@@ -139,7 +139,7 @@ def judged(store: SQLStore, execute: Execute, entry_key: str, mark: Mark, claim:
     if mark.at is not None and store._returning:
         row = (mark.scope, mark.at, entry_key, None, 0, now, now - store.retention)
         if execute(sql.advance_mark, row).fetchall():
-            return claim._replace(order=FRESH)  # newer (or first): moved, in order
+            return machine.in_scope(claim, FRESH)  # newer (or first): moved, in order
     for _ in range(_ATTEMPTS):
         rows = execute(sql.select_mark_locked, (mark.scope,)).fetchall()
         current = _mark_from(rows[0]) if rows else None
@@ -151,7 +151,7 @@ def judged(store: SQLStore, execute: Execute, entry_key: str, mark: Mark, claim:
                 continue  # another transaction wrote the scope's first mark: judge on it
         if verdict.notable:
             execute(sql.upsert_verdict, _verdict_row(entry_key, verdict, now))
-        return claim._replace(order=verdict)
+        return machine.in_scope(claim, verdict)
     raise StoreError(f"could not judge the order of {entry_key!r}: its mark kept changing")
 
 
