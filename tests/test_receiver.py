@@ -418,3 +418,21 @@ def test_delivery_carries_headers_body_and_credential_name(store: MemoryStore) -
     assert delivery.received_at.tzinfo is not None
     with pytest.raises(AttributeError):
         delivery.key = "other"  # type: ignore[misc]
+
+
+def test_an_invalid_body_under_a_processed_key_is_refused_and_the_key_keeps_its_body(
+    receiver: Receiver, store: MemoryStore, recorder: Recorder
+) -> None:
+    """Found by the hostile-bytes servers test: an authenticated body that fails validation
+    but carries a key already processed (its ``AlertId``) is answered 422, and the record stays
+    done with the body its hooks ran on; it is never reopened or overwritten."""
+    first = sample_body(RuleType.DATA_SYNC_COMPLETED)
+    key = json.loads(first)["AlertId"]
+    assert receiver.handle("POST", AUTH, first).outcome == "processed"
+    invalid = json.dumps({"AlertId": key}).encode()  # no RuleType: neither alert nor event
+    reply = receiver.handle("POST", AUTH, invalid)
+    assert (reply.status, reply.outcome, reply.key) == (422, "invalid", key)
+    kept = store.get(key)
+    assert kept is not None
+    assert (kept.state, kept.body) == (State.DONE, first)
+    assert recorder.names().count("on_alert") == 1

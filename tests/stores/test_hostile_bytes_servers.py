@@ -182,8 +182,11 @@ def test_hostile_authenticated_bodies_never_get_a_5xx_outside_the_policy(
     assert kept is not None  # nothing authenticated is lost
     if reply["outcome"] == "invalid":  # 400: no JSON object; 422: no valid alert or event
         assert response.status_code in (400, 422)
-        assert kept.state is State.PARKED
-        assert kept.body == body or kept.attempts > 1  # a key parked again keeps its first body
+        if kept.body == body:
+            assert kept.state is State.PARKED
+        else:  # the examples reuse keys: a key held by another body keeps that body
+            assert kept.state in (State.PARKED, State.DONE)
+            assert kept.state is State.DONE or kept.attempts > 1
     elif reply["outcome"] == "conflict":  # the examples reuse keys with other bodies
         assert response.status_code == 422
     else:
