@@ -46,30 +46,30 @@ _Plan: TypeAlias = tuple[tuple[Callable[..., Any], _Arguments], ...]
 _Observers: TypeAlias = tuple[tuple[Callable[..., Any], Callable[[Facts], tuple[Any, ...]]], ...]
 
 
-def _arguments(names: tuple[str, ...]) -> _Arguments:
-    """Picks an implementation's positional arguments out of the hook's keyword arguments.
+def _picker(names: tuple[str, ...], pick: Callable[..., Any]) -> Callable[[Any], tuple[Any, ...]]:
+    """Picks an implementation's positional arguments, by name, out of a source: the hook's
+    keyword arguments (``pick=itemgetter``) or, for ``on_outcome``, the delivery's facts
+    (``pick=attrgetter``), whose attributes carry the arguments' names.
 
-    Built once per implementation: an ``itemgetter`` does in C what a comprehension over the
-    names did in Python for every call, which cost twice as much as the call itself for an
+    Built once per implementation: a getter does in C what a comprehension over the names did
+    in Python for every call, which cost twice as much as the call itself for an
     ``on_outcome`` taking six arguments.
     """
     if len(names) > 1:
-        return itemgetter(*names)  # a tuple, for two or more names
+        getter: Callable[[Any], tuple[Any, ...]] = pick(*names)  # a tuple, for two or more
+        return getter
     if names:
-        (name,) = names
-        return lambda kwargs: (kwargs[name],)
-    return lambda kwargs: ()
+        one = pick(names[0])
+        return lambda source: (one(source),)
+    return lambda source: ()
+
+
+def _arguments(names: tuple[str, ...]) -> _Arguments:
+    return _picker(names, itemgetter)
 
 
 def _facts(names: tuple[str, ...]) -> Callable[[Facts], tuple[Any, ...]]:
-    """Picks an ``on_outcome`` implementation's arguments off the delivery's facts, whose
-    attributes carry the arguments' names."""
-    if len(names) > 1:
-        return attrgetter(*names)  # a tuple, for two or more names
-    if names:
-        (name,) = names
-        return lambda facts: (getattr(facts, name),)
-    return lambda facts: ()
+    return _picker(names, attrgetter)
 
 
 def _run_to_completion(awaitable: Awaitable[Any]) -> Any:
@@ -247,15 +247,15 @@ class Dispatcher:
 
 def _fields(kwargs: dict[str, Any]) -> dict[str, Any]:
     """The log fields of a hook call: what its delivery tells."""
-    delivery = kwargs.get("delivery")
-    if delivery is None:
-        return log_fields(key=kwargs.get("key"), outcome=kwargs.get("outcome"))
-    return log_fields(key=delivery.key, attempt=delivery.attempt, outcome=kwargs.get("outcome"))
+    return _told(kwargs.get("delivery"), kwargs.get("key"), kwargs.get("outcome"))
 
 
 def _observed(facts: Facts) -> dict[str, Any]:
     """The log fields of an ``on_outcome`` call: what its delivery tells."""
-    delivery = facts.delivery
+    return _told(facts.delivery, facts.key, facts.outcome)
+
+
+def _told(delivery: Any, key: str | None, outcome: str | None) -> dict[str, Any]:
     if delivery is None:
-        return log_fields(key=facts.key, outcome=facts.outcome)
-    return log_fields(key=delivery.key, attempt=delivery.attempt, outcome=facts.outcome)
+        return log_fields(key=key, outcome=outcome)
+    return log_fields(key=delivery.key, attempt=delivery.attempt, outcome=outcome)
