@@ -33,7 +33,7 @@ from .event_types import EventType
 from .models.events import EVENT_CLASSES
 from .models.legacy import ALERT_CLASSES
 from .rules import RuleType
-from .stores.marks import FRESH, Mark, Verdict
+from .stores.marks import Mark, Verdict
 
 __all__ = [
     "IN_ORDER",
@@ -75,7 +75,7 @@ IN_ORDER = Order()
 
 def order_of(verdict: Verdict | None) -> Order:
     """A store's :class:`~codat_webhooks.stores.marks.Verdict` as hooks see it."""
-    if verdict is None or verdict is FRESH or not verdict.notable:
+    if verdict is None or not verdict.notable:
         return IN_ORDER
     newer = None
     if verdict.newer_key is not None and verdict.newer_at is not None:
@@ -105,7 +105,7 @@ def _id(value: object) -> str:
     """An identifier as scope text: a UUID as its 32 hex digits, so every spelling Codat may
     send of one UUID (case, braces) names one scope."""
     if isinstance(value, uuid.UUID):
-        return f"{value.int:032x}"  # what UUID.hex says, without its Python-level property
+        return f"{value.int:032x}"
     return "" if value is None else str(value)
 
 

@@ -173,6 +173,9 @@ class AuthorizationCheck:
         return matched
 
 
+_SHA256_BLOCK = 64
+
+
 class _KeyedSha256:
     """HMAC-SHA256 under one key (RFC 2104), with the two keyed hash states computed once.
 
@@ -199,9 +202,6 @@ class _KeyedSha256:
         outer = self._outer.copy()
         outer.update(inner.digest())
         return outer.digest()
-
-
-_SHA256_BLOCK = 64
 
 
 class SignatureCheck:

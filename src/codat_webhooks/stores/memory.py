@@ -76,9 +76,8 @@ class MemoryStore(Store):
         claim, record = decided
         if record is not None:
             self._records[entry.key] = record
-        if attempt is not None and claim.status is not ClaimStatus.CLAIMED:
-            self._note(entry.key, answered(attempt, claim.status, now))
-        return claim if entry.mark is None else self._ordered(entry, claim, now)
+        self._note(entry.key, answered(attempt, claim.status, now))
+        return self._ordered(entry, claim, now)
 
     def _note(self, key: str, entry: HistoryEntry | None) -> None:
         """Append ``entry`` to ``key``'s history, dropping the oldest past the limit; lock held."""
@@ -171,7 +170,7 @@ class MemoryStore(Store):
         verdict, moved = marks.judge(current, mark, entry.key, now, self.retention)
         if moved is not None:
             self._marks[mark.scope] = moved
-        if verdict is not marks.FRESH and verdict.notable:
+        if verdict.notable:
             self._verdicts[entry.key] = (verdict, now)
         return machine.in_scope(claim, verdict)
 
