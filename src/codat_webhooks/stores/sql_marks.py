@@ -118,12 +118,14 @@ def first_judged(
     row: Sequence[object],
     *,
     note: HistoryEntry | None = None,
+    insert: str | None = None,
 ) -> Claim | None:
     """A key never seen (the common case): its first record (``row``) inserted only if absent,
     its history entry ``note`` appended and its mark judged, in one transaction; ``None`` if
-    the key exists (the caller decides)."""
+    the key exists (the caller decides). ``insert``: a backend's own statement for ``row``
+    (SQLite's carries the history entry in the row itself), else the shared one."""
     with store._locked() as execute:
-        if execute(store._sql.insert_new, row).rowcount != 1:
+        if execute(insert or store._sql.insert_new, row).rowcount != 1:
             return None
         if note is not None:
             store._note(execute, entry_key, note)

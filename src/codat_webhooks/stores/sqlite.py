@@ -329,10 +329,9 @@ class SQLiteStore(SQLStore):
         row = (*record_to_row(fresh), sqlite_history.encode(note))
         if entry.mark is None:
             return claim if self._count(_ROW_HISTORY.insert_new, row) == 1 else None
-        with self._locked() as execute:
-            if execute(_ROW_HISTORY.insert_new, row).rowcount != 1:
-                return None
-            return sql_marks.judged(self, execute, entry.key, entry.mark, claim)
+        return sql_marks.first_judged(
+            self, entry.key, entry.mark, claim, row, insert=_ROW_HISTORY.insert_new
+        )
 
     def _history(self, key: str) -> History:
         rows = self._rows(_ROW_HISTORY.select, (key,))
