@@ -370,3 +370,26 @@ def test_async_event_hooks_run_under_handle_async(make_receiver: Callable[..., R
     reply = asyncio.run(_async_collect(receiver, event_body(EventType.READ_COMPLETED)))
     assert reply.status == 200
     assert seen == ["read.completed"]
+
+
+def test_an_event_sent_with_type_is_written_back_with_type_after_copy_and_pickle() -> None:
+    import copy
+    import pickle
+
+    body = event_sample(EventType.CONNECTION_CONNECTED)
+    body["type"] = body.pop("eventType")
+    event = parse_event(body)
+    documented = parse_event(event_sample(EventType.CONNECTION_CONNECTED) | {"id": body["id"]})
+
+    pickled = pickle.loads(pickle.dumps(event))  # noqa: S301 - our own bytes
+    for kept in (event, copy.copy(event), copy.deepcopy(event), pickled):
+        dumped = kept.model_dump(by_alias=True, mode="json")
+        assert dumped["type"] == "connection.connected"
+        assert "eventType" not in dumped
+        assert kept == event
+    # The same event under the documented key dumps it that way, and is told apart.
+    assert "eventType" in documented.model_dump(by_alias=True)
+    assert documented.event_type == event.event_type
+    assert documented != event
+    # By field name, nothing changes.
+    assert event.model_dump()["event_type"] == "connection.connected"
