@@ -60,3 +60,38 @@ def test_queued_dispatch_alone_keeps_about_one_retention_window(clock: FakeClock
         sizes.append(len(store.find()))
     assert max(sizes) <= 60 * (1 + 1 / 16) + 2
     assert store.get("key-0") is None
+
+
+def test_history_and_verdicts_leave_one_tracked_object_per_key() -> None:
+    """The garbage collector's full passes pause every request of the process, for as long as
+    it has tracked objects to walk: a key's history and verdict must not add to its record."""
+    import gc
+
+    from codat_webhooks.outcomes import Outcome
+    from codat_webhooks.stores.history import HistoryEntry
+    from codat_webhooks.stores.marks import Mark
+
+    store = MemoryStore()
+    asked = HistoryEntry(0.0, None, "", None, None, "authorization", "host:1")
+    keys = [f"key-{n}" for n in range(2000)]
+    gc.collect()
+    before = len(gc.get_objects())
+    for n, key in enumerate(keys):
+        # One scope, each delivery a status change that does not follow the last: a gap
+        # verdict kept for every key, as the benchmarks' DataConnectionStatusChanged gives.
+        entry = Entry(key, "f", mark=Mark("chain", None, f"s{n}", f"s{n + 2}"))
+        claim = store.claim(entry, lease=10, attempt=asked)
+        done = HistoryEntry(1.0, 200, Outcome.PROCESSED, 0.4, None, "authorization", "host:1")
+        store.complete(key, claim.token, attempt=done)
+    gc.collect()
+    added = len(gc.get_objects()) - before
+    assert len(keys) <= added <= len(keys) + 50  # the records, and nothing per key besides
+
+    store.claim(Entry(keys[-1], "f"), lease=10, attempt=asked)  # a duplicate: a second entry
+
+    history = store.history(keys[-1])
+    assert [(e.status, e.outcome) for e in history] == [(200, "processed"), (200, "duplicate")]
+    assert all(type(e) is HistoryEntry for e in history)
+    verdict = store.verdict(keys[-1])
+    assert verdict is not None
+    assert verdict.gap

@@ -10,6 +10,11 @@ pays one comparison, not a scan.
 
 A forked child gets a copy of the records and a lock of its own: the two processes then go on
 separately, which is why this store promises exactly-once within one process only.
+
+History entries and verdicts are kept as plain tuples and made into their named types when
+read. A plain tuple of numbers and strings is one the garbage collector stops tracking, so a
+store of many keys holds about one tracked object per key (its record): the collector's full
+passes, which pause every request of the process, stay as short as they can.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import TypeAlias
 
 from .._forking import start_over_in_children
 from . import machine, marks
@@ -28,6 +34,13 @@ __all__ = ["MemoryStore"]
 
 
 _SWEEPS_PER_RETENTION = 16
+
+_KeptEntry: TypeAlias = tuple[
+    float, int | None, str, float | None, str | None, str | None, str | None
+]
+"""A :class:`HistoryEntry`'s fields, in order."""
+_KeptVerdict: TypeAlias = tuple[bool, str | None, float | None, bool, float]
+"""A :class:`~.marks.Verdict`'s fields, then when it was written."""
 
 
 class MemoryStore(Store):
@@ -46,8 +59,8 @@ class MemoryStore(Store):
         self._lock = threading.Lock()
         self._records: dict[str, Record] = {}
         self._marks: dict[str, marks.HighWater] = {}
-        self._verdicts: dict[str, tuple[marks.Verdict, float]] = {}
-        self._histories: dict[str, HistoryEntry | list[HistoryEntry]] = {}
+        self._verdicts: dict[str, _KeptVerdict] = {}
+        self._histories: dict[str, _KeptEntry | list[_KeptEntry]] = {}
         """A key's one entry, or its list once it has two (most keys have one: done at once)."""
         self._dropped: dict[str, int] = {}
         self._sweep_every = self.retention / _SWEEPS_PER_RETENTION
@@ -83,14 +96,18 @@ class MemoryStore(Store):
         """Append ``entry`` to ``key``'s history, dropping the oldest past the limit; lock held."""
         if entry is None:
             return
+        at, status, outcome, duration_ms, error, verified_by, process = entry
+        # The outcome as plain text, as the other stores read it back: a member of the
+        # Outcome enum is an object the collector would keep tracking, with its tuple.
+        plain = (at, status, str.__str__(outcome), duration_ms, error, verified_by, process)
         kept = self._histories.get(key)
         if kept is None:
-            self._histories[key] = entry
+            self._histories[key] = plain
             return
-        if not isinstance(kept, list):
-            self._histories[key] = [kept, entry]
+        if type(kept) is not list:
+            self._histories[key] = [kept, plain]  # type: ignore[list-item]
             return
-        kept.append(entry)
+        kept.append(plain)
         if len(kept) > HISTORY_LIMIT:
             del kept[0]
             self._dropped[key] = self._dropped.get(key, 0) + 1
@@ -152,7 +169,8 @@ class MemoryStore(Store):
             dropped = self._dropped.get(key, 0)
         if kept is None:
             return History([], dropped)
-        return History(list(kept) if isinstance(kept, list) else [kept], dropped)
+        entries = kept if type(kept) is list else [kept]
+        return History([HistoryEntry._make(entry) for entry in entries], dropped)
 
     def _find(self, query: RecordQuery) -> list[Record]:
         with self._lock:
@@ -171,24 +189,26 @@ class MemoryStore(Store):
         if moved is not None:
             self._marks[mark.scope] = moved
         if verdict.notable:
-            self._verdicts[entry.key] = (verdict, now)
+            self._verdicts[entry.key] = (*verdict, now)
         return machine.in_scope(claim, verdict)
 
     def _recheck(self, key: str, mark: marks.Mark) -> marks.Verdict:
         with self._lock:
             now = self._clock()
-            kept = self._verdicts.get(key)
-            verdict = marks.recheck(
-                self._marks.get(mark.scope), mark, key, None if kept is None else kept[0]
-            )
-            if verdict.notable and (kept is None or kept[0] != verdict):
-                self._verdicts[key] = (verdict, now)
+            kept = self._kept_verdict(key)
+            verdict = marks.recheck(self._marks.get(mark.scope), mark, key, kept)
+            if verdict.notable and verdict != kept:
+                self._verdicts[key] = (*verdict, now)
             return verdict
 
     def _verdict(self, key: str) -> marks.Verdict | None:
         with self._lock:
-            kept = self._verdicts.get(key)
-        return None if kept is None else kept[0]
+            return self._kept_verdict(key)
+
+    def _kept_verdict(self, key: str) -> marks.Verdict | None:
+        """``key``'s verdict, if it was stale or gapped; lock held."""
+        kept = self._verdicts.get(key)
+        return None if kept is None else marks.Verdict._make(kept[:4])
 
     def _high_water(self, scope: str) -> marks.HighWater | None:
         with self._lock:
@@ -230,5 +250,5 @@ class MemoryStore(Store):
         """Marks and verdicts last written before ``cutoff`` go with the records; lock held."""
         for scope in [s for s, m in self._marks.items() if m.last_seen < cutoff]:
             del self._marks[scope]
-        for key in [k for k, (_, seen) in self._verdicts.items() if seen < cutoff]:
+        for key in [k for k, kept in self._verdicts.items() if kept[4] < cutoff]:
             del self._verdicts[key]
