@@ -188,6 +188,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def require_keys_or_state(args: argparse.Namespace, verb: str, states: str) -> None:
+    """The usage rule of the commands that act on stored deliveries (``replay``, ``resend``):
+    name them, or name their state; checked before anything is loaded or opened."""
+    if not args.keys and not args.state:
+        raise CommandError(f"name the KEYs to {verb}, or pass --state {states}", EXIT_USAGE)
+
+
 def select_records(store: Store, keys: Sequence[str], states: Sequence[str]) -> list[Record]:
     """The named keys (all must exist), then every record in ``states``, oldest first."""
     records: dict[str, Record] = {}

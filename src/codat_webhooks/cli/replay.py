@@ -33,6 +33,7 @@ from ._common import (
     cut,
     emit,
     plural,
+    require_keys_or_state,
     select_records,
     stderr_is_tty,
 )
@@ -84,8 +85,7 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..replaying import SUCCEEDED, handler_plan
 
-    if not args.keys and not args.state:
-        raise CommandError("name the KEYs to replay, or pass --state failed|parked", EXIT_USAGE)
+    require_keys_or_state(args, "replay", "failed|parked")
     app = load_app(args)
     if args.no_plugins and app is None:
         raise CommandError(

@@ -28,6 +28,7 @@ from ._common import (
     add_store_flags,
     command,
     emit,
+    require_keys_or_state,
     select_records,
 )
 from .trigger import DEFAULT_URL, acceptable, sender_from_args
@@ -60,8 +61,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.keys and not args.state:
-        raise CommandError("name the KEYs to resend, or pass --state failed", EXIT_USAGE)
+    require_keys_or_state(args, "resend", "failed")
     sender = sender_from_args(args)
     if sender.authorization is None and sender.secret is None:
         raise CommandError(
