@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from codat_webhooks import (
     hookimpl,
 )
 from codat_webhooks.stores import MemoryStore, State
-from codat_webhooks.stores.base import Entry
+from codat_webhooks.stores.base import Entry, conflict_key
 from codat_webhooks.testing import Recorder, legacy_sample, sample_body
 
 AUTH = {"Authorization": "Bearer s3cret"}
@@ -362,7 +363,7 @@ class UnreachableStore(MemoryStore):
     ) -> Any:
         raise StoreError("connection refused")
 
-    def park(self, entry: Entry, *, reason: str, attempt: object = None) -> None:
+    def park(self, entry: Entry, *, reason: str, attempt: object = None) -> str:
         raise StoreError("connection refused")
 
 
@@ -425,7 +426,8 @@ def test_an_invalid_body_under_a_processed_key_is_refused_and_the_key_keeps_its_
 ) -> None:
     """Found by the hostile-bytes servers test: an authenticated body that fails validation
     but carries a key already processed (its ``AlertId``) is answered 422, and the record stays
-    done with the body its hooks ran on; it is never reopened or overwritten."""
+    done with the body its hooks ran on; it is never reopened or overwritten. The invalid body
+    was authenticated, so it is kept too: parked beside the key, as a conflict is."""
     first = sample_body(RuleType.DATA_SYNC_COMPLETED)
     key = json.loads(first)["AlertId"]
     assert receiver.handle("POST", AUTH, first).outcome == "processed"
@@ -436,3 +438,8 @@ def test_an_invalid_body_under_a_processed_key_is_refused_and_the_key_keeps_its_
     assert kept is not None
     assert (kept.state, kept.body) == (State.DONE, first)
     assert recorder.names().count("on_alert") == 1
+    beside = store.get(conflict_key(key, hashlib.sha256(invalid).hexdigest()))
+    assert beside is not None
+    assert (beside.state, beside.body) == (State.PARKED, invalid)
+    assert beside.last_error is not None
+    assert "RuleType" in beside.last_error or "eventType" in beside.last_error

@@ -13,7 +13,8 @@ import pytest
 
 from codat_webhooks.errors import StoreError
 from codat_webhooks.stores import Claim, ClaimStatus, Entry, MemoryStore, Record, State, Store
-from codat_webhooks.stores.base import MAX_KEY_LENGTH, page_cursor
+from codat_webhooks.stores.base import MAX_KEY_LENGTH, conflict_key, page_cursor
+from codat_webhooks.stores.history import HistoryEntry
 
 if TYPE_CHECKING:
     from conftest import FakeClock
@@ -272,6 +273,53 @@ def test_park_never_overrides_done_or_processing(
     assert record is not None
     assert record.state is (State.DONE if finish else State.PROCESSING)
     assert (record.attempts, record.last_error, record.last_seen) == (1, None, clock.now)
+
+
+@pytest.mark.parametrize("held", ["done", "processing", "failed", "parked"])
+def test_park_of_another_body_under_a_held_key_keeps_both(
+    store: Store, clock: FakeClock, held: str
+) -> None:
+    """An authenticated body that fails validation under a key another body holds: that
+    record is another delivery's and is left exactly as it was; this body is parked beside
+    it, under the conflict key, with its own history entry."""
+    original = entry()
+    if held == "parked":
+        store.park(original, reason="first junk")
+    else:
+        token = claim(store, original).token
+        if held == "done":
+            store.complete("alert-1", token)
+        elif held == "failed":
+            store.release("alert-1", token, error="boom")
+    before = store.get("alert-1")
+    history_before = store.history("alert-1")
+    clock.advance(1)
+    other = entry(fingerprint="e" * 64, body=b"{}", kind=None, company_id=None)
+    attempt = HistoryEntry(clock.now, 422, "invalid", 1.0, "no rule type", "authorization", "h:1")
+    kept_under = store.park(other, reason="no rule type", attempt=attempt)
+
+    assert kept_under == conflict_key("alert-1", "e" * 64)
+    assert store.get("alert-1") == before  # not touched, not re-parked, not reopened
+    assert store.history("alert-1") == history_before
+    beside = store.get(kept_under)
+    assert beside is not None
+    assert (beside.state, beside.body, beside.fingerprint, beside.last_error) == (
+        State.PARKED,
+        b"{}",
+        "e" * 64,
+        "no rule type",
+    )
+    assert [(e.status, e.outcome) for e in store.history(kept_under)] == [(422, "invalid")]
+    # The same junk again is a repeat of the parked one, not a third record.
+    assert store.park(other, reason="no rule type") == kept_under
+    again = store.get(kept_under)
+    assert again is not None
+    assert again.attempts == 2
+
+
+def test_park_answers_the_key_it_kept_the_body_under(store: Store) -> None:
+    assert store.park(entry("bad-9"), reason="no rule type") == "bad-9"
+    assert store.park(entry("bad-9"), reason="no rule type") == "bad-9"
 
 
 # --- find and purge ---------------------------------------------------------------------------

@@ -131,17 +131,25 @@ class Store(abc.ABC):
         """Mark the key ``FAILED`` so the next delivery claims it; ``False`` if fenced out."""
         return self._held(key, token, machine.release(self._clock(), error, attempt))
 
-    def park(self, entry: Entry, *, reason: str, attempt: HistoryEntry | None = None) -> None:
-        """Keep an authenticated but unprocessable delivery as ``PARKED`` (a dead letter).
+    def park(self, entry: Entry, *, reason: str, attempt: HistoryEntry | None = None) -> str:
+        """Keep an authenticated but unprocessable delivery as ``PARKED`` (a dead letter), and
+        answer the key it is kept under.
 
-        Parking a key that is ``DONE`` or ``PROCESSING`` changes nothing but ``last_seen``.
-        ``attempt``, if given, is appended to the key's history in the same operation.
+        Parking a key that is ``DONE`` or ``PROCESSING`` with the same body changes nothing but
+        ``last_seen``. A key that holds another body is another delivery's record: this body is
+        parked beside it, under :func:`conflict_key`, so nothing authenticated is lost.
+        ``attempt``, if given, is appended to the history of the key parked, in the same
+        operation.
         """
         reason = storable_text(reason) or ""
-        if attempt is None:
-            self._park(entry.storable(), reason=reason)
-        else:
-            self._park(entry.storable(), reason=reason, attempt=cleaned(attempt))
+        entry = entry.storable()
+        kept = None if attempt is None else cleaned(attempt)
+        if self._park(entry, reason=reason, attempt=kept):
+            return entry.key
+        # The derived key names this very body (its fingerprint), so no other body holds it.
+        beside = entry._replace(key=conflict_key(entry.key, entry.fingerprint))
+        self._park(beside, reason=reason, attempt=kept)
+        return beside.key
 
     def get(self, key: str) -> Record | None:
         """The record for ``key``, or ``None``."""
@@ -234,8 +242,9 @@ class Store(abc.ABC):
         """Perform :func:`machine.move` atomically: ``True`` if ``token`` held the record."""
 
     @abc.abstractmethod
-    def _park(self, entry: Entry, *, reason: str, attempt: HistoryEntry | None = None) -> None:
-        """Perform :func:`machine.park` atomically, appending ``attempt`` if given."""
+    def _park(self, entry: Entry, *, reason: str, attempt: HistoryEntry | None = None) -> bool:
+        """Perform :func:`machine.park` atomically, appending ``attempt`` if given; ``False``
+        (and nothing written) if the key holds another body."""
 
     @abc.abstractmethod
     def _get(self, key: str) -> Record | None:

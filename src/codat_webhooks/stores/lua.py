@@ -207,8 +207,10 @@ return 1
 
 _PARK = """
 -- ARGV 10: reason (with its "=")
-local cur = redis.call('HMGET', rec, 'state', 'attempts')
-if not cur[1] then
+local cur = redis.call('HMGET', rec, 'state', 'attempts', 'fingerprint')
+if cur[1] and cur[3] ~= ARGV[1] then
+  return 0  -- another body's record: Store.park keeps this one beside it
+elseif not cur[1] then
   record_of(false, 'parked', 1, now, 0, '0')
   redis.call('HSET', rec, 'last_error', ARGV[10])
 elseif cur[1] == 'parked' or cur[1] == 'failed' then

@@ -289,8 +289,14 @@ def move(record: Record | None, token: int, change: Move) -> Record | None:
 # --- park ------------------------------------------------------------------------------------
 
 
-def park(record: Record | None, entry: Entry, *, now: float, reason: str) -> Record:
-    """The record after parking ``entry``: new, re-parked, or only touched if done/processing."""
+def park(record: Record | None, entry: Entry, *, now: float, reason: str) -> Record | None:
+    """The record after parking ``entry``: new, re-parked, or only touched if done/processing.
+
+    ``None`` (nothing written) when the key holds another body: that record is another
+    delivery's, so :meth:`Store.park` keeps this body beside it, under :func:`conflict_key`.
+    """
+    if record is not None and record.fingerprint != entry.fingerprint:
+        return None
     if record is None:
         return _record_of(entry, State.PARKED, 1, now, now, 0, 0.0)._replace(last_error=reason)
     if record.state in (State.PARKED, State.FAILED):

@@ -148,12 +148,15 @@ class MemoryStore(Store):
             self._note(key, change.attempt)
             return True
 
-    def _park(self, entry: Entry, *, reason: str, attempt: HistoryEntry | None = None) -> None:
+    def _park(self, entry: Entry, *, reason: str, attempt: HistoryEntry | None = None) -> bool:
         with self._lock:
             now = self._now_swept()
-            record = self._records.get(entry.key)
-            self._records[entry.key] = machine.park(record, entry, now=now, reason=reason)
+            parked = machine.park(self._records.get(entry.key), entry, now=now, reason=reason)
+            if parked is None:
+                return False
+            self._records[entry.key] = parked
             self._note(entry.key, attempt)
+            return True
 
     def _get(self, key: str) -> Record | None:
         with self._lock:

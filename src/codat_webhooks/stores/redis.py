@@ -334,9 +334,12 @@ class RedisStore(Store):
         expires = repr(self._clock() + lease)
         return _claim_of(self._run(lua.TAKE, key, None, self._ttl_ms(lease), expires))
 
-    def _park(self, entry: Entry, *, reason: str, attempt: HistoryEntry | None = None) -> None:
+    def _park(self, entry: Entry, *, reason: str, attempt: HistoryEntry | None = None) -> bool:
         history = _history_text(attempt)
-        self._run(lua.PARK, entry.key, entry, self._ttl_ms(0), _opt(reason), history=history)
+        parked = self._run(
+            lua.PARK, entry.key, entry, self._ttl_ms(0), _opt(reason), history=history
+        )
+        return bool(parked)
 
     def _get(self, key: str) -> Record | None:
         with self._errors():

@@ -461,12 +461,16 @@ class SQLStore(Store):
         """Whether ``exc`` is a history entry's number taken by a concurrent writer."""
         return False
 
-    def _park(self, entry: Entry, *, reason: str, attempt: HistoryEntry | None = None) -> None:
-        self._decide(
-            entry.key,
-            lambda record, now: (None, machine.park(record, entry, now=now, reason=reason)),
-            None if attempt is None else (lambda _, __: attempt),
-        )
+    def _park(self, entry: Entry, *, reason: str, attempt: HistoryEntry | None = None) -> bool:
+        def plan(record: Record | None, now: float) -> tuple[bool, Record | None]:
+            parked = machine.park(record, entry, now=now, reason=reason)
+            return parked is not None, parked
+
+        def noted(held: bool, _: float) -> HistoryEntry | None:
+            return attempt if held else None  # another body's history is not this one's
+
+        held, _ = self._decide(entry.key, plan, None if attempt is None else noted)
+        return held
 
     def _get(self, key: str) -> Record | None:
         rows = self._rows(self._sql.select_one, (key,))
