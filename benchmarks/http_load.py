@@ -284,6 +284,13 @@ def main() -> None:
     parser.add_argument(
         "--only", default="", help="run only the servers whose label contains this text"
     )
+    parser.add_argument(
+        "--rule",
+        default="DataConnectionStatusChanged",
+        help="the rule type of the alerts sent (default DataConnectionStatusChanged: one data"
+        " connection's status changes, so each delivery also moves its ordering scope's mark;"
+        " 'Data sync completed' has no scope)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed")
@@ -293,7 +300,7 @@ def main() -> None:
 
     from codat_webhooks.testing import sample_body
 
-    body = sample_body("DataConnectionStatusChanged", alert_id=PLACEHOLDER).decode()
+    body = sample_body(args.rule, alert_id=PLACEHOLDER).decode()
     tmp = Path(tempfile.mkdtemp(prefix="codat-bench-"))
     scripts = {}
     for name, fresh in (("duplicates", "false"), ("fresh", "true")):
@@ -333,7 +340,8 @@ def main() -> None:
     ]  # fmt: skip
     plan = [row for row in plan if args.only.lower() in row[0].lower()]
     rates: dict[str, float] = {}
-    print(f"wrk -t1 -c16 -d{args.duration:g}s over loopback; store: MemoryStore per worker")
+    print(f"wrk -t1 -c16 -d{args.duration:g}s over loopback; {args.rule} alerts")
+    print("  store: MemoryStore per worker")
     print("  (except the sqlite pair: one WAL file per server run, shared by its 2 workers)")
     for run, (label, kind, factory, path, script) in enumerate(
         [row for _ in range(args.rounds) for row in plan]
