@@ -50,6 +50,10 @@ __all__ = [
 # --- Shared pieces --------------------------------------------------------------------------
 
 
+_RECEIVED_KEYS = "received_keys"
+"""Where :class:`KeepsReceivedKeys` keeps, in ``__pydantic_private__``, the keys Codat used."""
+
+
 class KeepsReceivedKeys(CodatModel):
     """A model with fields Codat has sent under more than one key, written back as received.
 
@@ -92,9 +96,6 @@ class KeepsReceivedKeys(CodatModel):
         if received and info.by_alias and isinstance(dumped, dict):
             return {received.get(key, key): value for key, value in dumped.items()}
         return dumped
-
-
-_RECEIVED_KEYS = "received_keys"
 
 
 class CompanyLinks(CodatModel):

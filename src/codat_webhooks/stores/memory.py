@@ -104,8 +104,8 @@ class MemoryStore(Store):
         if kept is None:
             self._histories[key] = plain
             return
-        if type(kept) is not list:
-            self._histories[key] = [kept, plain]  # type: ignore[list-item]
+        if not isinstance(kept, list):
+            self._histories[key] = [kept, plain]
             return
         kept.append(plain)
         if len(kept) > HISTORY_LIMIT:
@@ -172,7 +172,7 @@ class MemoryStore(Store):
             dropped = self._dropped.get(key, 0)
         if kept is None:
             return History([], dropped)
-        entries = kept if type(kept) is list else [kept]
+        entries = kept if isinstance(kept, list) else [kept]
         return History([HistoryEntry._make(entry) for entry in entries], dropped)
 
     def _find(self, query: RecordQuery) -> list[Record]:

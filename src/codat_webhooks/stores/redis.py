@@ -336,10 +336,9 @@ class RedisStore(Store):
 
     def _park(self, entry: Entry, *, reason: str, attempt: HistoryEntry | None = None) -> bool:
         history = _history_text(attempt)
-        parked = self._run(
-            lua.PARK, entry.key, entry, self._ttl_ms(0), _opt(reason), history=history
+        return bool(
+            self._run(lua.PARK, entry.key, entry, self._ttl_ms(0), _opt(reason), history=history)
         )
-        return bool(parked)
 
     def _get(self, key: str) -> Record | None:
         with self._errors():

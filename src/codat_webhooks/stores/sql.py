@@ -469,7 +469,7 @@ class SQLStore(Store):
         def noted(held: bool, _: float) -> HistoryEntry | None:
             return attempt if held else None  # another body's history is not this one's
 
-        held, _ = self._decide(entry.key, plan, None if attempt is None else noted)
+        held, _ = self._decide(entry.key, plan, noted)
         return held
 
     def _get(self, key: str) -> Record | None:
