@@ -146,9 +146,6 @@ class Performer:
 
     # --- performing ------------------------------------------------------------------------------
 
-    # Dispatched with isinstance: a ``match`` with class patterns reads every field by name
-    # first, which costs several percent of a delivery (measured in issue 23).
-
     def perform(self, effect: Effect, facts: Facts) -> Any:
         if isinstance(effect, Ask):
             operation, args = effect

@@ -99,7 +99,7 @@ class MemoryStore(Store):
         at, status, outcome, duration_ms, error, verified_by, process = entry
         # The outcome as plain text, as the other stores read it back: a member of the
         # Outcome enum is an object the collector would keep tracking, with its tuple.
-        plain = (at, status, str.__str__(outcome), duration_ms, error, verified_by, process)
+        plain = (at, status, str(outcome), duration_ms, error, verified_by, process)
         kept = self._histories.get(key)
         if kept is None:
             self._histories[key] = plain
