@@ -60,8 +60,7 @@ class MemoryStore(Store):
         self._records: dict[str, Record] = {}
         self._marks: dict[str, marks.HighWater] = {}
         self._verdicts: dict[str, _KeptVerdict] = {}
-        self._histories: dict[str, _KeptEntry | list[_KeptEntry]] = {}
-        """A key's one entry, or its list once it has two (most keys have one: done at once)."""
+        self._histories: dict[str, tuple[_KeptEntry, ...]] = {}
         self._dropped: dict[str, int] = {}
         self._sweep_every = self.retention / _SWEEPS_PER_RETENTION
         self._next_sweep = clock() + self._sweep_every
@@ -100,17 +99,11 @@ class MemoryStore(Store):
         # The outcome as plain text, as the other stores read it back: a member of the
         # Outcome enum is an object the collector would keep tracking, with its tuple.
         plain = (at, status, str(outcome), duration_ms, error, verified_by, process)
-        kept = self._histories.get(key)
-        if kept is None:
-            self._histories[key] = plain
-            return
-        if not isinstance(kept, list):
-            self._histories[key] = [kept, plain]
-            return
-        kept.append(plain)
-        if len(kept) > HISTORY_LIMIT:
-            del kept[0]
+        kept = self._histories.get(key, ())
+        if len(kept) == HISTORY_LIMIT:
+            kept = kept[1:]
             self._dropped[key] = self._dropped.get(key, 0) + 1
+        self._histories[key] = (*kept, plain)
 
     def _claim(
         self, entry: Entry, *, lease: float, force: bool, attempt: HistoryEntry | None = None
@@ -168,12 +161,9 @@ class MemoryStore(Store):
 
     def _history(self, key: str) -> History:
         with self._lock:
-            kept = self._histories.get(key)
+            kept = self._histories.get(key, ())
             dropped = self._dropped.get(key, 0)
-        if kept is None:
-            return History([], dropped)
-        entries = kept if isinstance(kept, list) else [kept]
-        return History([HistoryEntry._make(entry) for entry in entries], dropped)
+        return History([HistoryEntry._make(entry) for entry in kept], dropped)
 
     def _find(self, query: RecordQuery) -> list[Record]:
         with self._lock:
