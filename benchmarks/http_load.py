@@ -35,6 +35,7 @@ import pydantic
 ROOT = Path(__file__).resolve().parents[1]
 AUTH = "Bearer bench"
 PLACEHOLDER = "00000000-0000-4000-8000-00000000beef"
+CONNECTION = "00000000-0000-4000-8000-0000000c0001"
 
 
 # --- the applications under test (built in the server processes) -------------------------------
@@ -198,14 +199,28 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "%(auth)s"
 local template = [==[%(body)s]==]
 local fresh = %(fresh)s
+local connections = %(connections)d
+local statuses = {"Linked", "Deauthorized"}
 local prefix = string.format("%%08x", math.random(0, 0x7fffffff))
 local counter = 0
+local changes = {}
 wrk.body = template
 request = function()
   if not fresh then return wrk.format() end
   counter = counter + 1
   local id = string.format("%%s-0000-4000-8000-%%012x", prefix, counter)
-  return wrk.format(nil, nil, nil, (template:gsub("%(placeholder)s", id)))
+  local body = template:gsub("%(placeholder)s", id)
+  if connections > 1 then
+    -- Each data connection's status changes in turn, each change starting where the last
+    -- one of that connection ended: a stream in which nothing is missed or reordered.
+    local c = counter %% connections
+    local k = changes[c] or 0
+    changes[c] = k + 1
+    local connection = string.format("%%s-0000-4000-8000-%%012x", prefix, 0xc0000000 + c)
+    body = body:gsub("%(connection)s", connection)
+    body = body:gsub("@OLD@", statuses[k %% 2 + 1]):gsub("@NEW@", statuses[(k + 1) %% 2 + 1])
+  end
+  return wrk.format(nil, nil, nil, body)
 end
 """
 
@@ -287,9 +302,18 @@ def main() -> None:
     parser.add_argument(
         "--rule",
         default="DataConnectionStatusChanged",
-        help="the rule type of the alerts sent (default DataConnectionStatusChanged: one data"
-        " connection's status changes, so each delivery also moves its ordering scope's mark;"
+        help="the rule type of the alerts sent (default DataConnectionStatusChanged: data"
+        " connections' status changes, so each delivery also moves its ordering scope's mark;"
         " 'Data sync completed' has no scope)",
+    )
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=1000,
+        help="DataConnectionStatusChanged only: spread the fresh alerts over this many data"
+        " connections, each one's statuses chaining (Linked -> Deauthorized -> Linked ...), as"
+        " a real stream does (default 1000). 1 sends one connection the same change every time:"
+        " from the second delivery on, each breaks the chain and its gap verdict is written too",
     )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -301,11 +325,28 @@ def main() -> None:
     from codat_webhooks.testing import sample_body
 
     body = sample_body(args.rule, alert_id=PLACEHOLDER).decode()
+    chained = args.connections > 1 and args.rule == "DataConnectionStatusChanged"
+    if chained:
+        alert = json.loads(body)
+        body = (
+            body.replace(alert["DataConnectionId"], CONNECTION)
+            .replace(f'"oldStatus":"{alert["Data"]["oldStatus"]}"', '"oldStatus":"@OLD@"')
+            .replace(f'"newStatus":"{alert["Data"]["newStatus"]}"', '"newStatus":"@NEW@"')
+        )
     tmp = Path(tempfile.mkdtemp(prefix="codat-bench-"))
     scripts = {}
     for name, fresh in (("duplicates", "false"), ("fresh", "true")):
-        pattern = PLACEHOLDER.replace("-", "%-")  # "-" is a Lua pattern quantifier
-        lua = LUA % {"auth": AUTH, "body": body, "fresh": fresh, "placeholder": pattern}
+        script_body = body
+        if chained and fresh == "false":  # one alert, replayed: a plain status change
+            script_body = body.replace("@OLD@", "Linked").replace("@NEW@", "Deauthorized")
+        lua = LUA % {
+            "auth": AUTH,
+            "body": script_body,
+            "fresh": fresh,
+            "placeholder": PLACEHOLDER.replace("-", "%-"),  # "-" is a Lua pattern quantifier
+            "connection": CONNECTION.replace("-", "%-"),
+            "connections": args.connections if chained else 1,
+        }
         scripts[name] = tmp / f"{name}.lua"
         scripts[name].write_text(lua)
 
@@ -340,7 +381,8 @@ def main() -> None:
     ]  # fmt: skip
     plan = [row for row in plan if args.only.lower() in row[0].lower()]
     rates: dict[str, float] = {}
-    print(f"wrk -t1 -c16 -d{args.duration:g}s over loopback; {args.rule} alerts")
+    spread = f" over {args.connections} data connections, statuses chained" if chained else ""
+    print(f"wrk -t1 -c16 -d{args.duration:g}s over loopback; {args.rule} alerts{spread}")
     print("  store: MemoryStore per worker")
     print("  (except the sqlite pair: one WAL file per server run, shared by its 2 workers)")
     for run, (label, kind, factory, path, script) in enumerate(
