@@ -8,6 +8,7 @@ import psycopg
 import pytest
 
 from codat_webhooks.stores import Entry, PostgresStore, State
+from codat_webhooks.stores.marks import Mark
 
 OLD_TABLE = """
 CREATE TABLE before_queues (
@@ -42,3 +43,28 @@ def test_a_table_from_before_queued_dispatch_gains_the_credential_column(
         assert new.verified_by == "signing-secret-1"
     finally:
         store.close()
+
+
+@pytest.mark.postgres
+def test_a_table_with_the_old_marks_index_loses_it_and_keeps_its_marks(postgres_dsn: str) -> None:
+    """Earlier versions indexed the marks' last_seen, which every mark move rewrote."""
+    scope = "connection:company-a:connection-1"
+    store = PostgresStore(postgres_dsn, table="old_marks")
+    try:
+        store.claim(Entry("old", "a" * 64, body=b"{}", mark=Mark(scope, 200.0)), lease=60)
+    finally:
+        store.close()
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute('CREATE INDEX "old_marks_marks_last_seen" ON "old_marks_marks" (last_seen)')
+    reopened = PostgresStore(postgres_dsn, table="old_marks")
+    try:
+        claim = reopened.claim(
+            Entry("late", "b" * 64, body=b"{}", mark=Mark(scope, 100.0)), lease=60
+        )
+    finally:
+        reopened.close()
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        found = conn.execute("SELECT to_regclass('old_marks_marks_last_seen')").fetchone()
+    assert found == (None,)
+    assert claim.order is not None
+    assert (claim.order.stale, claim.order.newer_key) == (True, "old")

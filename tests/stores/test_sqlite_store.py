@@ -15,6 +15,7 @@ import pytest
 from codat_webhooks.errors import StoreError
 from codat_webhooks.stores import ClaimStatus, Entry, SQLiteStore
 from codat_webhooks.stores import sqlite as sqlite_store
+from codat_webhooks.stores.marks import Mark
 
 
 def test_a_new_key_is_claimed_by_one_statement_and_completed_by_another(tmp_path: Path) -> None:
@@ -263,3 +264,24 @@ def test_processes_opening_a_new_file_at_once_all_start(tmp_path: Path) -> None:
         assert failures.empty(), failures.get()
         with sqlite3.connect(path) as conn:
             assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_a_file_with_the_old_marks_index_loses_it_and_keeps_its_marks(tmp_path: Path) -> None:
+    """Earlier versions indexed the marks' last_seen, which every mark move rewrote."""
+    scope = "connection:company-a:connection-1"
+    store = SQLiteStore(tmp_path / "db.sqlite3")
+    store.claim(Entry("old", "a" * 64, body=b"{}", mark=Mark(scope, 200.0)), lease=60)
+    store._connection().execute(
+        'CREATE INDEX "deliveries_marks_last_seen" ON "deliveries_marks" (last_seen)'
+    )
+    store.close()
+    reopened = SQLiteStore(tmp_path / "db.sqlite3")
+    claim = reopened.claim(Entry("late", "b" * 64, body=b"{}", mark=Mark(scope, 100.0)), lease=60)
+    indexes = reopened._connection().execute(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'deliveries_marks'"
+    )
+    names = [name for (name,) in indexes]
+    reopened.close()
+    assert "deliveries_marks_last_seen" not in names
+    assert claim.order is not None
+    assert (claim.order.stale, claim.order.newer_key) == (True, "old")

@@ -164,7 +164,23 @@ class PostgresStore(SQLStore):
                 )
             conn.execute(self._marks_sql.schema)
             conn.execute(self._history_sql.schema)
+        self._drop_unused_index(conn)
         self._schema_ready = True
+
+    def _drop_unused_index(self, conn: psycopg.Connection[Any]) -> None:
+        """Drop the marks index earlier versions made, in a transaction of its own: DROP takes
+        the table's exclusive lock, which a worker inside a claim holds a share of, so inside
+        the schema's transaction it could deadlock with it. A worker that cannot have the lock
+        soon leaves it to the next start; the index only costs time."""
+        name = self._marks_sql.unused_index
+        if conn.execute("SELECT to_regclass(quote_ident(%s))", (name,)).fetchone() == (None,):
+            return
+        try:
+            with conn.transaction():
+                conn.execute("SET LOCAL lock_timeout = '2s'")
+                conn.execute(f'DROP INDEX IF EXISTS "{name}"')
+        except psycopg.errors.LockNotAvailable:
+            pass
 
     def create_schema(self) -> None:
         """Create the table and its index now (idempotent); otherwise the first call does."""

@@ -47,15 +47,18 @@ class MarkStatements:
         p, lock, real = dialect.mark, dialect.lock, dialect.real
         m, v = f'"{table}_marks"', f'"{table}_verdicts"'
         six = ", ".join(p for _ in range(6))
+        # The marks table has no index on last_seen: every move of a mark rewrites it, and
+        # only a purge reads it, over one small row per scope (a connection, a company).
         self.schema = (
             f"CREATE TABLE IF NOT EXISTS {m} (scope TEXT PRIMARY KEY, at {real} NOT NULL,"
             f" key TEXT NOT NULL, status TEXT, gap INTEGER NOT NULL, last_seen {real} NOT NULL);\n"
-            f'CREATE INDEX IF NOT EXISTS "{table}_marks_last_seen" ON {m} (last_seen);\n'
             f"CREATE TABLE IF NOT EXISTS {v} (key TEXT PRIMARY KEY, stale INTEGER NOT NULL,"
             f" newer_key TEXT, newer_at {real}, gap INTEGER NOT NULL,"
             f" last_seen {real} NOT NULL);\n"
             f'CREATE INDEX IF NOT EXISTS "{table}_verdicts_last_seen" ON {v} (last_seen)'
         )
+        self.unused_index = f"{table}_marks_last_seen"
+        """Created by earlier versions; dropped when found (see the stores' schema setup)."""
         self.select_mark = f"SELECT {_MARK_COLUMNS} FROM {m} WHERE scope = {p}"  # noqa: S608
         self.select_mark_locked = self.select_mark + lock
         self.insert_mark = (

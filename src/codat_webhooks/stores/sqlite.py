@@ -177,6 +177,7 @@ class SQLiteStore(SQLStore):
             conn.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
             conn.executescript(f"{_SQL.schema};\n{_SQL.due_index}")
             conn.executescript(_MARKS.schema)
+            conn.execute(f'DROP INDEX IF EXISTS "{_MARKS.unused_index}"')  # no lock if absent
             conn.execute(self._history_sql.schema)
             _add_missing_columns(conn)
             # From here on a busy database is waited for by _run, not by SQLite (see there).
