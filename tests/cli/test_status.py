@@ -183,3 +183,32 @@ def test_a_few_failures_in_a_minute_are_not_an_endpoint_being_disabled(
     assert code == 0
     assert not [f for f in found if "5 days" in f["what"]]
     assert len([f for f in found if f["keys"]]) == 3  # each failing, with attempts left
+
+
+@pytest.mark.parametrize(
+    ("source", "said"),
+    [
+        ("raise RuntimeError('no settings')\n", "RuntimeError: no settings"),
+        ("import a_module_that_is_not_installed\n", "ModuleNotFoundError"),
+    ],
+    ids=["raises", "imports-a-missing-module"],
+)
+def test_an_app_that_does_not_load_is_a_configuration_error_not_an_action(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    source: str,
+    said: str,
+) -> None:
+    """Exit 1 tells cron that a person must act on a finding; an app that fails to import is
+    the documented exit 2, with one error line."""
+    (tmp_path / "brokenapp.py").write_text(source)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    capsys.readouterr()
+    assert main(["status", "--app", "brokenapp:receiver"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    [line] = captured.err.strip().splitlines()
+    assert line.startswith("codat-webhooks: error: --app 'brokenapp:receiver': importing")
+    assert said in line

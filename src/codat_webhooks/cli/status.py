@@ -40,10 +40,12 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    app = load_app(args)
+    # Exit 1 means "a person must act": an --app that does not load, or no database where told,
+    # is a configuration error (2), never a finding.
     try:
+        app = load_app(args)
         store = store_for(args, app, create=False)
-    except CommandError as exc:  # no database where told: a configuration error
+    except CommandError as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None
     retries = app.receiver.retries if app is not None else None
     with store:
