@@ -85,3 +85,35 @@ def test_install_lines_install_from_the_clone(page: Path) -> None:
 )
 def test_what_counts_as_an_install_from_an_index(line: str, flagged: bool) -> None:
     assert bool(index_installs(line)) is flagged
+
+
+def installed_before(text: str, position: int) -> set[str]:
+    """The distributions named by the install commands of ``text`` above ``position``."""
+    names = set()
+    for line in text[:position].splitlines():
+        for match in INSTALL.finditer(line):
+            rest = line[match.end() :]
+            end = END_OF_COMMAND.search(rest)
+            for word in requirements(rest[: end.start()] if end else rest):
+                if found := NAME.match(word):
+                    names.add(normalized(found.group(0)))
+    return names
+
+
+@pytest.mark.parametrize(
+    ("command", "distribution"),
+    [
+        (r"gunicorn -", "gunicorn"),
+        (r"gunicorn -.*--worker-class uvicorn_worker\.UvicornWorker", "uvicorn-worker"),
+    ],
+    ids=["gunicorn", "uvicorn-worker"],
+)
+def test_the_deployment_page_installs_the_servers_it_runs(command: str, distribution: str) -> None:
+    """A reader who set up the quickstart's environment has neither gunicorn nor uvicorn-worker:
+    the page installs them before its first command runs one."""
+    text = (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
+    first = re.search(rf"^{command}", text, re.MULTILINE)
+    assert first, f"docs/deployment.md runs no {command!r}"
+    assert distribution in installed_before(text, first.start()), (
+        f"docs/deployment.md runs {distribution} before saying to install it"
+    )
