@@ -117,3 +117,14 @@ def test_the_deployment_page_installs_the_servers_it_runs(command: str, distribu
     assert distribution in installed_before(text, first.start()), (
         f"docs/deployment.md runs {distribution} before saying to install it"
     )
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(ROOT)))
+def test_a_page_that_builds_a_wheel_installs_build_first(page: Path) -> None:
+    """``python -m build`` is not in a fresh virtualenv: "No module named build"."""
+    text = page.read_text(encoding="utf-8")
+    for use in re.finditer(r"python3? -m build\b", text):
+        line = text.count("\n", 0, use.start()) + 1
+        assert "build" in installed_before(text, use.start()), (
+            f"{page.relative_to(ROOT)}:{line} runs `python -m build` before installing build"
+        )
