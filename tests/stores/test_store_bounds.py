@@ -154,6 +154,53 @@ def test_a_row_of_another_shape_is_a_store_error() -> None:
         record_from_row(("k", "done", "f", 1, 0.0, 0.0, None, None, b"", "[", None, 1, 0.0, None))
 
 
+def _malformed_replies() -> list[tuple[str, Callable[[], object]]]:
+    """Each decoder of a store's replies, given what a connection that read another statement's
+    reply (or a foreign key) might hand it."""
+    from codat_webhooks.stores import redis as redis_store
+    from codat_webhooks.stores import redis_marks, sql_history, sql_marks
+    from codat_webhooks.stores.records import Claim, ClaimStatus
+
+    claimed = Claim(ClaimStatus.CLAIMED, 1, 1)
+    return [
+        ("redis claim: an integer", lambda: redis_store._claim_of(1)),  # type: ignore[arg-type]
+        ("redis claim: unknown status", lambda: redis_store._claim_of([b"bogus", 1, 1])),
+        ("redis record: no state", lambda: redis_store._record("k", {b"body": b"{}"})),
+        ("redis record: junk", lambda: redis_store._record("k", {b"state": b"x"})),
+        ("redis verdict", lambda: redis_marks.RedisMarks.answer(claimed, [[], [b"1", b"k"]])),
+        ("redis verdict hash", lambda: redis_marks._verdict_of({b"newer_at": b"soon"})),
+        ("redis mark", lambda: redis_marks._high_water_of("scope", {b"key": b"k"})),
+        ("sql mark", lambda: sql_marks._mark_from((1,))),
+        ("sql verdict", lambda: sql_marks._verdict_from(("k", 0, None, "soon", 0, 0.0))),
+        ("sql history", lambda: sql_history.history_from_rows([("x",)])),
+    ]
+
+
+@pytest.mark.parametrize(
+    "decode",
+    [decode for _, decode in _malformed_replies()],
+    ids=[what for what, _ in _malformed_replies()],
+)
+def test_every_reply_of_another_shape_is_a_store_error(decode: Callable[[], object]) -> None:
+    """Not only the record's row: claims, marks, verdicts and history from every backend."""
+    with pytest.raises(StoreError, match="another shape"):
+        decode()
+
+
+@pytest.mark.redis
+def test_a_reply_of_another_shape_is_answered_503_with_retry_after(
+    make_store: Callable[..., Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a Redis connection shared across fork handed a child: another command's integer."""
+    store = make_store("redis")
+    receiver = Receiver(insecure=True, store=store, load_entrypoints=False)
+    monkeypatch.setattr(store, "_eval", lambda *args: 1)
+    reply = receiver.handle("POST", {}, sample_body(RuleType.DATA_SYNC_COMPLETED))
+    assert (reply.status, reply.outcome) == (503, "unavailable")
+    assert any(name == "Retry-After" for name, _ in reply.headers)
+    receiver.close()
+
+
 class Runs:
     def __init__(self) -> None:
         self.keys: list[str] = []

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from pydantic_core import PydanticSerializationError, to_json
 
+from ..errors import StoreError
 from ..text_enum import TextEnum
 from .marks import Mark, Verdict
 
@@ -21,6 +22,7 @@ __all__ = [
     "CONFLICT_MARK",
     "DEFAULT_RETENTION",
     "MAX_KEY_LENGTH",
+    "SHAPE_ERRORS",
     "Claim",
     "ClaimStatus",
     "Entry",
@@ -32,6 +34,7 @@ __all__ = [
     "decode_headers",
     "encode_headers",
     "key_problem",
+    "malformed",
     "newest_first",
     "page_cursor",
     "storable",
@@ -86,6 +89,17 @@ def conflict_key(key: str, fingerprint: str) -> str:
 def storable(text: str) -> bool:
     """Whether every backend can hold ``text``: no NUL and no lone surrogate."""
     return (text.isascii() and "\x00" not in text) or _UNSTORABLE.search(text) is None
+
+
+SHAPE_ERRORS = (TypeError, ValueError, KeyError, IndexError, AttributeError)
+"""What decoding a store's reply raises when the reply is not what was asked for."""
+
+
+def malformed(what: str, exc: Exception) -> StoreError:
+    """The :class:`StoreError` for a reply of another shape (``what`` it should have been):
+    a connection that read another statement's reply must cost a 503, never a 500 or a hook
+    given the wrong delivery."""
+    return StoreError(f"the store returned {what} of another shape: {type(exc).__name__}: {exc}")
 
 
 def check_key(key: str) -> str:

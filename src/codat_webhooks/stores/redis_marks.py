@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from . import lua, machine, marks
 from .marks import HighWater, Mark, Verdict
+from .records import SHAPE_ERRORS, malformed
 
 if TYPE_CHECKING:
     from .records import Claim
@@ -28,13 +29,16 @@ def _text(value: bytes | None) -> str | None:
 
 
 def _verdict_of(fields: dict[bytes, bytes]) -> Verdict:
-    newer_at = _text(fields.get(b"newer_at"))
-    return Verdict(
-        fields.get(b"stale") == b"1",
-        _text(fields.get(b"newer_key")),
-        None if newer_at is None else float(newer_at),
-        fields.get(b"gap") == b"1",
-    )
+    try:
+        newer_at = _text(fields.get(b"newer_at"))
+        return Verdict(
+            fields.get(b"stale") == b"1",
+            _text(fields.get(b"newer_key")),
+            None if newer_at is None else float(newer_at),
+            fields.get(b"gap") == b"1",
+        )
+    except SHAPE_ERRORS as exc:
+        raise malformed("an ordering verdict", exc) from exc
 
 
 class RedisMarks:
@@ -65,10 +69,14 @@ class RedisMarks:
         """``claim`` with the verdict the script appended, if it judged one."""
         if len(reply) < 2:
             return claim
-        stale, newer_key, newer_at, gap = reply[1]
-        at = newer_at.decode() if isinstance(newer_at, bytes) else str(newer_at)
-        key = newer_key.decode() if isinstance(newer_key, bytes) else str(newer_key)
-        verdict = Verdict(int(stale) == 1, key or None, float(at) if at else None, int(gap) == 1)
+        try:
+            stale, newer_key, newer_at, gap = reply[1]
+            at = newer_at.decode() if isinstance(newer_at, bytes) else str(newer_at)
+            key = newer_key.decode() if isinstance(newer_key, bytes) else str(newer_key)
+            newer = float(at) if at else None
+            verdict = Verdict(int(stale) == 1, key or None, newer, int(gap) == 1)
+        except SHAPE_ERRORS as exc:
+            raise malformed("an ordering verdict", exc) from exc
         return machine.in_scope(claim, verdict)
 
     def recheck(self, key: str, mark: Mark) -> Verdict:
@@ -128,11 +136,14 @@ class RedisMarks:
 
 
 def _high_water_of(scope: str, fields: dict[bytes, bytes]) -> HighWater:
-    return HighWater(
-        scope,
-        float(fields[b"at"]),
-        fields[b"key"].decode(),
-        _text(fields.get(b"status")),
-        fields.get(b"gap") == b"1",
-        float(fields[b"last_seen"]),
-    )
+    try:
+        return HighWater(
+            scope,
+            float(fields[b"at"]),
+            fields[b"key"].decode(),
+            _text(fields.get(b"status")),
+            fields.get(b"gap") == b"1",
+            float(fields[b"last_seen"]),
+        )
+    except SHAPE_ERRORS as exc:
+        raise malformed("an ordering mark", exc) from exc

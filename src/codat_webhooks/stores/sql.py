@@ -28,7 +28,15 @@ from . import machine, sql_history, sql_marks
 from .base import Claim, ClaimStatus, Entry, Store
 from .history import HISTORY_LIMIT, History, HistoryEntry, answered
 from .marks import HighWater, Mark, Verdict
-from .records import Record, RecordQuery, State, decode_headers, encode_headers
+from .records import (
+    SHAPE_ERRORS,
+    Record,
+    RecordQuery,
+    State,
+    decode_headers,
+    encode_headers,
+    malformed,
+)
 
 __all__ = [
     "COLUMNS",
@@ -452,7 +460,10 @@ class SQLStore(Store):
     ) -> bool:
         statement = self._history_sql.moved_and_appended(self._sql.move(change))
         rows = self._rows(statement, (*move_params(key, token, change), *attempt))
-        seq = int(rows[0][0]) if rows else 0  # type: ignore[call-overload]
+        try:
+            seq = int(rows[0][0]) if rows else 0  # type: ignore[call-overload]
+        except SHAPE_ERRORS as exc:
+            raise malformed("a history number", exc) from exc
         if seq > HISTORY_LIMIT:  # trimmed apart: a crash here leaves one entry too many
             self._count(self._history_sql.trim, (key, seq - HISTORY_LIMIT))
         return bool(rows)

@@ -15,6 +15,7 @@ from typing import Any
 
 from .history import HISTORY_LIMIT, History, HistoryEntry
 from .machine import PURGE_WHERE
+from .records import SHAPE_ERRORS, malformed
 
 Execute = Callable[[str, Sequence[object]], Any]
 Row = tuple[object, ...]
@@ -102,21 +103,24 @@ def history_from_rows(rows: Sequence[Row]) -> History:
     """The rows of ``select`` as a :class:`History`."""
     entries: list[HistoryEntry] = []
     first = 1
-    for index, row in enumerate(rows):
-        seq, at, status, outcome, duration_ms, error, verified_by, process = row
-        if index == 0:
-            first = int(seq)  # type: ignore[call-overload]
-        entries.append(
-            HistoryEntry(
-                float(at),  # type: ignore[arg-type]
-                None if status is None else int(status),  # type: ignore[call-overload]
-                str(outcome),
-                None if duration_ms is None else float(duration_ms),  # type: ignore[arg-type]
-                _text(error),
-                _text(verified_by),
-                _text(process),
+    try:
+        for index, row in enumerate(rows):
+            seq, at, status, outcome, duration_ms, error, verified_by, process = row
+            if index == 0:
+                first = int(seq)  # type: ignore[call-overload]
+            entries.append(
+                HistoryEntry(
+                    float(at),  # type: ignore[arg-type]
+                    None if status is None else int(status),  # type: ignore[call-overload]
+                    str(outcome),
+                    None if duration_ms is None else float(duration_ms),  # type: ignore[arg-type]
+                    _text(error),
+                    _text(verified_by),
+                    _text(process),
+                )
             )
-        )
+    except SHAPE_ERRORS as exc:
+        raise malformed("a history entry", exc) from exc
     return History(entries, first - 1)
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import StoreError
 from . import machine, marks
 from .marks import FRESH, HighWater, Mark, Verdict
-from .records import ClaimStatus
+from .records import SHAPE_ERRORS, ClaimStatus, malformed
 
 if TYPE_CHECKING:
     from .history import HistoryEntry
@@ -98,8 +98,11 @@ def _mark_row(mark: HighWater) -> tuple[object, ...]:
 
 
 def _mark_from(row: Sequence[Any]) -> HighWater:
-    scope, at, key, status, gap, last_seen = row
-    return HighWater(str(scope), float(at), str(key), status, bool(gap), float(last_seen))
+    try:
+        scope, at, key, status, gap, last_seen = row
+        return HighWater(str(scope), float(at), str(key), status, bool(gap), float(last_seen))
+    except SHAPE_ERRORS as exc:
+        raise malformed("an ordering mark", exc) from exc
 
 
 def _verdict_row(key: str, verdict: Verdict, now: float) -> tuple[object, ...]:
@@ -108,8 +111,11 @@ def _verdict_row(key: str, verdict: Verdict, now: float) -> tuple[object, ...]:
 
 
 def _verdict_from(row: Sequence[Any]) -> Verdict:
-    _, stale, newer_key, newer_at, gap, _ = row
-    at = None if newer_at is None else float(newer_at)
+    try:
+        _, stale, newer_key, newer_at, gap, _ = row
+        at = None if newer_at is None else float(newer_at)
+    except SHAPE_ERRORS as exc:
+        raise malformed("an ordering verdict", exc) from exc
     return Verdict(bool(stale), newer_key, at, bool(gap))
 
 
