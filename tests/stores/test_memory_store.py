@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import pytest
+
 from codat_webhooks.stores import Entry, MemoryStore, State
 
 if TYPE_CHECKING:
@@ -60,6 +62,30 @@ def test_queued_dispatch_alone_keeps_about_one_retention_window(clock: FakeClock
         sizes.append(len(store.find()))
     assert max(sizes) <= 60 * (1 + 1 / 16) + 2
     assert store.get("key-0") is None
+
+
+@pytest.mark.parametrize("operation", ["enqueue", "take", "complete"])
+def test_each_queued_operation_alone_evicts_past_retention(
+    clock: FakeClock, operation: str
+) -> None:
+    """Each of the queued path's writes sweeps by itself: a worker process only takes and
+    completes, a receiving one only enqueues."""
+    store = MemoryStore(retention=RETENTION, clock=clock)
+    deliver(store, "old")
+    clock.advance(RETENTION / 2)
+    store.enqueue(Entry("live", "f"))  # a sweep is due: nothing is old enough yet
+    token = store.take("live", lease=RETENTION).token if operation == "complete" else 0
+    clock.advance(RETENTION / 2 + 1)  # "old" is past retention, the next sweep due
+    assert store.get("old") is not None
+    if operation == "enqueue":
+        store.enqueue(Entry("new", "f"))
+    elif operation == "take":
+        token = store.take("live", lease=10).token
+        assert token
+    else:
+        assert store.complete("live", token)
+    assert store.get("old") is None
+    assert store.get("live") is not None
 
 
 def test_history_and_verdicts_leave_one_tracked_object_per_key() -> None:
