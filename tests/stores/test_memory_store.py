@@ -112,7 +112,9 @@ def test_history_and_verdicts_leave_one_tracked_object_per_key() -> None:
         store.claim(Entry(key, "f"), lease=10, attempt=asked)  # a duplicate: a second entry
     gc.collect()
     added = len(gc.get_objects()) - before
-    assert len(keys) <= added <= len(keys) + 50  # the records, and nothing per key besides
+    # The records, and nothing per key besides (a list per key was 2 more each); the slack is
+    # for what a test runner's own threads allocate meanwhile, such as pytest-xdist's channel.
+    assert len(keys) <= added <= len(keys) + len(keys) // 10
 
     history = store.history(keys[-1])
     assert [(e.status, e.outcome) for e in history] == [(200, "processed"), (200, "duplicate")]
