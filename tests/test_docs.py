@@ -380,10 +380,14 @@ def test_benchmark_command_runs(bench: Block) -> None:
     command = bench.code.strip()
     assert "\n" not in command, bench.where
     assert command.startswith("python -m benchmarks."), bench.where
+    env = docs_env()
+    # Not under coverage's tracer (scripts/test measures subprocesses): it made these runs
+    # three to seven times as long, to measure code the other tests already run.
+    env.pop("COVERAGE_PROCESS_CONFIG", None)
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", f"{command} {bench.argument}"],
         cwd=ROOT,
-        env=docs_env(),
+        env=env,
         capture_output=True,
         text=True,
         timeout=110,
