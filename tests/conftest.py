@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -59,12 +58,23 @@ AT_START = root_entries()
 """Taken when pytest loads this file, before collection imports any test module."""
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _no_stray_files_in_the_repository_root() -> Iterator[None]:
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
     """A test, or a module imported at collection, that writes into the current directory (the
     repository root under pytest) leaves a file a developer may commit by mistake, or that a
     later run silently reuses (a SQLite store full of old deliveries). Files belong in
-    ``tmp_path``."""
-    yield
+    ``tmp_path``: the run fails if any was left.
+
+    Checked once every test has finished: by the pytest-xdist controller, not by a worker,
+    which would see the files a test still running in another worker has open (the stores
+    benchmark keeps its databases in a directory of its own there, and removes it)."""
+    if hasattr(session.config, "workerinput"):
+        return
     stray = sorted(root_entries() - AT_START)
-    assert not stray, f"the test run left these in {ROOT}: {stray}; write them under tmp_path"
+    if stray:
+        message = f"the test run left these in {ROOT}: {stray}; write them under tmp_path"
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.ensure_newline()
+            reporter.write_line(message, red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
