@@ -7,9 +7,11 @@ A store keeps one :class:`Record` per delivery key; :mod:`.machine` decides how 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple, ParamSpec, TypeVar
 
 from pydantic_core import PydanticSerializationError, to_json
 
@@ -22,7 +24,6 @@ __all__ = [
     "CONFLICT_MARK",
     "DEFAULT_RETENTION",
     "MAX_KEY_LENGTH",
-    "SHAPE_ERRORS",
     "Claim",
     "ClaimStatus",
     "Entry",
@@ -32,9 +33,9 @@ __all__ = [
     "check_key",
     "conflict_key",
     "decode_headers",
+    "decodes",
     "encode_headers",
     "key_problem",
-    "malformed",
     "newest_first",
     "page_cursor",
     "storable",
@@ -91,15 +92,31 @@ def storable(text: str) -> bool:
     return (text.isascii() and "\x00" not in text) or _UNSTORABLE.search(text) is None
 
 
-SHAPE_ERRORS = (TypeError, ValueError, KeyError, IndexError, AttributeError)
+_SHAPE_ERRORS = (TypeError, ValueError, KeyError, IndexError, AttributeError)
 """What decoding a store's reply raises when the reply is not what was asked for."""
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
-def malformed(what: str, exc: Exception) -> StoreError:
-    """The :class:`StoreError` for a reply of another shape (``what`` it should have been):
-    a connection that read another statement's reply must cost a 503, never a 500 or a hook
-    given the wrong delivery."""
-    return StoreError(f"the store returned {what} of another shape: {type(exc).__name__}: {exc}")
+
+def decodes(what: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    """Mark a function that reads ``what`` out of a store's reply: a reply of another shape
+    is a :class:`StoreError` there. A connection that read another statement's reply (one
+    shared across a fork, say) must cost a 503, never a 500 or a hook given the wrong
+    delivery."""
+
+    def checked(decode: Callable[_P, _R]) -> Callable[_P, _R]:
+        @functools.wraps(decode)
+        def decoded(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            try:
+                return decode(*args, **kwargs)
+            except _SHAPE_ERRORS as exc:
+                message = f"the store returned a reply of another shape, not {what}"
+                raise StoreError(f"{message}: {type(exc).__name__}: {exc}") from exc
+
+        return decoded
+
+    return checked
 
 
 def check_key(key: str) -> str:

@@ -47,7 +47,7 @@ from .base import (
 from .history import History, HistoryEntry, cleaned, decode_entry
 from .machine import Move
 from .marks import HighWater, Mark, Verdict
-from .records import SHAPE_ERRORS, decode_headers, encode_headers, malformed
+from .records import decode_headers, decodes, encode_headers
 from .redis_marks import RedisMarks
 
 __all__ = ["RedisStore"]
@@ -97,26 +97,24 @@ def _unopt(value: bytes | None) -> str | None:
     return None if value is None else value.decode()[1:]
 
 
+@decodes("a delivery record")
 def _record(key: str, fields: dict[bytes, bytes]) -> Record:
-    try:
-        return Record(
-            key=key,
-            state=State(fields[b"state"].decode()),
-            fingerprint=fields[b"fingerprint"].decode(),
-            attempts=int(fields[b"attempts"]),
-            first_seen=float(fields[b"first_seen"]),
-            last_seen=float(fields[b"last_seen"]),
-            kind=_unopt(fields.get(b"kind")),
-            company_id=_unopt(fields.get(b"company_id")),
-            body=fields.get(b"body", b""),
-            headers=decode_headers(fields.get(b"headers", b"").decode()),
-            last_error=_unopt(fields.get(b"last_error")),
-            token=int(fields.get(b"token", b"0")),
-            lease_expires=float(fields.get(b"lease_expires", b"0")),
-            verified_by=_unopt(fields.get(b"verified_by")),
-        )
-    except SHAPE_ERRORS as exc:
-        raise malformed("a delivery record", exc) from exc
+    return Record(
+        key=key,
+        state=State(fields[b"state"].decode()),
+        fingerprint=fields[b"fingerprint"].decode(),
+        attempts=int(fields[b"attempts"]),
+        first_seen=float(fields[b"first_seen"]),
+        last_seen=float(fields[b"last_seen"]),
+        kind=_unopt(fields.get(b"kind")),
+        company_id=_unopt(fields.get(b"company_id")),
+        body=fields.get(b"body", b""),
+        headers=decode_headers(fields.get(b"headers", b"").decode()),
+        last_error=_unopt(fields.get(b"last_error")),
+        token=int(fields.get(b"token", b"0")),
+        lease_expires=float(fields.get(b"lease_expires", b"0")),
+        verified_by=_unopt(fields.get(b"verified_by")),
+    )
 
 
 _NO_ENTRY = ("",) * 6
@@ -134,16 +132,14 @@ def _entry_fields(entry: Entry) -> tuple[object, ...]:
     )
 
 
+@decodes("a claim")
 def _claim_of(reply: list[Any]) -> Claim:
     """A script's answer ``{status, token, attempts[, retry_after[, state]]}`` as a
     :class:`Claim`."""
-    try:
-        status, token, attempts, *rest = reply
-        retry_after = float(rest[0]) if rest else 0.0
-        state = State(rest[1].decode()) if len(rest) > 1 else None
-        return Claim(ClaimStatus(status.decode()), int(token), int(attempts), retry_after, state)
-    except SHAPE_ERRORS as exc:
-        raise malformed("a claim", exc) from exc
+    status, token, attempts, *rest = reply
+    retry_after = float(rest[0]) if rest else 0.0
+    state = State(rest[1].decode()) if len(rest) > 1 else None
+    return Claim(ClaimStatus(status.decode()), int(token), int(attempts), retry_after, state)
 
 
 def _history_text(entry: HistoryEntry | None, *, template: bool = False) -> str:

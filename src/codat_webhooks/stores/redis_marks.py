@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from . import lua, machine, marks
 from .marks import HighWater, Mark, Verdict
-from .records import SHAPE_ERRORS, malformed
+from .records import decodes
 
 if TYPE_CHECKING:
     from .records import Claim
@@ -28,17 +28,25 @@ def _text(value: bytes | None) -> str | None:
     return None if value is None or value == b"" else value.decode()
 
 
+@decodes("an ordering verdict")
 def _verdict_of(fields: dict[bytes, bytes]) -> Verdict:
-    try:
-        newer_at = _text(fields.get(b"newer_at"))
-        return Verdict(
-            fields.get(b"stale") == b"1",
-            _text(fields.get(b"newer_key")),
-            None if newer_at is None else float(newer_at),
-            fields.get(b"gap") == b"1",
-        )
-    except SHAPE_ERRORS as exc:
-        raise malformed("an ordering verdict", exc) from exc
+    newer_at = _text(fields.get(b"newer_at"))
+    return Verdict(
+        fields.get(b"stale") == b"1",
+        _text(fields.get(b"newer_key")),
+        None if newer_at is None else float(newer_at),
+        fields.get(b"gap") == b"1",
+    )
+
+
+@decodes("an ordering verdict")
+def _appended_verdict(item: list[Any]) -> Verdict:
+    """The verdict a claim or enqueue script appends to its answer:
+    ``[stale, newer_key, newer_at, gap]``."""
+    stale, newer_key, newer_at, gap = item
+    at = newer_at.decode() if isinstance(newer_at, bytes) else str(newer_at)
+    key = newer_key.decode() if isinstance(newer_key, bytes) else str(newer_key)
+    return Verdict(int(stale) == 1, key or None, float(at) if at else None, int(gap) == 1)
 
 
 class RedisMarks:
@@ -69,15 +77,7 @@ class RedisMarks:
         """``claim`` with the verdict the script appended, if it judged one."""
         if len(reply) < 2:
             return claim
-        try:
-            stale, newer_key, newer_at, gap = reply[1]
-            at = newer_at.decode() if isinstance(newer_at, bytes) else str(newer_at)
-            key = newer_key.decode() if isinstance(newer_key, bytes) else str(newer_key)
-            newer = float(at) if at else None
-            verdict = Verdict(int(stale) == 1, key or None, newer, int(gap) == 1)
-        except SHAPE_ERRORS as exc:
-            raise malformed("an ordering verdict", exc) from exc
-        return machine.in_scope(claim, verdict)
+        return machine.in_scope(claim, _appended_verdict(reply[1]))
 
     def recheck(self, key: str, mark: Mark) -> Verdict:
         """Two reads; the verdict is written only if newly stale (it can only grow stale, so
@@ -135,15 +135,13 @@ class RedisMarks:
             pass
 
 
+@decodes("an ordering mark")
 def _high_water_of(scope: str, fields: dict[bytes, bytes]) -> HighWater:
-    try:
-        return HighWater(
-            scope,
-            float(fields[b"at"]),
-            fields[b"key"].decode(),
-            _text(fields.get(b"status")),
-            fields.get(b"gap") == b"1",
-            float(fields[b"last_seen"]),
-        )
-    except SHAPE_ERRORS as exc:
-        raise malformed("an ordering mark", exc) from exc
+    return HighWater(
+        scope,
+        float(fields[b"at"]),
+        fields[b"key"].decode(),
+        _text(fields.get(b"status")),
+        fields.get(b"gap") == b"1",
+        float(fields[b"last_seen"]),
+    )

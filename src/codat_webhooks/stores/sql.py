@@ -28,15 +28,7 @@ from . import machine, sql_history, sql_marks
 from .base import Claim, ClaimStatus, Entry, Store
 from .history import HISTORY_LIMIT, History, HistoryEntry, answered
 from .marks import HighWater, Mark, Verdict
-from .records import (
-    SHAPE_ERRORS,
-    Record,
-    RecordQuery,
-    State,
-    decode_headers,
-    encode_headers,
-    malformed,
-)
+from .records import Record, RecordQuery, State, decode_headers, decodes, encode_headers
 
 __all__ = [
     "COLUMNS",
@@ -190,34 +182,27 @@ def take_params(key: str, now: float, lease: float) -> tuple[object, ...]:
     return (now, now + lease, key, now)
 
 
+@decodes("a delivery record")
 def record_from_row(row: Row) -> Record:
-    """A record from a row in :data:`COLUMNS` order.
-
-    A row of another shape is a :class:`StoreError`, never a record: a connection that got
-    another statement's reply (one shared across a fork, say) must not hand a hook the wrong
-    delivery.
-    """
-    try:
-        (key, state, fingerprint, attempts, first_seen, last_seen, kind, company_id, body,
-         headers, last_error, token, lease_expires, verified_by) = row  # fmt: skip
-        return Record(
-            key=_text(key),
-            state=State(state),
-            fingerprint=_text(fingerprint),
-            attempts=int(attempts),  # type: ignore[call-overload]
-            first_seen=float(first_seen),  # type: ignore[arg-type]
-            last_seen=float(last_seen),  # type: ignore[arg-type]
-            kind=None if kind is None else _text(kind),
-            company_id=None if company_id is None else _text(company_id),
-            body=bytes(body),  # type: ignore[call-overload]
-            headers=decode_headers(_text(headers)),
-            last_error=None if last_error is None else _text(last_error),
-            token=int(token),  # type: ignore[call-overload]
-            lease_expires=float(lease_expires),  # type: ignore[arg-type]
-            verified_by=None if verified_by is None else _text(verified_by),
-        )
-    except (TypeError, ValueError) as exc:
-        raise StoreError(f"the store returned a row that is not a delivery record: {exc}") from exc
+    """A record from a row in :data:`COLUMNS` order (another shape: a :class:`StoreError`)."""
+    (key, state, fingerprint, attempts, first_seen, last_seen, kind, company_id, body,
+     headers, last_error, token, lease_expires, verified_by) = row  # fmt: skip
+    return Record(
+        key=_text(key),
+        state=State(state),
+        fingerprint=_text(fingerprint),
+        attempts=int(attempts),  # type: ignore[call-overload]
+        first_seen=float(first_seen),  # type: ignore[arg-type]
+        last_seen=float(last_seen),  # type: ignore[arg-type]
+        kind=None if kind is None else _text(kind),
+        company_id=None if company_id is None else _text(company_id),
+        body=bytes(body),  # type: ignore[call-overload]
+        headers=decode_headers(_text(headers)),
+        last_error=None if last_error is None else _text(last_error),
+        token=int(token),  # type: ignore[call-overload]
+        lease_expires=float(lease_expires),  # type: ignore[arg-type]
+        verified_by=None if verified_by is None else _text(verified_by),
+    )
 
 
 def _text(value: object) -> str:
@@ -460,10 +445,7 @@ class SQLStore(Store):
     ) -> bool:
         statement = self._history_sql.moved_and_appended(self._sql.move(change))
         rows = self._rows(statement, (*move_params(key, token, change), *attempt))
-        try:
-            seq = int(rows[0][0]) if rows else 0  # type: ignore[call-overload]
-        except SHAPE_ERRORS as exc:
-            raise malformed("a history number", exc) from exc
+        seq = sql_history.appended_number(rows)
         if seq > HISTORY_LIMIT:  # trimmed apart: a crash here leaves one entry too many
             self._count(self._history_sql.trim, (key, seq - HISTORY_LIMIT))
         return bool(rows)

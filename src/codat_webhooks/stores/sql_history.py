@@ -15,12 +15,12 @@ from typing import Any
 
 from .history import HISTORY_LIMIT, History, HistoryEntry
 from .machine import PURGE_WHERE
-from .records import SHAPE_ERRORS, malformed
+from .records import decodes
 
 Execute = Callable[[str, Sequence[object]], Any]
 Row = tuple[object, ...]
 
-__all__ = ["HistoryStatements", "append", "history_from_rows", "statements"]
+__all__ = ["HistoryStatements", "append", "appended_number", "history_from_rows", "statements"]
 
 _COLUMNS = ("at", "status", "outcome", "duration_ms", "error", "verified_by", "process")
 
@@ -99,29 +99,34 @@ def append(
         execute(sql.trim_unknown, (key, key))
 
 
+@decodes("a history entry")
 def history_from_rows(rows: Sequence[Row]) -> History:
     """The rows of ``select`` as a :class:`History`."""
     entries: list[HistoryEntry] = []
     first = 1
-    try:
-        for index, row in enumerate(rows):
-            seq, at, status, outcome, duration_ms, error, verified_by, process = row
-            if index == 0:
-                first = int(seq)  # type: ignore[call-overload]
-            entries.append(
-                HistoryEntry(
-                    float(at),  # type: ignore[arg-type]
-                    None if status is None else int(status),  # type: ignore[call-overload]
-                    str(outcome),
-                    None if duration_ms is None else float(duration_ms),  # type: ignore[arg-type]
-                    _text(error),
-                    _text(verified_by),
-                    _text(process),
-                )
+    for index, row in enumerate(rows):
+        seq, at, status, outcome, duration_ms, error, verified_by, process = row
+        if index == 0:
+            first = int(seq)  # type: ignore[call-overload]
+        entries.append(
+            HistoryEntry(
+                float(at),  # type: ignore[arg-type]
+                None if status is None else int(status),  # type: ignore[call-overload]
+                str(outcome),
+                None if duration_ms is None else float(duration_ms),  # type: ignore[arg-type]
+                _text(error),
+                _text(verified_by),
+                _text(process),
             )
-    except SHAPE_ERRORS as exc:
-        raise malformed("a history entry", exc) from exc
+        )
     return History(entries, first - 1)
+
+
+@decodes("a history number")
+def appended_number(rows: Sequence[Row]) -> int:
+    """The number :meth:`HistoryStatements.moved_and_appended` returns for the entry it
+    appended (0 when the move did not happen and nothing was appended)."""
+    return int(rows[0][0]) if rows else 0  # type: ignore[call-overload]
 
 
 def _text(value: Any) -> str | None:

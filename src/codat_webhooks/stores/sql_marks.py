@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import StoreError
 from . import machine, marks
 from .marks import FRESH, HighWater, Mark, Verdict
-from .records import SHAPE_ERRORS, ClaimStatus, malformed
+from .records import ClaimStatus, decodes
 
 if TYPE_CHECKING:
     from .history import HistoryEntry
@@ -97,12 +97,10 @@ def _mark_row(mark: HighWater) -> tuple[object, ...]:
     return (mark.scope, mark.at, mark.key, mark.status, int(mark.gap), mark.last_seen)
 
 
+@decodes("an ordering mark")
 def _mark_from(row: Sequence[Any]) -> HighWater:
-    try:
-        scope, at, key, status, gap, last_seen = row
-        return HighWater(str(scope), float(at), str(key), status, bool(gap), float(last_seen))
-    except SHAPE_ERRORS as exc:
-        raise malformed("an ordering mark", exc) from exc
+    scope, at, key, status, gap, last_seen = row
+    return HighWater(str(scope), float(at), str(key), status, bool(gap), float(last_seen))
 
 
 def _verdict_row(key: str, verdict: Verdict, now: float) -> tuple[object, ...]:
@@ -110,12 +108,10 @@ def _verdict_row(key: str, verdict: Verdict, now: float) -> tuple[object, ...]:
     return (key, int(stale), newer_key, newer_at, int(gap), now)
 
 
+@decodes("an ordering verdict")
 def _verdict_from(row: Sequence[Any]) -> Verdict:
-    try:
-        _, stale, newer_key, newer_at, gap, _ = row
-        at = None if newer_at is None else float(newer_at)
-    except SHAPE_ERRORS as exc:
-        raise malformed("an ordering verdict", exc) from exc
+    _, stale, newer_key, newer_at, gap, _ = row
+    at = None if newer_at is None else float(newer_at)
     return Verdict(bool(stale), newer_key, at, bool(gap))
 
 
