@@ -6,7 +6,8 @@ DO NOTHING``, which exactly one connection wins; a known key is read and decided
 ``BEGIN IMMEDIATE``, which takes the write lock before the read, so two processes can never both
 decide a key is theirs. This module brings the connections and the waiting: each thread (and
 each forked process) opens its own connection, because a sqlite3 connection must not be shared
-across threads or across ``fork``; the threads of a process write one at a time (a lock of the
+across threads or across ``fork`` (and a fork waits until no thread is inside SQLite:
+:mod:`.sqlite_connections`); the threads of a process write one at a time (a lock of the
 process, which a forked child makes anew), and processes wait for each other in short steps.
 
 ``synchronous=NORMAL``: in WAL mode a commit survives any crash of the process; only a power
@@ -25,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from .._forking import leave_to_parent, start_over_in_children
+from .._forking import start_over_in_children
 from ..errors import ConfigurationError, StoreError
 from . import machine, sql_marks, sqlite_history
 from .base import DEFAULT_RETENTION
@@ -33,6 +34,7 @@ from .history import History, HistoryEntry
 from .records import Claim, Entry, Record
 from .sql import COLUMNS, SQLITE, Execute, Row, SQLStore, Statements, move_params, record_to_row
 from .sql_marks import MarkStatements
+from .sqlite_connections import Connection, Connections, Result
 
 __all__ = ["DEFAULT_DB_PATH", "SQLiteStore", "default_store"]
 
@@ -140,9 +142,7 @@ class SQLiteStore(SQLStore):
             )
         self.path = Path(text)
         self.timeout = float(timeout)
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._all_lock = threading.Lock()
+        self._connections = Connections(self._open)
         self._writer = threading.RLock()  # see _run
         self._closed = False
         self._opened = False  # the file has been opened (by this process or its parent)
@@ -154,18 +154,15 @@ class SQLiteStore(SQLStore):
     # --- connections -------------------------------------------------------------------------
 
     def _forked(self) -> None:
-        """A forked child opens connections of its own; the parent's are never touched (SQLite
-        forbids carrying one across ``fork``, and closing it could release the parent's locks)."""
-        leave_to_parent((self._local, self._all))
-        self._local = threading.local()
-        self._all = []
-        self._all_lock = threading.Lock()
         self._writer = threading.RLock()  # the parent's may have been copied held
 
     def _connection(self) -> sqlite3.Connection:
-        cached: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if cached is not None:
-            return cached
+        """This thread's sqlite3 connection (to trace its statements in a test, say)."""
+        return self._connections.get().sqlite
+
+    def _open(self) -> sqlite3.Connection:
+        """A new connection, with the file made ready for it (by :class:`Connections`, holding
+        the lock that keeps a fork out while it is inside SQLite)."""
         if self._closed:
             raise StoreError("the store is closed")
         conn = sqlite3.connect(
@@ -185,10 +182,7 @@ class SQLiteStore(SQLStore):
         except BaseException:
             conn.close()
             raise
-        self._local.conn = conn
         self._opened = True
-        with self._all_lock:
-            self._all.append(conn)
         return conn
 
     def _into_wal(self, conn: sqlite3.Connection) -> None:
@@ -208,29 +202,18 @@ class SQLiteStore(SQLStore):
                     raise
             time.sleep(0.005)
 
-    def _holds(self, conn: sqlite3.Connection) -> bool:
-        return getattr(self._local, "conn", None) is conn
-
     def _failure(self, exc: sqlite3.Error) -> StoreError:
-        if _error_code(exc) & 0xFF in _REOPEN_AFTER:
-            self._drop_connection()
-        return StoreError(f"SQLite store {self.path}: {exc}")
-
-    def _drop_connection(self) -> None:
-        """Close this thread's connection, so the next call opens a fresh one.
+        """The error to raise; this thread's connection is closed first after a fault that a
+        fresh one may not have.
 
         A connection opened while the file could not be written (permissions, an immutable or
         read-only mounted file) is read-only for good, and one whose file hit an I/O error may
         be broken: keeping it would answer 503 until the process restarts, long after the file
         is writable again.
         """
-        cached: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        self._local.conn = None
-        if cached is None:
-            return
-        with self._all_lock:
-            self._all = [conn for conn in self._all if conn is not cached]
-        cached.close()
+        if _error_code(exc) & 0xFF in _REOPEN_AFTER:
+            self._connections.drop()
+        return StoreError(f"SQLite store {self.path}: {exc}")
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -239,7 +222,7 @@ class SQLiteStore(SQLStore):
         except sqlite3.Error as exc:
             raise self._failure(exc) from exc
 
-    def _run(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Cursor:
+    def _run(self, sql: str, params: Sequence[object] = ()) -> Result:
         """Execute one statement, waiting while another connection holds the write lock.
 
         SQLite's own busy handler sleeps 1 ms, then 2, 5, 10... before it looks again, while a
@@ -256,9 +239,9 @@ class SQLiteStore(SQLStore):
         dispatch a web process's request thread and its four worker threads all write; polling
         among them was most of the waiting (issue 25's SQLite figures, docs/performance.md).
         """
-        conn = self._connection()
+        run = self._connections.get().run
         try:
-            return conn.execute(sql, params)
+            return run(sql, params)
         except sqlite3.OperationalError as exc:
             if not _is_busy(exc):
                 raise self._failure(exc) from exc
@@ -269,7 +252,7 @@ class SQLiteStore(SQLStore):
         while True:
             time.sleep(delay)
             try:
-                return conn.execute(sql, params)
+                return run(sql, params)
             except sqlite3.OperationalError as exc:
                 if not _is_busy(exc) or time.monotonic() >= deadline:
                     raise self._failure(exc) from exc
@@ -295,11 +278,11 @@ class SQLiteStore(SQLStore):
     def _rows(self, statement: str, params: Sequence[object] = ()) -> list[Row]:
         if statement.startswith("SELECT"):  # a reader: WAL lets it run beside the writer
             with self._errors():
-                return self._run(statement, params).fetchall()
+                return self._run(statement, params).rows
         self._writing()  # a take: UPDATE ... RETURNING
         try:
             with self._errors():
-                return self._run(statement, params).fetchall()  # all: a RETURNING ends with it
+                return self._run(statement, params).rows
         finally:
             self._written()
 
@@ -362,10 +345,7 @@ class SQLiteStore(SQLStore):
 
     def close(self) -> None:
         self._closed = True
-        with self._all_lock:
-            connections, self._all = self._all, []
-        for conn in connections:  # this process's own: a child's list starts empty
-            conn.close()
+        self._connections.close()
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
@@ -375,9 +355,11 @@ class _Transaction:
     """A write transaction on this thread's connection: the process's writer lock, then
     ``BEGIN IMMEDIATE``, which takes the database's write lock before the first read; ``COMMIT``
     at the end, ``ROLLBACK`` on any exception, and the writer lock let go on every path.
-    Entered, it gives the connection's ``execute``."""
+    Entered, it gives the connection's :meth:`~.sqlite_connections.Connection.run`."""
 
     __slots__ = ("_conn", "_store")
+
+    _conn: Connection
 
     def __init__(self, store: SQLiteStore) -> None:
         self._store = store
@@ -387,11 +369,11 @@ class _Transaction:
         store._writing()
         try:
             store._run("BEGIN IMMEDIATE")
-            self._conn = conn = store._connection()
+            self._conn = conn = store._connections.get()
         except BaseException:
             store._written()
             raise
-        return conn.execute
+        return conn.run
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
@@ -403,8 +385,8 @@ class _Transaction:
                 return
             conn = self._conn
             try:
-                if store._holds(conn):  # a dropped connection rolled back as it closed
-                    conn.execute("ROLLBACK")
+                if store._connections.holds(conn):  # a dropped one rolled back as it closed
+                    conn.run("ROLLBACK")
             except sqlite3.Error as failed:
                 raise store._failure(failed) from failed
             if isinstance(exc, sqlite3.Error):
