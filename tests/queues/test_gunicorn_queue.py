@@ -222,8 +222,10 @@ def test_gunicorn_killed_mid_run_and_restarted_finishes_every_accepted_key(
     # kill came: at most one per worker thread (master and two workers, THREADS each).
     assert set(doubles) <= set(ran_before)
     assert sum(doubles.values()) <= 3 * THREADS, doubles
-    # Codat's copies of accepted keys are duplicates now
-    assert {
+    # Codat's copies of accepted keys are duplicates now (0: no answer within 10 s, as from a
+    # worker forked while the master's queue threads were inside SQLite, before 622cfd4)
+    copies = Counter(
         post(server.url, body) for body in bodies if statuses[json.loads(body)["AlertId"]] == 202
-    } == {200}
+    )
+    assert set(copies) == {200}, copies
     print(f"accepted={len(ok)} refused_by_the_kill={len(keys) - len(ok)} doubles={doubles}")
