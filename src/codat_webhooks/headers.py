@@ -47,7 +47,12 @@ class Headers(Mapping[str, str]):
         return self._first[name.lower()]
 
     def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
-        return self._first.get(name.lower(), default)
+        # The names are kept lower-case, and the library asks for them in lower case on every
+        # delivery (webhook-id, authorization...): those are found as they are.
+        value = self._first.get(name)
+        if value is None:
+            value = self._first.get(name.lower(), default)
+        return value
 
     def has_none_of(self, lowercase_names: frozenset[str]) -> bool:
         """Whether no header has any of these (lower-case) names: one set operation, for the
