@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from .._forking import start_over_in_children
 from ..errors import ConfigurationError, StoreError
@@ -34,7 +35,7 @@ from .history import History, HistoryEntry
 from .records import Claim, Entry, Record
 from .sql import COLUMNS, SQLITE, Execute, Row, SQLStore, Statements, move_params, record_to_row
 from .sql_marks import MarkStatements
-from .sqlite_connections import Connection, Connections, Result
+from .sqlite_connections import Connection, Connections
 
 __all__ = ["DEFAULT_DB_PATH", "SQLiteStore", "default_store"]
 
@@ -56,6 +57,8 @@ fsyncs included, every ~170 deliveries inside some request. At 2500 it comes eve
 often per write as for a one-column table at the default: the same commits are at risk on a
 power loss as with a hand-written ``INSERT OR IGNORE`` receiver, and the WAL grows to ~10 MB.
 """
+
+_T = TypeVar("_T")
 
 _FIRST_WAIT = 20e-6
 _LONGEST_WAIT = 1e-3
@@ -222,8 +225,14 @@ class SQLiteStore(SQLStore):
         except sqlite3.Error as exc:
             raise self._failure(exc) from exc
 
-    def _run(self, sql: str, params: Sequence[object] = ()) -> Result:
-        """Execute one statement, waiting while another connection holds the write lock.
+    def _run(
+        self,
+        how: Callable[[Connection, str, Sequence[object]], _T],
+        sql: str,
+        params: Sequence[object] = (),
+    ) -> _T:
+        """Execute one statement with this thread's connection (``how``: :meth:`Connection.rows`
+        or :meth:`Connection.count`), waiting while another connection holds the write lock.
 
         SQLite's own busy handler sleeps 1 ms, then 2, 5, 10... before it looks again, while a
         write here holds the lock for tens of microseconds: with two worker processes, every
@@ -239,9 +248,9 @@ class SQLiteStore(SQLStore):
         dispatch a web process's request thread and its four worker threads all write; polling
         among them was most of the waiting (issue 25's SQLite figures, docs/performance.md).
         """
-        run = self._connections.get().run
+        connection = self._connections.get()
         try:
-            return run(sql, params)
+            return how(connection, sql, params)
         except sqlite3.OperationalError as exc:
             if not _is_busy(exc):
                 raise self._failure(exc) from exc
@@ -252,7 +261,7 @@ class SQLiteStore(SQLStore):
         while True:
             time.sleep(delay)
             try:
-                return run(sql, params)
+                return how(connection, sql, params)
             except sqlite3.OperationalError as exc:
                 if not _is_busy(exc) or time.monotonic() >= deadline:
                     raise self._failure(exc) from exc
@@ -278,18 +287,18 @@ class SQLiteStore(SQLStore):
     def _rows(self, statement: str, params: Sequence[object] = ()) -> list[Row]:
         if statement.startswith("SELECT"):  # a reader: WAL lets it run beside the writer
             with self._errors():
-                return self._run(statement, params).rows
+                return self._run(Connection.rows, statement, params)
         self._writing()  # a take: UPDATE ... RETURNING
         try:
             with self._errors():
-                return self._run(statement, params).rows
+                return self._run(Connection.rows, statement, params)
         finally:
             self._written()
 
     def _count(self, statement: str, params: Sequence[object] = ()) -> int:
         self._writing()
         try:
-            return self._run(statement, params).rowcount
+            return self._run(Connection.count, statement, params)
         finally:
             self._written()
 
@@ -368,7 +377,7 @@ class _Transaction:
         store = self._store
         store._writing()
         try:
-            store._run("BEGIN IMMEDIATE")
+            store._run(Connection.count, "BEGIN IMMEDIATE")
             self._conn = conn = store._connections.get()
         except BaseException:
             store._written()
@@ -381,7 +390,7 @@ class _Transaction:
         store = self._store
         try:
             if kind is None:
-                store._run("COMMIT")
+                store._run(Connection.count, "COMMIT")
                 return
             conn = self._conn
             try:

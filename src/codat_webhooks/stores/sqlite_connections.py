@@ -48,8 +48,19 @@ class Connection:
     def __init__(self) -> None:
         self.inside = threading.Lock()
 
+    def rows(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
+        """Execute a statement that returns rows (a SELECT, a RETURNING) and read them all."""
+        with self.inside:
+            return self.sqlite.execute(sql, params).fetchall()
+
+    def count(self, sql: str, params: Sequence[object] = ()) -> int:
+        """Execute a statement that returns no rows; how many rows it changed."""
+        with self.inside:
+            return self.sqlite.execute(sql, params).rowcount
+
     def run(self, sql: str, params: Sequence[object] = ()) -> Result:
-        """Execute one statement and read all it returns."""
+        """Execute one statement of either kind (the shared SQL code in a transaction reads
+        rows of some and counts of others)."""
         with self.inside:
             cursor = self.sqlite.execute(sql, params)
             return Result(cursor.fetchall(), cursor.rowcount)
