@@ -395,7 +395,7 @@ class _Transaction:
             conn = self._conn
             try:
                 if store._connections.holds(conn):  # a dropped one rolled back as it closed
-                    conn.run("ROLLBACK")
+                    conn.count("ROLLBACK")
             except sqlite3.Error as failed:
                 raise store._failure(failed) from failed
             if isinstance(exc, sqlite3.Error):

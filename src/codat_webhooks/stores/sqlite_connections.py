@@ -43,7 +43,7 @@ class Connection:
     __slots__ = ("inside", "sqlite")
 
     sqlite: sqlite3.Connection
-    """Set once opened; use it only holding :attr:`inside`, or through :meth:`run`."""
+    """Set once opened; use it only holding :attr:`inside`, or through the methods below."""
 
     def __init__(self) -> None:
         self.inside = threading.Lock()
@@ -102,15 +102,16 @@ class Connections:
         cached: Connection | None = getattr(self._local, "connection", None)
         self._local.connection = None
         if cached is not None:
-            self._forget(cached)
             _close(cached)
+            self._forget(cached)
 
     def close(self) -> None:
         """Close every connection this process opened (a child's list starts empty)."""
         with self._all_lock:
-            connections, self._all = self._all, []
+            connections = list(self._all)
         for connection in connections:
             _close(connection)
+            self._forget(connection)
 
     def _forget(self, connection: Connection) -> None:
         with self._all_lock:
@@ -138,6 +139,7 @@ class Connections:
 
 
 def _close(connection: Connection) -> None:
+    """Close it while it is still listed, so that a fork waits for the close as for any call."""
     with connection.inside:
         opened: sqlite3.Connection | None = getattr(connection, "sqlite", None)
         if opened is not None:  # None: its opening failed
