@@ -101,12 +101,10 @@ class ScopeSpec(NamedTuple):
     not hold them (then the text's SHA-256)."""
 
 
-def _id(value: object) -> str:
-    """An identifier as scope text: a UUID as its 32 hex digits, so every spelling Codat may
-    send of one UUID (case, braces) names one scope."""
-    if isinstance(value, uuid.UUID):
-        return f"{value.int:032x}"
-    return "" if value is None else str(value)
+def _id(value: uuid.UUID | None) -> str:
+    """A Codat ID (the models parse every one into a UUID) as scope text: its 32 hex digits,
+    so every spelling Codat may send of one UUID (case, braces) names one scope."""
+    return "" if value is None else value.hex
 
 
 def _connection(event: Any) -> str | None:
