@@ -50,6 +50,33 @@ def test_a_known_key_is_decided_under_the_write_lock(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (Mark("connection:c:1", 100.0), Mark("connection:c:1", 200.0)),  # a newer event
+        (Mark("dc:c:1", None, "PendingAuth", "Linked"), Mark("dc:c:1", None, "Linked", "Unlinked")),
+    ],
+    ids=["dated", "status-chain"],
+)
+def test_a_scoped_claim_moves_its_mark_without_reading_it(
+    tmp_path: Path, first: Mark, second: Mark
+) -> None:
+    """The common cases: the record inserted and the mark moved by one upsert each."""
+    store = SQLiteStore(tmp_path / "db.sqlite3")
+    store.complete("one", store.claim(Entry("one", "a" * 64, mark=first), lease=60).token)
+    statements: list[str] = []
+    store._connection().set_trace_callback(statements.append)
+    claim = store.claim(Entry("two", "b" * 64, mark=second), lease=60)
+    store.close()
+    assert claim.status is ClaimStatus.CLAIMED
+    assert [sql.split()[:3] for sql in statements] == [
+        ["BEGIN", "IMMEDIATE"],
+        ["INSERT", "INTO", '"deliveries"'],
+        ["INSERT", "INTO", '"deliveries_marks"'],
+        ["COMMIT"],
+    ]
+
+
 def test_a_write_waits_in_short_steps_while_another_connection_holds_the_lock(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -132,6 +132,45 @@ def test_a_gapped_key_retried_is_still_gapped(store: Store) -> None:
     assert again.order == Verdict(gap=True)
 
 
+def test_a_status_chain_past_retention_starts_again_without_a_gap(
+    store: Store, clock: FakeClock
+) -> None:
+    claim_order(store, marked("1", None, scope="dc:z", old="PendingAuth", new="Linked"))
+    clock.advance(store.retention + 1)
+    assert claim_order(store, marked("2", None, scope="dc:z", old="Unlinked", new="Linked")) == (
+        FRESH
+    )
+    mark = store.high_water("dc:z")
+    assert mark is not None
+    assert (mark.key, mark.status, mark.gap, mark.last_seen) == ("2", "Linked", False, clock())
+
+
+def test_a_status_change_without_statuses_never_breaks_the_chain(store: Store) -> None:
+    def chain(key: str, **statuses: str) -> Verdict | None:
+        return claim_order(store, marked(key, None, scope="dc:w", **statuses))
+
+    assert chain("1", old="PendingAuth") == FRESH  # no NewStatus: the mark keeps none
+    assert chain("2", old="Linked", new="Unlinked") == FRESH  # nothing to compare with
+    assert chain("3", new="Linked") == FRESH  # no OldStatus
+    assert chain("4", old="Linked", new="Unlinked") == FRESH
+    mark = store.high_water("dc:w")
+    assert mark is not None
+    assert (mark.key, mark.status, mark.gap) == ("4", "Unlinked", False)
+
+
+def test_the_key_holding_a_chain_mark_keeps_its_verdict_and_the_mark(
+    store: Store, clock: FakeClock
+) -> None:
+    claim_order(store, marked("1", None, scope="dc:v", old="PendingAuth", new="Linked"))
+    gapped = store.claim(marked("2", None, scope="dc:v", old="Unlinked", new="Linked"), lease=10)
+    assert store.release("2", gapped.token, error="boom")
+    before = store.high_water("dc:v")
+    clock.advance(5)
+    again = store.claim(marked("2", None, scope="dc:v", old="Unlinked", new="Linked"), lease=10)
+    assert again.order == Verdict(gap=True)
+    assert store.high_water("dc:v") == before  # not written again: last_seen unchanged
+
+
 def test_enqueue_judges_and_a_worker_rechecks(store: Store) -> None:
     older, newer = marked("old", 100.0), marked("new", 200.0)
     first = store.enqueue(older)

@@ -32,7 +32,17 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["ADVANCES_WHERE", "FRESH", "HighWater", "Mark", "Verdict", "judge", "recheck"]
+__all__ = [
+    "ADVANCES_WHERE",
+    "CHAIN_GAP",
+    "CHAIN_MOVES_WHERE",
+    "FRESH",
+    "HighWater",
+    "Mark",
+    "Verdict",
+    "judge",
+    "recheck",
+]
 
 
 class Mark(NamedTuple):
@@ -111,6 +121,16 @@ ADVANCES_WHERE = "excluded.at > {mark}.at OR {mark}.last_seen < {cutoff}"
 in one statement (``{mark}``: the marks table, ``{cutoff}``: now minus retention). The mark
 moves (and the delivery is in order) when its ``generatedDate`` is newer, or the mark is past
 retention; in every other case the statement changes nothing and :func:`judge` is asked."""
+
+
+CHAIN_GAP = "CASE WHEN {mark}.last_seen >= {cutoff} AND {mark}.status <> {old} THEN 1 ELSE 0 END"
+CHAIN_MOVES_WHERE = "{mark}.key <> excluded.key OR {mark}.last_seen < {cutoff}"
+""":func:`judge`'s moves of a status-chain mark in SQL, for an upsert that moves the mark and
+says its ``gap`` in one statement (``{old}``: the delivery's ``OldStatus``). The mark moves
+whenever another key brings it, or it is past retention; the move is a gap when the mark is
+alive and its status is not ``OldStatus`` (a ``NULL`` on either side is no gap, as in
+:func:`judge`). Only the key that holds the mark, brought again, changes nothing, and
+:func:`judge` is asked for its own verdict."""
 
 
 def recheck(current: HighWater | None, mark: Mark, key: str, kept: Verdict | None) -> Verdict:

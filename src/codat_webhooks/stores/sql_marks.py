@@ -2,12 +2,14 @@
 claim's (or enqueue's) own transaction.
 
 ``<table>_marks`` holds one :class:`~.marks.HighWater` per scope; ``<table>_verdicts`` one row
-per delivery key that was stale or broke a status chain. A claim of an entry with a mark goes
-through :meth:`SQLStore._decide <codat_webhooks.stores.sql.SQLStore._decide>` (the record read
-under the lock, decided, written) and then, in the same transaction, :func:`judged`: the mark's
-row is read under a lock (or inserted only if absent, so of two first events of a scope exactly
-one writes it first), :func:`~.marks.judge` decides, and the result is written. Two processes
-claiming two events of one scope therefore serialise on the mark's row.
+per delivery key that was stale or broke a status chain. A claim of an entry with a mark
+writes its record and then, in the same transaction, :func:`judged` moves the mark. The common
+cases (a newer dated event, a status change another key brings) are one upsert whose condition
+is :func:`~.marks.judge`'s, written in SQL beside it (:data:`~.marks.ADVANCES_WHERE`,
+:data:`~.marks.CHAIN_MOVES_WHERE`). Otherwise the mark's row is read under a lock (or inserted
+only if absent, so of two first events of a scope exactly one writes it first),
+:func:`~.marks.judge` decides, and the result is written. Two processes claiming two events of
+one scope therefore serialise on the mark's row.
 """
 
 from __future__ import annotations
@@ -74,6 +76,15 @@ class MarkStatements:
         )
         """A dated mark moved in one statement when :data:`~.marks.ADVANCES_WHERE` holds: the
         common case (a newer event) costs no read; a row back means it moved."""
+        gap = marks.CHAIN_GAP.format(mark=m, cutoff=p, old=p)
+        chained = marks.CHAIN_MOVES_WHERE.format(mark=m, cutoff=p)
+        self.move_chain = (
+            f"INSERT INTO {m} ({_MARK_COLUMNS}) VALUES ({six}) ON CONFLICT (scope) DO UPDATE"  # noqa: S608
+            " SET at = excluded.at, key = excluded.key, status = excluded.status,"
+            f" gap = {gap}, last_seen = excluded.last_seen WHERE {chained} RETURNING gap"
+        )
+        """A status-chain mark moved in one statement unless the key holding it came again
+        (:data:`~.marks.CHAIN_MOVES_WHERE`); the row back carries the move's ``gap``."""
         self.upsert_mark = (
             f"INSERT INTO {m} ({_MARK_COLUMNS}) VALUES ({six}) ON CONFLICT (scope) DO UPDATE"  # noqa: S608
             " SET at = excluded.at, key = excluded.key, status = excluded.status,"
@@ -143,10 +154,12 @@ def judged(store: SQLStore, execute: Execute, entry_key: str, mark: Mark, claim:
         return claim
     sql = store._marks_sql
     now = store._clock()
-    if mark.at is not None and store._returning:
-        row = (mark.scope, mark.at, entry_key, None, 0, now, now - store.retention)
-        if execute(sql.advance_mark, row).fetchall():
-            return machine.in_scope(claim, FRESH)  # newer (or first): moved, in order
+    if store._returning:
+        verdict = _moved_at_once(execute, sql, entry_key, mark, now, now - store.retention)
+        if verdict is not None:
+            if verdict.notable:
+                execute(sql.upsert_verdict, _verdict_row(entry_key, verdict, now))
+            return machine.in_scope(claim, verdict)
     for _ in range(_ATTEMPTS):
         rows = execute(sql.select_mark_locked, (mark.scope,)).fetchall()
         current = _mark_from(rows[0]) if rows else None
@@ -160,6 +173,22 @@ def judged(store: SQLStore, execute: Execute, entry_key: str, mark: Mark, claim:
             execute(sql.upsert_verdict, _verdict_row(entry_key, verdict, now))
         return machine.in_scope(claim, verdict)
     raise StoreError(f"could not judge the order of {entry_key!r}: its mark kept changing")
+
+
+def _moved_at_once(
+    execute: Execute, sql: MarkStatements, key: str, mark: Mark, now: float, cutoff: float
+) -> Verdict | None:
+    """The verdict of the common cases, the mark moved by one upsert with no read: a newer
+    (or first) dated event, and a status change another key brings. ``None``: the statement
+    changed nothing, and :func:`~.marks.judge` decides on the mark as read."""
+    if mark.at is not None:
+        dated = (mark.scope, mark.at, key, None, 0, now, cutoff)
+        return FRESH if execute(sql.advance_mark, dated).fetchall() else None
+    chained = (mark.scope, 0.0, key, mark.new_status, 0, now, cutoff, mark.old_status, cutoff)
+    moved = execute(sql.move_chain, chained).fetchall()
+    if not moved:
+        return None
+    return Verdict(gap=True) if moved[0][0] else FRESH
 
 
 def recheck(store: SQLStore, key: str, mark: Mark) -> Verdict:
