@@ -126,7 +126,6 @@ def test_connection_events_of_one_connection_share_a_scope_and_others_do_not() -
     assert scope(event_sample(EventType.CLIENT_RATE_LIMIT_RESET)) == "client.rateLimit"
 
 
-
 @pytest.mark.parametrize(
     "spelling",
     [CONNECTION.upper(), CONNECTION_HEX, f"{{{CONNECTION}}}", f"urn:uuid:{CONNECTION}"],
@@ -138,6 +137,7 @@ def test_every_spelling_of_one_connection_id_names_one_scope(spelling: str) -> N
     mark = mark_of(parse_event(body))
     assert mark is not None
     assert mark.scope == f"connection:{COMPANY_HEX}:{CONNECTION_HEX}"
+
 
 def test_a_scoped_event_without_an_identity_or_a_date_has_no_mark() -> None:
     body = connection_event(EventType.CONNECTION_CONNECTED, "2026-11-24T10:00:00Z")
