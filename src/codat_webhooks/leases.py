@@ -13,11 +13,11 @@ only a crash of this process in that time can.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 
 from ._forking import start_over_in_children
+from ._logging import library_logger
 from .clock import Clock, system_clock
 from .errors import StoreError
 from .observe import log_fields
@@ -25,7 +25,7 @@ from .stores.base import CODAT_RETRY_WINDOW, Store
 
 __all__ = ["LeaseKeeper"]
 
-logger = logging.getLogger("codat_webhooks.store")
+logger = library_logger("codat_webhooks.store")
 
 _FIRST_RETRY = 0.05
 """Seconds before the first new try of a completion; doubled after each failure."""

@@ -12,17 +12,17 @@ Health checks read the same state, so a load balancer sees what the senders see.
 
 from __future__ import annotations
 
-import logging
 import threading
 
 from ._forking import start_over_in_children
+from ._logging import library_logger
 from .errors import StoreError
 from .observe import log_fields
 from .stores.base import Store
 
 __all__ = ["StoreOutage"]
 
-logger = logging.getLogger("codat_webhooks.receiver")
+logger = library_logger("codat_webhooks.receiver")
 
 
 class StoreOutage:

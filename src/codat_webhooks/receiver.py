@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 from collections.abc import Callable, Generator, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from . import replies, settle
+from ._logging import library_logger
 from .admission import ALLOWED_METHODS, Admission, Admitted, Rejection, TooLarge
 from .attempts import asked, ended, unauthorized
 from .clock import Clock, system_clock, utc_now
@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ALLOWED_METHODS", "Receiver", "TooLarge", "default_store"]
 
-logger = logging.getLogger("codat_webhooks.receiver")
+logger = library_logger("codat_webhooks.receiver")
 
 _Pipeline: TypeAlias = Generator[Effect, Any, Reply]
 _F = TypeVar("_F", Reply, Work)

@@ -25,11 +25,11 @@ did not pass.
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ._logging import library_logger
 from .errors import ConfigurationError
 from .observe import log_fields
 from .stores.sqlite import DEFAULT_DB_PATH
@@ -52,7 +52,7 @@ __all__ = [
     "store_from_settings",
 ]
 
-logger = logging.getLogger("codat_webhooks")
+logger = library_logger("codat_webhooks")
 
 AUTHORIZATION = "CODAT_WEBHOOKS_AUTHORIZATION"
 SIGNING_SECRET = "CODAT_WEBHOOKS_SIGNING_SECRET"  # noqa: S105 - a setting's name, not a secret

@@ -9,10 +9,10 @@ lease running out (or, for a completion, retried in the background) instead.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Generator
 from typing import Any
 
+from ._logging import library_logger
 from .effects import Ask, CompleteLater, Effect
 from .errors import StoreError
 from .observe import log_fields
@@ -20,7 +20,7 @@ from .stores.history import HistoryEntry
 
 __all__ = ["complete", "defer", "release"]
 
-logger = logging.getLogger("codat_webhooks.receiver")
+logger = library_logger("codat_webhooks.receiver")
 
 _Step = Generator[Effect, Any, None]
 

@@ -10,11 +10,11 @@ do not run: :func:`skip` tells ``on_stale`` and records the key done, and the an
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import settle
+from ._logging import library_logger
 from .delivery import Delivery
 from .effects import Ask, Effect, Notify
 from .errors import ConfigurationError, StoreError
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["StalePolicy", "checked_policy", "order_of", "ordered", "skip"]
 
-logger = logging.getLogger("codat_webhooks.receiver")
+logger = library_logger("codat_webhooks.receiver")
 
 _T = TypeVar("_T")
 

@@ -9,7 +9,6 @@ needs the CSRF token bound to the session, and cookies are ``SameSite=Strict``.
 from __future__ import annotations
 
 import ipaddress
-import logging
 import os
 import threading
 from collections.abc import Iterable
@@ -21,6 +20,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
+from .._logging import library_logger
 from ..errors import ConfigurationError, StoreError, VerificationError
 from ..headers import Headers
 from ..receiver import Receiver
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ENV_PASSWORD", "Console"]
 
-logger = logging.getLogger("codat_webhooks.console")
+logger = library_logger("codat_webhooks.console")
 
 ENV_PASSWORD = "CODAT_WEBHOOKS_CONSOLE_PASSWORD"  # noqa: S105 - the variable's name, not a secret
 COOKIE = "codat_webhooks_console"

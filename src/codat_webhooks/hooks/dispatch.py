@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import inspect
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from operator import attrgetter, itemgetter
@@ -20,6 +19,7 @@ from typing import Any, TypeAlias, TypeVar
 
 import pluggy
 
+from .._logging import library_logger
 from ..observe import Facts, HookTiming, log_fields
 
 __all__ = ["Dispatcher", "nonblocking"]
@@ -39,7 +39,7 @@ def nonblocking(function: _F) -> _F:
     return function
 
 
-logger = logging.getLogger("codat_webhooks.receiver")
+logger = library_logger("codat_webhooks.receiver")
 
 _Arguments: TypeAlias = Callable[[dict[str, Any]], tuple[Any, ...]]
 _Plan: TypeAlias = tuple[tuple[Callable[..., Any], _Arguments], ...]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+from .._logging import library_logger
 from ..hooks.dispatch import nonblocking
 from ..hooks.markers import hookimpl
 from ..observe import log_fields
@@ -17,8 +18,8 @@ from ..outcomes import Outcome
 
 __all__ = ["LogPlugin"]
 
-logger = logging.getLogger("codat_webhooks.receiver")
-worker_logger = logging.getLogger("codat_webhooks.queue")
+logger = library_logger("codat_webhooks.receiver")
+worker_logger = library_logger("codat_webhooks.queue")
 
 _DEBUG, _INFO, _WARNING, _ERROR = logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR
 

@@ -13,13 +13,13 @@ grace period, and so drains the store that web processes fill.
 from __future__ import annotations
 
 import heapq
-import logging
 import os
 import threading
 import time
 from typing import TYPE_CHECKING
 
 from .._forking import start_over_in_children
+from .._logging import library_logger
 from ..errors import ConfigurationError, StoreError
 from ..observe import log_fields
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["LocalQueue"]
 
-logger = logging.getLogger("codat_webhooks.queue")
+logger = library_logger("codat_webhooks.queue")
 
 
 class LocalQueue:
