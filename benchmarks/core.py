@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from codat_webhooks import Delivery, Receiver, Reply, RuleType, hookimpl, parse_alert
 from codat_webhooks.headers import Headers
 from codat_webhooks.models._parse import load_object
+from codat_webhooks.outcomes import Outcome
 from codat_webhooks.routing import route
 from codat_webhooks.stores import Entry, MemoryStore
 from codat_webhooks.testing import event_sample, sample_body
@@ -377,7 +378,7 @@ def measure_stages(
 
     def reply(_: Sequence[bytes]) -> None:
         for delivery in deliveries:
-            Reply.build(200, "processed", delivery.key, "processed")
+            Reply.build(200, Outcome.PROCESSED, delivery.key, "processed")
 
     stages = {
         "headers + Authorization check": headers_and_credentials,

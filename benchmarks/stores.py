@@ -269,8 +269,8 @@ def main() -> None:
     if "redis" in results:
         from redis.utils import HIREDIS_AVAILABLE
 
-        parser = "hiredis" if HIREDIS_AVAILABLE else "pure Python (install hiredis: faster)"
-        print(f"redis-py {importlib.metadata.version('redis')}, reply parser: {parser}")
+        reply_parser = "hiredis" if HIREDIS_AVAILABLE else "pure Python (install hiredis: faster)"
+        print(f"redis-py {importlib.metadata.version('redis')}, reply parser: {reply_parser}")
     print("floors: redis = redis-py PING round trips / 2, and the same over a bare socket;")
     print("        postgres = durable one-row INSERT commits / 2 (all single-threaded)")
     print(f"\nclaim-with-mark+complete (a scoped event, {SCOPES} scopes) against the plain claim:")
