@@ -351,10 +351,10 @@ class Receiver:
 
     def _accept(self, admitted: Admitted, facts: Facts) -> _Pipeline:
         """Queued dispatch: record the delivery as ``queued``, hand its key over, answer 202."""
-        key = admitted.entry.key
-        entry = admitted.entry._replace(verified_by=admitted.verified_by)  # for the worker
+        key, by = admitted.entry.key, admitted.verified_by
+        entry = admitted.entry._replace(verified_by=by)  # for the worker
         try:
-            queued = yield Ask("enqueue", (entry, asked(entry.verified_by)))
+            queued = yield Ask("enqueue", (entry, asked(by)))
         except StoreError as exc:
             facts.error = exc
             return replies.unavailable(key, self.retry_after)
@@ -366,8 +366,11 @@ class Receiver:
             yield Enqueue(key)
         except Exception as exc:
             # Recorded but not handed over: the sweeper re-enqueues it once it is stale, and
-            # the sender's retry meanwhile is answered as a duplicate. Nothing is lost.
+            # the sender's retry meanwhile is answered as a duplicate. Nothing is lost. The
+            # record's entry says 202; the history goes on with the 503 the sender got.
             facts.error = exc
+            attempt = ended(self.clock, facts.started, 503, Outcome.UNAVAILABLE, by, exc)
+            yield from settle.noted(key, attempt)
             return replies.unavailable(key, self.retry_after, "queue")
         return replies.queued(key)
 

@@ -18,7 +18,7 @@ from .errors import StoreError
 from .observe import log_fields
 from .stores.history import HistoryEntry
 
-__all__ = ["complete", "defer", "release"]
+__all__ = ["complete", "defer", "noted", "release"]
 
 logger = library_logger("codat_webhooks.receiver")
 
@@ -58,3 +58,12 @@ def defer(
     except StoreError as store_exc:
         message = "could not defer %s (%s); its lease will expire"
         logger.error(message, key, store_exc, extra=log_fields(key))
+
+
+def noted(key: str, attempt: HistoryEntry) -> _Step:
+    """An answer that changed no state (a queue that refused a recorded key): on the key's
+    history only. The answer stands if the store cannot note it."""
+    try:
+        yield Ask("note", (key, attempt))
+    except StoreError as exc:
+        logger.warning("could not note %s's answer (%s)", key, exc, extra=log_fields(key))

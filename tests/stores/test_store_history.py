@@ -254,6 +254,37 @@ def test_queued_dispatch_records_the_202_and_each_worker_run(
     ]
 
 
+def test_a_queue_that_refuses_a_recorded_key_leaves_the_503_on_its_history(
+    store: Store, clock: FakeClock
+) -> None:
+    """The record is written (with its 202 entry) before the queue is asked; when the queue
+    refuses it, the sender is answered 503, and the history must say what the sender got."""
+    queue = ListQueue(broken=True)
+    receiver = Receiver(
+        authorization={"portal": "Bearer s3cret"},
+        store=store,
+        load_entrypoints=False,
+        clock=clock,
+        queue=queue,
+    )
+    headers = {"Authorization": "Bearer s3cret"}
+    body = sample_body(RuleType.DATASET_DATA_CHANGED)
+    reply = receiver.handle("POST", headers, body)
+    assert (reply.status, reply.outcome) == (503, "unavailable")
+    assert reply.key is not None
+    clock.advance(5)
+    queue.broken = False
+    assert receiver.handle("POST", headers, body).outcome == "duplicate"  # recorded: not lost
+    kept = store.history(reply.key)
+    assert [(e.status, e.outcome) for e in kept] == [
+        (202, "queued"),
+        (503, "unavailable"),
+        (200, "duplicate"),
+    ]
+    assert kept[1].error == "ConnectionError: broker down"
+    assert kept[1].verified_by == "portal"
+
+
 @pytest.mark.postgres
 def test_postgres_complete_numbers_its_entry_after_an_answer_noted_meanwhile(
     make_store: Any, postgres_dsn: str, clock: FakeClock
