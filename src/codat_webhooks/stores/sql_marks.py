@@ -67,29 +67,22 @@ class MarkStatements:
             f"INSERT INTO {m} ({_MARK_COLUMNS}) VALUES ({six})"  # noqa: S608
             " ON CONFLICT (scope) DO NOTHING"
         )
-        advances = marks.ADVANCES_WHERE.format(mark=m, cutoff=p)
-        self.advance_mark = (
+        moved = (
             f"INSERT INTO {m} ({_MARK_COLUMNS}) VALUES ({six}) ON CONFLICT (scope) DO UPDATE"  # noqa: S608
             " SET at = excluded.at, key = excluded.key, status = excluded.status,"
-            f" gap = excluded.gap, last_seen = excluded.last_seen WHERE {advances}"
-            " RETURNING scope"
+            " last_seen = excluded.last_seen, gap ="
         )
+        # Each statement below is that upsert, finished with the value it gives gap.
+        self.upsert_mark = f"{moved} excluded.gap"
+        advances = marks.ADVANCES_WHERE.format(mark=m, cutoff=p)
+        self.advance_mark = f"{moved} excluded.gap WHERE {advances} RETURNING scope"
         """A dated mark moved in one statement when :data:`~.marks.ADVANCES_WHERE` holds: the
         common case (a newer event) costs no read; a row back means it moved."""
         gap = marks.CHAIN_GAP.format(mark=m, cutoff=p, old=p)
         chained = marks.CHAIN_MOVES_WHERE.format(mark=m, cutoff=p)
-        self.move_chain = (
-            f"INSERT INTO {m} ({_MARK_COLUMNS}) VALUES ({six}) ON CONFLICT (scope) DO UPDATE"  # noqa: S608
-            " SET at = excluded.at, key = excluded.key, status = excluded.status,"
-            f" gap = {gap}, last_seen = excluded.last_seen WHERE {chained} RETURNING gap"
-        )
+        self.move_chain = f"{moved} {gap} WHERE {chained} RETURNING gap"
         """A status-chain mark moved in one statement unless the key holding it came again
         (:data:`~.marks.CHAIN_MOVES_WHERE`); the row back carries the move's ``gap``."""
-        self.upsert_mark = (
-            f"INSERT INTO {m} ({_MARK_COLUMNS}) VALUES ({six}) ON CONFLICT (scope) DO UPDATE"  # noqa: S608
-            " SET at = excluded.at, key = excluded.key, status = excluded.status,"
-            " gap = excluded.gap, last_seen = excluded.last_seen"
-        )
         self.select_verdict = f"SELECT {_VERDICT_COLUMNS} FROM {v} WHERE key = {p}"  # noqa: S608
         self.select_verdicts = f"SELECT {_VERDICT_COLUMNS} FROM {v} WHERE key IN "  # noqa: S608
         """Followed by ``(p, p, ...)``: one placeholder per key."""
