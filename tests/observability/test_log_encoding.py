@@ -16,6 +16,7 @@ import pytest
 from codat_webhooks import Receiver, hookimpl
 from codat_webhooks.stores import MemoryStore
 from codat_webhooks.testing import sample_body
+from tests.observability.test_logs import library_records_to
 from tests.queues.test_queued_receiver import ListQueue
 
 LONE = "\ud800"
@@ -40,13 +41,8 @@ def log_file(tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "codat.log"
     handler = logging.FileHandler(path, encoding="utf-8")  # errors="strict", the default
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
-    logger = logging.getLogger("codat_webhooks")
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield path
-    logger.removeHandler(handler)
-    logger.setLevel(level)
+    with library_records_to(handler, logging.INFO):
+        yield path
     handler.close()
 
 
@@ -95,17 +91,10 @@ def test_records_that_encode_are_left_to_the_handlers_own_formatter(tmp_path: Pa
     path = tmp_path / "codat.log"
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(Custom("%(message)s"))
-    logger = logging.getLogger("codat_webhooks")
-    logger.addHandler(handler)
-    try:
-        receiver = Receiver(
-            insecure=True,
-            store=MemoryStore(),
-            plugins=[QuotesThePayload()],
-            load_entrypoints=False,
-        )
+    receiver = Receiver(
+        insecure=True, store=MemoryStore(), plugins=[QuotesThePayload()], load_entrypoints=False
+    )
+    with library_records_to(handler, logging.WARNING):
         receiver.handle("POST", {}, with_message("Acme Ltd"))
-    finally:
-        logger.removeHandler(handler)
-        handler.close()
+    handler.close()
     assert "CUSTOM TRACEBACK" in path.read_text(encoding="utf-8")

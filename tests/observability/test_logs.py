@@ -8,6 +8,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -32,16 +33,25 @@ class Capture(logging.Handler):
         self.records.append(record)
 
 
+@contextmanager
+def library_records_to(handler: logging.Handler, level: int) -> Iterator[None]:
+    """Send the library's records of ``level`` and above to ``handler`` for the block only."""
+    logger = logging.getLogger("codat_webhooks")
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
+
 @pytest.fixture
 def captured() -> Iterator[Capture]:
     handler = Capture()
-    logger = logging.getLogger("codat_webhooks")
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(level)
+    with library_records_to(handler, logging.DEBUG):
+        yield handler
 
 
 class Flaky:
