@@ -122,3 +122,34 @@ def test_history_and_verdicts_leave_one_tracked_object_per_key() -> None:
     verdict = store.verdict(keys[-1])
     assert verdict is not None
     assert verdict.gap
+
+
+def test_a_duplicate_leaves_no_new_object_behind() -> None:
+    """Most of Codat's keys come more than once, and every object that outlives a request
+    costs memory and brings the collector's next pass nearer: noting a duplicate in a key's
+    history must replace what the key held, not add an object beside it."""
+    import gc
+    import sys
+
+    from codat_webhooks.stores.history import HistoryEntry
+
+    store = MemoryStore()
+    asked = HistoryEntry(0.0, None, "", None, None, "authorization", "host:1")
+    done = HistoryEntry(1.0, 200, "processed", 0.4, None, "authorization", "host:1")
+    entries = [Entry(f"key-{n}", "f") for n in range(2000)]
+    for entry in entries:
+        claim = store.claim(entry, lease=10, attempt=asked)
+        store.complete(entry.key, claim.token, attempt=done)
+    gc.collect()
+    before = sys.getallocatedblocks()
+    for entry in entries:
+        assert store.claim(entry, lease=10, attempt=asked).status == "duplicate"
+    gc.collect()
+    added = sys.getallocatedblocks() - before
+    # A tuple of entry tuples left one block per duplicate; the slack is for what a test
+    # runner's own threads allocate meanwhile.
+    assert added < len(entries) // 2
+    assert [(e.status, e.outcome) for e in store.history(entries[0].key)] == [
+        (200, "processed"),
+        (200, "duplicate"),
+    ]

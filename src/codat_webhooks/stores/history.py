@@ -96,10 +96,8 @@ def answered(template: HistoryEntry | None, status: ClaimStatus, now: float) -> 
     template serves every delivery verified by the same credential in a process. The entry is
     cleaned here (:func:`cleaned`), so a template is cleaned only when it is used.
     """
-    if template is None or status is ClaimStatus.CLAIMED:  # the common case, decided first
-        return None
-    answer = ANSWERS.get(status)
-    if answer is None:
+    answer = ANSWERS.get(status)  # none for CLAIMED: that entry comes when the attempt ends
+    if template is None or answer is None:
         return None
     status_code, outcome = answer
     return cleaned(
