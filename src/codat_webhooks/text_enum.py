@@ -16,11 +16,11 @@ __all__ = ["TextEnum"]
 class TextEnum(str, enum.Enum):
     """A ``str`` enum whose members print, format and hash as their values."""
 
-    def __str__(self) -> str:
-        return str.__str__(self)
+    # Printed and formatted as the text it holds (Enum would print ``Outcome.PROCESSED``).
+    __str__ = str.__str__
 
     def __format__(self, format_spec: str) -> str:
-        return str.__format__(str.__str__(self), format_spec)
+        return str.__format__(self, format_spec)
 
     # Equal to its value, so it must hash like it (Enum hashes the member's name instead).
     __hash__ = str.__hash__
