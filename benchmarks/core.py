@@ -17,7 +17,9 @@ runs for each case and the ratio to the baseline measured in the same run:
   Target: each <= 10% of the core's time. For tracing, the SDK's own cost of the spans the
   plugin writes is printed too: the floor under any tracing plugin;
 * then a scoped event (``connection.*``) with and without the ordering guard (issue 24: read
-  the scope, judge and move its high-water mark with the claim). Target: <= 10% of a new alert.
+  the scope, judge and move its high-water mark with the claim). Target: <= 10% of a new alert;
+* then new alerts and duplicates with and without the attempt history (issue 25: an entry per
+  answer, built, cleaned and kept by the store). Target: unchanged within noise.
 
 Target (shared PERFORMANCE.md): >= 40,000 new alerts/s here, and never slower after a change;
 the ratio to the bare baseline is printed so two trees can be compared in one run (the
@@ -150,6 +152,7 @@ def main() -> None:
     )
     print_plugin_costs(runs, headers, args.repeat)
     print_ordering_cost(args.n, headers, args.repeat, 1e6 / new_rate)
+    print_history_cost(args.n, headers, args.repeat)
 
 
 def scoped_events(n: int, connections: int = 200) -> list[bytes]:
@@ -218,6 +221,53 @@ def print_ordering_cost(n: int, headers: dict[str, str], repeat: int, alert: flo
         f"{100 * cost / best['alert']:+.1f}% of a new alert ({best['alert']:.2f} us in the same "
         f"batches; {alert:.2f} us in the long run above; target <= 10%: {verdict})"
     )
+
+
+def print_history_cost(n: int, headers: dict[str, str], repeat: int) -> None:
+    """What the attempt history (issue 25) adds to a new alert and to a duplicate: the same
+    bodies through the receiver as it is, and with no entry handed to the store (the
+    receiver's ``asked`` and ``ended`` give none), in short batches on fresh receivers, in
+    turns, best batch kept, as for the ordering guard above."""
+    from codat_webhooks import receiver as receiver_module
+
+    names = vars(receiver_module)  # where the receiver finds asked and ended
+    real = names["asked"], names["ended"]
+
+    def no_entry(*args: object) -> None:
+        return None
+
+    batch = min(n, 1000)
+    kinds = list(RuleType)
+    best = {(case, kind): float("inf") for case in ("with", "without") for kind in ("new", "dup")}
+    try:
+        for turn in range(10 * repeat):
+            for case in ("with", "without") if turn % 2 else ("without", "with"):
+                names["asked"], names["ended"] = real if case == "with" else (no_entry, no_entry)
+                receiver = Receiver(
+                    authorization="Bearer bench",
+                    store=MemoryStore(),
+                    plugins=[NoOpHandlers()],
+                    load_entrypoints=False,
+                )
+                bodies = [sample_body(kinds[i % len(kinds)]) for i in range(batch)]
+                gc.collect()
+                for kind, want in (("new", "processed"), ("dup", "duplicate")):
+                    start = time.perf_counter()
+                    for body in bodies:
+                        if receiver.handle("POST", headers, body).outcome != want:
+                            raise SystemExit("unexpected reply")
+                    micros = (time.perf_counter() - start) * 1e6 / len(bodies)
+                    best[case, kind] = min(best[case, kind], micros)
+                receiver.close()
+    finally:
+        names["asked"], names["ended"] = real
+    print(f"\nattempt history (MemoryStore, batches of {batch}; target: unchanged within noise):")
+    for kind, label in (("new", "new alert"), ("dup", "duplicate")):
+        bare, kept = best["without", kind], best["with", kind]
+        print(
+            f"  {label:10} {bare:8.2f} -> {kept:8.2f} us with the history: "
+            f"{kept - bare:+.2f} us, {100 * (kept - bare) / bare:+.1f}%"
+        )
 
 
 def observability_plugins() -> dict[str, Callable[[], object]]:
