@@ -71,6 +71,17 @@ class NoOpHandlers:
         pass
 
 
+def core_receiver(*plugins: object) -> Receiver:
+    """A fresh receiver as every case here measures it: one bearer credential, an empty
+    ``MemoryStore``, the no-op handlers (and ``plugins``), no entry points."""
+    return Receiver(
+        authorization="Bearer bench",
+        store=MemoryStore(),
+        plugins=[NoOpHandlers(), *plugins],
+        load_entrypoints=False,
+    )
+
+
 def best_rate(
     run: Callable[[Sequence[bytes]], None], bodies: Sequence[bytes], repeat: int
 ) -> float:
@@ -106,12 +117,7 @@ def main() -> None:
     baseline_rate = best_rate(baseline, bodies, args.repeat)
     parse_rate = best_rate(typed_parse, bodies, args.repeat)
 
-    receiver = Receiver(
-        authorization="Bearer bench",
-        store=MemoryStore(),
-        plugins=[NoOpHandlers()],
-        load_entrypoints=False,
-    )
+    receiver = core_receiver()
     fresh = iter(runs[1:])
 
     def handle_new(_: Sequence[bytes]) -> None:
@@ -194,12 +200,7 @@ def print_ordering_cost(n: int, headers: dict[str, str], repeat: int, alert: flo
         for turn in range(10 * repeat):
             for case in ("guard", "bare", "alert") if turn % 2 else ("alert", "bare", "guard"):
                 names["mark_of"] = bare if case == "bare" else real_mark_of
-                receiver = Receiver(
-                    authorization="Bearer bench",
-                    store=MemoryStore(),
-                    plugins=[NoOpHandlers()],
-                    load_entrypoints=False,
-                )
+                receiver = core_receiver()
                 if case == "alert":
                     bodies = [sample_body(kinds[i % len(kinds)]) for i in range(batch)]
                 else:
@@ -243,12 +244,7 @@ def print_history_cost(n: int, headers: dict[str, str], repeat: int) -> None:
         for turn in range(10 * repeat):
             for case in ("with", "without") if turn % 2 else ("without", "with"):
                 names["asked"], names["ended"] = real if case == "with" else (no_entry, no_entry)
-                receiver = Receiver(
-                    authorization="Bearer bench",
-                    store=MemoryStore(),
-                    plugins=[NoOpHandlers()],
-                    load_entrypoints=False,
-                )
+                receiver = core_receiver()
                 bodies = [sample_body(kinds[i % len(kinds)]) for i in range(batch)]
                 gc.collect()
                 for kind, want in (("new", "processed"), ("dup", "duplicate")):
@@ -310,12 +306,7 @@ def print_plugin_costs(runs: list[list[bytes]], headers: dict[str, str], repeat:
         core, plugged = float("inf"), float("inf")
         for turn in range(2 * repeat):
             for extra in ((), (factory(),)) if turn % 2 else ((factory(),), ()):
-                receiver = Receiver(
-                    authorization="Bearer bench",
-                    store=MemoryStore(),
-                    plugins=[NoOpHandlers(), *extra],
-                    load_entrypoints=False,
-                )
+                receiver = core_receiver(*extra)
                 bodies = runs[turn % len(runs)]
                 start = time.perf_counter()
                 for body in bodies:
