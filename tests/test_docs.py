@@ -119,8 +119,16 @@ def docs_env(**extra: str) -> dict[str, str]:
 # --- the site builds, and the reference is complete -----------------------------------------
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+BUILT_SITE = "DOCS_SITE_BUILT"
+"""Set by ``scripts/test`` to the site its ``mkdocs build --strict`` wrote from this tree just
+before pytest started, so the docs tests read that site instead of building it again."""
+
+
+def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site built with ``--strict`` from this tree: ``scripts/test``'s, or a new one."""
+    given = os.environ.get(BUILT_SITE)
+    if given and (Path(given) / "index.html").is_file():
+        return Path(given)
     out = tmp_path_factory.mktemp("site")
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
@@ -131,6 +139,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert result.returncode == 0, result.stderr
     return out
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return built_site(tmp_path_factory)
 
 
 def page_html(site: Path, page: str) -> str:

@@ -27,7 +27,6 @@ import re
 import shutil
 import struct
 import subprocess
-import sys
 import threading
 import zlib
 from collections import Counter
@@ -39,11 +38,10 @@ from pathlib import Path
 import pytest
 
 from .conftest import missing_service
-from .test_docs import docs_env
+from .test_docs import built_site
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
 WIDTH, HEIGHT = 1280, 2000
 PAGES = ["", "quickstart/", "reference/api/", "reference/rules/", "frameworks/"]
 SCREENSHOTS = ["", "quickstart/", "reference/api/"]
@@ -143,14 +141,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     chromium()
-    out = tmp_path_factory.mktemp("site")
-    subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "--site-dir", str(out)],
-        cwd=ROOT,
-        env=docs_env(NO_MKDOCS_2_WARNING="1"),
-        check=True,
-        capture_output=True,
-    )
+    out = built_site(tmp_path_factory)
     handler = functools.partial(_Handler, directory=str(out))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
