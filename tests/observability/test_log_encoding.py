@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +42,8 @@ def log_file(tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "codat.log"
     handler = logging.FileHandler(path, encoding="utf-8")  # errors="strict", the default
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
-    with library_records_to(handler, logging.INFO):
+    with closing(handler), library_records_to(handler, logging.INFO):
         yield path
-    handler.close()
 
 
 def test_a_hook_error_with_a_lone_surrogate_reaches_a_utf8_log_file(
@@ -94,7 +94,6 @@ def test_records_that_encode_are_left_to_the_handlers_own_formatter(tmp_path: Pa
     receiver = Receiver(
         insecure=True, store=MemoryStore(), plugins=[QuotesThePayload()], load_entrypoints=False
     )
-    with library_records_to(handler, logging.WARNING):
+    with closing(handler), library_records_to(handler, logging.WARNING):
         receiver.handle("POST", {}, with_message("Acme Ltd"))
-    handler.close()
     assert "CUSTOM TRACEBACK" in path.read_text(encoding="utf-8")
