@@ -40,12 +40,14 @@ def receiver_for(store: Store, hook: CountRuns, lease: float = 60.0) -> Receiver
 def test_a_slow_handler_keeps_its_claim_alive_and_runs_once(
     backend: str, make_store: object
 ) -> None:
-    """The hook runs for 2.5 leases; renewal keeps every concurrent delivery out. The lease
-    leaves the renewer (due at half the lease) half a second of slack: a process sharing two
-    cores with the suite's other worker stalled a PostgreSQL renewal past a 0.2 s lease."""
+    """The hook outlives its lease by half, so only renewal keeps the concurrent deliveries
+    out. The renewer looks every quarter lease and renews a claim half a lease old, so it may
+    renew as late as three quarters in: a 2 s lease leaves it half a second of slack. With
+    0.25 s (a 1 s lease), a process sharing two cores with the suite's other worker and
+    PostgreSQL once stalled the renewal past the lease."""
     store = make_store(backend)  # type: ignore[operator]
-    hook = CountRuns(work=2.5)
-    receiver = receiver_for(store, hook, lease=1.0)
+    hook = CountRuns(work=3.0)
+    receiver = receiver_for(store, hook, lease=2.0)
     body = sample_body(RuleType.DATASET_DATA_CHANGED)
     first = threading.Thread(target=receiver.handle, args=("POST", {}, body))
     first.start()
