@@ -43,6 +43,8 @@ _SWEEPS_PER_RETENTION = 16
 _KeptFields: TypeAlias = tuple[float | int | str | None, ...]
 """The fields of a key's history entries, :data:`_ENTRY_SIZE` per entry, oldest first."""
 _ENTRY_SIZE = len(HistoryEntry._fields)
+_HANDED_OVER = (ClaimStatus.CLAIMED, ClaimStatus.QUEUED)
+"""The answers that move a scope's mark: the key was handed to hooks or to the queue."""
 _KeptVerdict: TypeAlias = tuple[bool, str | None, float | None, bool, float]
 """A :class:`~.marks.Verdict`'s fields, then when it was written."""
 
@@ -183,13 +185,13 @@ class MemoryStore(Store):
     def _ordered(self, entry: Entry, claim: Claim, now: float) -> Claim:
         """Move the scope's mark if the key was handed over (:func:`.marks.judge`); lock held."""
         mark, status = entry.mark, claim.status
-        if mark is None or status not in (ClaimStatus.CLAIMED, ClaimStatus.QUEUED):
+        if mark is None or status not in _HANDED_OVER:
             return claim
         current = self._marks.get(mark.scope)
         verdict, moved = marks.judge(current, mark, entry.key, now, self.retention)
         if moved is not None:
             self._marks[mark.scope] = moved
-        if verdict.notable:
+        if verdict is not marks.FRESH and verdict.notable:  # most are FRESH: no property call
             self._verdicts[entry.key] = (*verdict, now)
         return machine.in_scope(claim, verdict)
 
