@@ -105,7 +105,7 @@ class ScopeSpec(NamedTuple):
 def _id(value: uuid.UUID | None) -> str:
     """A Codat ID (the models parse every one into a UUID) as scope text: its 32 hex digits,
     so every spelling Codat may send of one UUID (case, braces) names one scope. The digits
-    of ``UUID.hex``, read off the integer's bytes: a third of the instructions of its
+    of ``UUID.hex``, read off the integer's bytes: about half the instructions of its
     ``%``-formatting, on every scoped delivery."""
     return "" if value is None else value.int.to_bytes(16, "big").hex()
 
