@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from codat_webhooks import ConfigurationError, Delivery, Receiver, hookimpl
@@ -137,6 +137,20 @@ def test_every_spelling_of_one_connection_id_names_one_scope(spelling: str) -> N
     mark = mark_of(parse_event(body))
     assert mark is not None
     assert mark.scope == f"connection:{COMPANY_HEX}:{CONNECTION_HEX}"
+
+
+@settings(max_examples=200, deadline=None)
+@given(company=st.uuids(), connection=st.uuids())
+@example(company=uuid.UUID(int=1), connection=uuid.UUID(int=2**127))  # leading zeros, top bit
+def test_scope_text_spells_each_uuid_as_its_hex(company: uuid.UUID, connection: uuid.UUID) -> None:
+    """The digits scopes are kept under, in every store: ``UUID.hex``, however they are made."""
+    assume(company.int and connection.int)  # an all-zero Codat ID reads as no ID
+    body = connection_event(EventType.CONNECTION_CONNECTED, "2026-11-24T10:00:00Z")
+    body["payload"]["connection"]["id"] = str(connection)
+    body["payload"]["referenceCompany"]["id"] = str(company)
+    mark = mark_of(parse_event(body))
+    assert mark is not None
+    assert mark.scope == f"connection:{company.hex}:{connection.hex}"
 
 
 def test_a_scoped_event_without_an_identity_or_a_date_has_no_mark() -> None:
