@@ -75,8 +75,7 @@ IN_ORDER = Order()
 
 def order_of(verdict: Verdict | None) -> Order:
     """A store's :class:`~codat_webhooks.stores.marks.Verdict` as hooks see it."""
-    # ``verdict.notable`` spelled out: this runs for every scoped delivery, mostly in order.
-    if verdict is None or not (verdict.stale or verdict.gap):
+    if verdict is None or not verdict.notable:
         return IN_ORDER
     newer = None
     if verdict.newer_key is not None and verdict.newer_at is not None:

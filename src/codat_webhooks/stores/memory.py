@@ -191,7 +191,7 @@ class MemoryStore(Store):
         verdict, moved = marks.judge(current, mark, entry.key, now, self.retention)
         if moved is not None:
             self._marks[mark.scope] = moved
-        if verdict is not marks.FRESH and verdict.notable:  # most are FRESH: no property call
+        if verdict.notable:
             self._verdicts[entry.key] = (*verdict, now)
         return machine.in_scope(claim, verdict)
 
