@@ -179,6 +179,17 @@ def scoped_events(n: int, connections: int = 200) -> list[bytes]:
     return bodies
 
 
+def micros_per_body(
+    receiver: Receiver, headers: dict[str, str], bodies: Sequence[bytes], want: str
+) -> float:
+    """Microseconds per body through ``receiver.handle``, each answered ``want``."""
+    start = time.perf_counter()
+    for body in bodies:
+        if receiver.handle("POST", headers, body).outcome != want:
+            raise SystemExit("unexpected reply")
+    return (time.perf_counter() - start) * 1e6 / len(bodies)
+
+
 def floor_guard(marks: dict[tuple[Any, Any], float]) -> Callable[[Any, Any], None]:
     """The least any ordering guard does for a ``connection.*`` event, for the line's floor:
     read the connection's two IDs and ``generatedDate`` off the parsed event, compare the date
@@ -215,7 +226,7 @@ def print_ordering_cost(n: int, headers: dict[str, str], repeat: int, alert: flo
 
     names = vars(admission)  # where the receiver's admission finds mark_of
     marks: dict[tuple[Any, Any], float] = {}
-    guards = {
+    guards = {  # each case, and the mark_of it runs with
         "guard": names["mark_of"],
         "none": lambda payload, obj=None: None,
         "floor": floor_guard(marks),
@@ -235,11 +246,8 @@ def print_ordering_cost(n: int, headers: dict[str, str], repeat: int, alert: flo
                     bodies = scoped_events(batch)
                 marks.clear()
                 gc.collect()
-                start = time.perf_counter()
-                for body in bodies:
-                    if receiver.handle("POST", headers, body).outcome != "processed":
-                        raise SystemExit("unexpected reply")
-                best[case] = min(best[case], (time.perf_counter() - start) * 1e6 / len(bodies))
+                micros = micros_per_body(receiver, headers, bodies, "processed")
+                best[case] = min(best[case], micros)
                 receiver.close()
     finally:
         names["mark_of"] = guards["guard"]
@@ -280,11 +288,7 @@ def print_history_cost(n: int, headers: dict[str, str], repeat: int) -> None:
                 bodies = [sample_body(kinds[i % len(kinds)]) for i in range(batch)]
                 gc.collect()
                 for kind, want in (("new", "processed"), ("dup", "duplicate")):
-                    start = time.perf_counter()
-                    for body in bodies:
-                        if receiver.handle("POST", headers, body).outcome != want:
-                            raise SystemExit("unexpected reply")
-                    micros = (time.perf_counter() - start) * 1e6 / len(bodies)
+                    micros = micros_per_body(receiver, headers, bodies, want)
                     best[case, kind] = min(best[case, kind], micros)
                 receiver.close()
     finally:
